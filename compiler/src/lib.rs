@@ -1,0 +1,6 @@
+//! tahoma's compiler: everything between a user's model and an instruction stream.
+//!
+//! The pipeline's stages live in their own modules; `tensor` holds the value type every
+//! stage shares (initializers, folded constants, interpreter values).
+
+pub mod tensor;

@@ -1,0 +1,1 @@
+//! The machine description of tahoma's chip (placeholder until the spec lands).

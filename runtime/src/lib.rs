@@ -1,0 +1,1 @@
+//! tahoma's runtime: the program loader and the emulator.

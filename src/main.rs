@@ -1,0 +1,2 @@
+//! The `tahoma` command line.
+fn main() {}
