@@ -1,0 +1,142 @@
+//! Cycle costs of instructions, from the spec's `[cost]` and `[machine]` parameters. The emulator's
+//! timed mode and the compiler's cost model both call these; nothing else knows a latency.
+
+use crate::{cost, machine, Ap, DmaAp, Dtype, Inst, Mem};
+
+/// What an instruction costs on its engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cost {
+    /// Busy for this many cycles.
+    Cycles(u64),
+    /// A DMA: after the trigger latency, `bytes` move at the queue's rate, sharing HBM bandwidth
+    /// with other queues when `uses_hbm`.
+    Dma { bytes: u64, uses_hbm: bool },
+}
+
+fn ceil(x: f64) -> u64 {
+    x.ceil() as u64
+}
+
+/// True when the innermost free stride of `ap` exceeds the port's fast-stride limit.
+pub fn strided(ap: &Ap) -> bool {
+    ap.dims().last().is_some_and(|&(_, st)| {
+        st.unsigned_abs() * ap.dtype.size_bytes() > machine::STRIDE_PENALTY_BYTES
+    })
+}
+
+fn stride_factor(aps: &[&Ap]) -> u64 {
+    if aps.iter().any(|a| strided(a)) {
+        machine::STRIDE_PENALTY_FACTOR
+    } else {
+        1
+    }
+}
+
+/// MATMUL streaming `n` moving columns of `dtype`.
+pub fn matmul_cycles(n: u64, dtype: Dtype) -> u64 {
+    let f = if dtype == Dtype::Fp32 {
+        cost::MATMUL_FP32_FACTOR
+    } else {
+        1
+    };
+    ceil(n.max(cost::MATMUL_MIN_FREE) as f64 * cost::MATMUL_CYCLES_PER_COL) * f
+}
+
+/// LOAD_STATIONARY of `m` stationary columns of `dtype`.
+pub fn load_stationary_cycles(m: u64, dtype: Dtype) -> u64 {
+    let f = if dtype == Dtype::Fp32 {
+        cost::MATMUL_FP32_FACTOR
+    } else {
+        1
+    };
+    ceil(
+        m.max(cost::MATMUL_MIN_FREE) as f64 * cost::MATMUL_CYCLES_PER_COL
+            / cost::LOAD_STATIONARY_SPEEDUP as f64,
+    ) * f
+}
+
+/// A vector-engine instruction over `n` free elements per partition reading `inputs` tensors.
+pub fn vector_cycles(n: u64, inputs: u64, stride_factor: u64) -> u64 {
+    cost::VECTOR_FIXED + n.max(cost::VECTOR_MIN_FREE) * inputs.max(1) * stride_factor
+}
+
+/// A scalar-engine ACTIVATE over `n` free elements per partition.
+pub fn scalar_cycles(n: u64, stride_factor: u64) -> u64 {
+    cost::SCALAR_FIXED + n.max(cost::SCALAR_MIN_FREE) * stride_factor
+}
+
+/// Cycles one DMA of `bytes` takes on an otherwise idle machine.
+pub fn dma_cycles_alone(bytes: u64) -> u64 {
+    machine::DMA_TRIGGER_LATENCY + bytes.div_ceil(machine::DMA_QUEUE_BYTES_PER_CYCLE)
+}
+
+/// Bytes a DMA access moves.
+pub fn dma_bytes(ap: &DmaAp) -> u64 {
+    ap.elems() * ap.dtype.size_bytes()
+}
+
+/// The cost of one instruction by the spec's rule for it.
+pub fn inst_cost(inst: &Inst) -> Cost {
+    Cost::Cycles(match inst {
+        Inst::Nop(_) | Inst::End(_) => cost::CONTROL_CYCLES,
+        Inst::LoadStationary(x) => load_stationary_cycles(x.src.free_elems(), x.src.dtype),
+        Inst::Matmul(x) => {
+            matmul_cycles(x.moving.free_elems(), x.moving.dtype) * stride_factor(&[&x.moving])
+        }
+        Inst::TensorTensor(x) => {
+            vector_cycles(x.dst.free_elems(), 2, stride_factor(&[&x.dst, &x.a, &x.b]))
+        }
+        Inst::TensorScalar(x) => {
+            vector_cycles(x.dst.free_elems(), 1, stride_factor(&[&x.dst, &x.src]))
+        }
+        Inst::TensorReduce(x) => vector_cycles(x.src.free_elems(), 1, stride_factor(&[&x.src])),
+        Inst::TensorCopy(x) => {
+            vector_cycles(x.dst.free_elems(), 1, stride_factor(&[&x.dst, &x.src]))
+        }
+        Inst::Select(x) => vector_cycles(
+            x.dst.free_elems(),
+            3,
+            stride_factor(&[&x.dst, &x.pred, &x.on_true, &x.on_false]),
+        ),
+        Inst::Memset(x) => vector_cycles(x.dst.free_elems(), 1, stride_factor(&[&x.dst])),
+        Inst::Iota(x) => vector_cycles(x.dst.free_elems(), 1, stride_factor(&[&x.dst])),
+        Inst::Transpose32(x) => vector_cycles(x.dst.free_elems(), 1, 1),
+        Inst::Activate(x) => scalar_cycles(x.dst.free_elems(), stride_factor(&[&x.dst, &x.src])),
+        Inst::DmaCopy(x) => {
+            return Cost::Dma {
+                bytes: dma_bytes(&x.src).max(dma_bytes(&x.dst)),
+                uses_hbm: x.src.mem == Mem::Hbm || x.dst.mem == Mem::Hbm,
+            }
+        }
+    })
+}
+
+/// Multiply-accumulates an instruction performs (MATMUL only).
+pub fn inst_macs(inst: &Inst, stationary_cols: u64) -> u64 {
+    match inst {
+        Inst::Matmul(x) => x.moving.part_count * x.moving.free_elems() * stationary_cols,
+        _ => 0,
+    }
+}
+
+/// Peak multiply-accumulates per core cycle at a precision (16-bit or fp32 operands).
+pub fn peak_macs_per_cycle(dtype: Dtype) -> f64 {
+    let f = if dtype == Dtype::Fp32 {
+        cost::MATMUL_FP32_FACTOR
+    } else {
+        1
+    };
+    (machine::PE_ROWS * machine::PE_COLS * machine::PE_CLOCK_RATIO) as f64 / f as f64
+}
+
+/// Roofline cycles: max(MACs / peak, compulsory HBM bytes / HBM bandwidth).
+pub fn roofline_cycles(macs: u64, compulsory_hbm_bytes: u64, dtype: Dtype) -> u64 {
+    let compute = macs as f64 / peak_macs_per_cycle(dtype);
+    let memory = compulsory_hbm_bytes as f64 / machine::HBM_BYTES_PER_CYCLE as f64;
+    ceil(compute.max(memory))
+}
+
+/// Converts cycles to microseconds at the core clock.
+pub fn cycles_to_us(cycles: f64) -> f64 {
+    cycles / (machine::CORE_CLOCK_GHZ * 1e3)
+}
