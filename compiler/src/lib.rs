@@ -3,4 +3,6 @@
 //! The pipeline's stages live in their own modules; `tensor` holds the value type every
 //! stage shares (initializers, folded constants, interpreter values).
 
+pub mod diag;
+pub mod graph;
 pub mod tensor;

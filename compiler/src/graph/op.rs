@@ -1,0 +1,215 @@
+//! The op set of the graph IR and the canonical form of each op's inputs and attributes.
+//!
+//! The importer canonicalises ONNX nodes into this form: every attribute is explicit (ONNX
+//! defaults filled in), axes are non-negative, `auto_pad` is resolved into `pads`, and inputs
+//! that control shapes (axes, pads, shape, repeats, slice bounds, split sizes, Resize scales,
+//! Clip bounds) are moved from constant inputs into attributes. ONNX ops that only reshape
+//! (`Flatten`, `Squeeze`, `Unsqueeze`) become [`Op::Reshape`]; `Dropout` (inference) becomes
+//! [`Op::Identity`]; `Constant`, `ConstantOfShape`, `Shape` and `Range` are folded away.
+//!
+//! Broadcasting ops follow ONNX (numpy) multidirectional broadcasting.
+
+use std::fmt;
+
+macro_rules! ops {
+    ($($(#[$doc:meta])* $name:ident,)*) => {
+        /// An op of the graph IR. The doc of each variant gives its inputs, attributes
+        /// (all required in canonical form) and outputs.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Op {
+            $($(#[$doc])* $name,)*
+        }
+
+        impl Op {
+            /// Every op in declaration order.
+            pub const ALL: &'static [Op] = &[$(Op::$name,)*];
+
+            /// The op's name in the text form (the ONNX op type it corresponds to).
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Op::$name => stringify!($name),)*
+                }
+            }
+        }
+    };
+}
+
+ops! {
+    /// `(X, W[, B]) -> Y`. Attrs: `kernel_shape`, `strides`, `dilations` (ints, one per spatial
+    /// dim), `pads` (ints, begins then ends), `group` (int).
+    Conv,
+    /// `(X, W[, B]) -> Y`. Attrs as [`Op::Conv`] plus `output_padding` (ints). `pads` already
+    /// account for ONNX `output_shape`/`auto_pad`.
+    ConvTranspose,
+    /// `(A, B) -> Y`, numpy matmul semantics (batch dims broadcast, 1-D operands promoted).
+    MatMul,
+    /// `(A, B[, C]) -> Y`. Attrs: `alpha`, `beta` (float), `transA`, `transB` (int 0/1).
+    Gemm,
+    /// `(A, B) -> C`, broadcasting.
+    Add,
+    /// `(A, B) -> C`, broadcasting.
+    Sub,
+    /// `(A, B) -> C`, broadcasting.
+    Mul,
+    /// `(A, B) -> C`, broadcasting (integer division truncates).
+    Div,
+    /// `(X, Y) -> Z`, broadcasting; Z has X's dtype.
+    Pow,
+    Sqrt,
+    Exp,
+    Log,
+    Neg,
+    Abs,
+    Reciprocal,
+    Relu,
+    /// Attrs: `alpha` (float).
+    LeakyRelu,
+    Sigmoid,
+    Tanh,
+    Erf,
+    /// Attrs: `approximate` (string `none` or `tanh`).
+    Gelu,
+    /// Attrs: `alpha`, `beta` (float).
+    HardSigmoid,
+    HardSwish,
+    /// Attrs: optional `min`, `max` (float); an absent bound is unbounded.
+    Clip,
+    /// Attrs: `axis` (int, non-negative). ONNX-13 semantics (one axis).
+    Softmax,
+    /// Attrs: `axis` (int, non-negative).
+    LogSoftmax,
+    /// `(X, Scale[, B]) -> Y`. Attrs: `axis` (int, non-negative), `epsilon` (float).
+    LayerNormalization,
+    /// `(X, scale, B, mean, var) -> Y` (inference). Attrs: `epsilon` (float).
+    BatchNormalization,
+    /// Attrs: `axes` (ints, sorted, non-negative, non-empty), `keepdims` (int 0/1).
+    ReduceSum,
+    /// As [`Op::ReduceSum`].
+    ReduceMean,
+    /// As [`Op::ReduceSum`].
+    ReduceMax,
+    /// As [`Op::ReduceSum`].
+    ReduceMin,
+    /// Attrs: `kernel_shape`, `strides`, `dilations`, `pads`, `ceil_mode` (int).
+    MaxPool,
+    /// Attrs: `kernel_shape`, `strides`, `dilations`, `pads`, `ceil_mode`, `count_include_pad`.
+    AveragePool,
+    GlobalAveragePool,
+    GlobalMaxPool,
+    /// Attrs: `shape` (ints: the output shape, all entries non-negative).
+    Reshape,
+    /// Attrs: `perm` (ints).
+    Transpose,
+    /// Variadic inputs. Attrs: `axis` (int, non-negative).
+    Concat,
+    /// One input, N outputs. Attrs: `axis` (int, non-negative), `split` (ints, one size per output).
+    Split,
+    /// Attrs: `starts`, `ends`, `steps` (ints, one per input dim). Starts are clamped into the
+    /// dim; ends into `[0, dim]` for positive steps and `[-1, dim-1]` for negative steps,
+    /// where `-1` means "before index 0".
+    Slice,
+    /// Attrs: `shape` (ints: the output shape after broadcasting).
+    Expand,
+    /// Attrs: `repeats` (ints, one per dim).
+    Tile,
+    /// `(data, indices) -> Y`. Attrs: `axis` (int, non-negative). Negative indices count from the end.
+    Gather,
+    /// `(data, indices) -> Y`. Attrs: `batch_dims` (int).
+    GatherND,
+    /// `(cond, X, Y) -> Z`, broadcasting.
+    Where,
+    /// Comparison, broadcasting, bool result.
+    Equal,
+    Less,
+    Greater,
+    LessOrEqual,
+    GreaterOrEqual,
+    /// Logical ops on bool, broadcasting.
+    And,
+    Or,
+    Xor,
+    Not,
+    IsNaN,
+    /// Attrs: `detect_negative`, `detect_positive` (int 0/1).
+    IsInf,
+    Floor,
+    Ceil,
+    Sign,
+    /// Attrs: `to` (type).
+    Cast,
+    Identity,
+    /// Attrs: `mode` (`nearest` | `linear`), `coordinate_transformation_mode` (string),
+    /// `nearest_mode` (string), `scales` (floats, one per dim: output/input for sizes-given
+    /// models), `sizes` (ints: the output shape), `cubic_coeff_a`, `extrapolation_value` (float), `exclude_outside` (int).
+    Resize,
+    /// Attrs: `pads` (ints, 2 x rank: begins then ends; may be negative), `mode` (`constant` |
+    /// `reflect` | `edge` | `wrap`), `value` (float, for `constant`).
+    Pad,
+    /// Variadic, broadcasting.
+    Sum,
+    /// Variadic, broadcasting.
+    Max,
+    /// Variadic, broadcasting.
+    Min,
+    /// Attrs: `alpha`, `beta`, `bias` (float), `size` (int).
+    LRN,
+}
+
+impl Op {
+    /// Parses a name printed by [`Op::name`].
+    pub fn from_name(s: &str) -> Option<Op> {
+        Op::ALL.iter().copied().find(|o| o.name() == s)
+    }
+
+    /// Elementwise ops with one input whose output type equals the input type.
+    pub fn is_unary_elementwise(self) -> bool {
+        use Op::*;
+        matches!(
+            self,
+            Sqrt | Exp
+                | Log
+                | Neg
+                | Abs
+                | Reciprocal
+                | Relu
+                | LeakyRelu
+                | Sigmoid
+                | Tanh
+                | Erf
+                | Gelu
+                | HardSigmoid
+                | HardSwish
+                | Clip
+                | Floor
+                | Ceil
+                | Sign
+                | Identity
+        )
+    }
+
+    /// Broadcasting binary arithmetic ops whose output has the operands' dtype.
+    pub fn is_binary_arith(self) -> bool {
+        matches!(self, Op::Add | Op::Sub | Op::Mul | Op::Div)
+    }
+
+    /// Broadcasting comparisons (bool result).
+    pub fn is_comparison(self) -> bool {
+        matches!(
+            self,
+            Op::Equal | Op::Less | Op::Greater | Op::LessOrEqual | Op::GreaterOrEqual
+        )
+    }
+
+    pub fn is_reduce(self) -> bool {
+        matches!(
+            self,
+            Op::ReduceSum | Op::ReduceMean | Op::ReduceMax | Op::ReduceMin
+        )
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}

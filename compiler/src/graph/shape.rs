@@ -1,0 +1,712 @@
+//! Static type and shape inference for every op in canonical form. The importer uses it to
+//! type each node it creates; the verifier re-runs it to check stored types.
+//!
+//! Errors are plain messages naming the op, the operand shapes and the offending attribute;
+//! callers wrap them in a diagnostic with the node name.
+
+use super::{Attrs, Op, TensorType};
+use crate::tensor::DType;
+
+/// Output types of `op` applied to operands of types `ins` with attributes `attrs`.
+pub fn infer(op: Op, attrs: &Attrs, ins: &[TensorType]) -> Result<Vec<TensorType>, String> {
+    use Op::*;
+    let one = |t: TensorType| Ok(vec![t]);
+    match op {
+        _ if op.is_unary_elementwise() => {
+            arity(op, ins, 1, 1)?;
+            let t = &ins[0];
+            let needs_float = !matches!(op, Neg | Abs | Relu | Sign | Identity | Clip);
+            if needs_float && !t.dtype.is_float() {
+                return Err(format!("{op} needs a float operand, got {t}"));
+            }
+            if t.dtype == DType::Bool && op != Identity {
+                return Err(format!("{op} does not take bool operands"));
+            }
+            if op == Clip {
+                attrs.opt_float("min")?;
+                attrs.opt_float("max")?;
+            }
+            one(t.clone())
+        }
+        Add | Sub | Mul | Div => {
+            arity(op, ins, 2, 2)?;
+            same_dtype(op, ins)?;
+            if ins[0].dtype == DType::Bool {
+                return Err(format!("{op} does not take bool operands"));
+            }
+            one(TensorType::new(ins[0].dtype, broadcast(op, ins)?))
+        }
+        Pow => {
+            arity(op, ins, 2, 2)?;
+            if ins[0].dtype == DType::Bool || ins[1].dtype == DType::Bool {
+                return Err(format!("{op} does not take bool operands"));
+            }
+            one(TensorType::new(ins[0].dtype, broadcast(op, ins)?))
+        }
+        Sum | Max | Min => {
+            arity(op, ins, 1, usize::MAX)?;
+            same_dtype(op, ins)?;
+            one(TensorType::new(ins[0].dtype, broadcast(op, ins)?))
+        }
+        Equal | Less | Greater | LessOrEqual | GreaterOrEqual => {
+            arity(op, ins, 2, 2)?;
+            same_dtype(op, ins)?;
+            one(TensorType::new(DType::Bool, broadcast(op, ins)?))
+        }
+        And | Or | Xor => {
+            arity(op, ins, 2, 2)?;
+            for t in ins {
+                if t.dtype != DType::Bool {
+                    return Err(format!("{op} needs bool operands, got {t}"));
+                }
+            }
+            one(TensorType::new(DType::Bool, broadcast(op, ins)?))
+        }
+        Not => {
+            arity(op, ins, 1, 1)?;
+            if ins[0].dtype != DType::Bool {
+                return Err(format!("Not needs a bool operand, got {}", ins[0]));
+            }
+            one(ins[0].clone())
+        }
+        IsNaN | IsInf => {
+            arity(op, ins, 1, 1)?;
+            if !ins[0].dtype.is_float() {
+                return Err(format!("{op} needs a float operand, got {}", ins[0]));
+            }
+            if op == IsInf {
+                attrs.int("detect_negative")?;
+                attrs.int("detect_positive")?;
+            }
+            one(TensorType::new(DType::Bool, ins[0].shape.clone()))
+        }
+        Where => {
+            arity(op, ins, 3, 3)?;
+            if ins[0].dtype != DType::Bool {
+                return Err(format!("Where needs a bool condition, got {}", ins[0]));
+            }
+            same_dtype(op, &ins[1..])?;
+            one(TensorType::new(ins[1].dtype, broadcast(op, ins)?))
+        }
+        Cast => {
+            arity(op, ins, 1, 1)?;
+            one(TensorType::new(attrs.dtype("to")?, ins[0].shape.clone()))
+        }
+        MatMul => {
+            arity(op, ins, 2, 2)?;
+            same_dtype(op, ins)?;
+            one(TensorType::new(
+                ins[0].dtype,
+                matmul_shape(&ins[0].shape, &ins[1].shape)?,
+            ))
+        }
+        Gemm => gemm(attrs, ins),
+        Conv => conv(attrs, ins, false),
+        ConvTranspose => conv(attrs, ins, true),
+        Softmax | LogSoftmax => {
+            arity(op, ins, 1, 1)?;
+            float_operand(op, &ins[0])?;
+            axis_in(attrs, "axis", ins[0].rank())?;
+            one(ins[0].clone())
+        }
+        LayerNormalization => {
+            arity(op, ins, 2, 3)?;
+            float_operand(op, &ins[0])?;
+            let axis = axis_in(attrs, "axis", ins[0].rank())?;
+            attrs.float("epsilon")?;
+            let norm = &ins[0].shape[axis..];
+            for t in &ins[1..] {
+                if t.dtype != ins[0].dtype {
+                    return Err(format!(
+                        "LayerNormalization scale/bias {t} differ from X {}",
+                        ins[0]
+                    ));
+                }
+                if broadcast_shapes(&t.shape, norm).as_deref() != Some(norm) {
+                    return Err(format!(
+                        "LayerNormalization scale/bias {t} do not broadcast to the normalized dims {norm:?}"
+                    ));
+                }
+            }
+            one(ins[0].clone())
+        }
+        BatchNormalization => {
+            arity(op, ins, 5, 5)?;
+            float_operand(op, &ins[0])?;
+            attrs.float("epsilon")?;
+            let x = &ins[0];
+            if x.rank() < 2 {
+                return Err(format!("BatchNormalization needs rank >= 2, got {x}"));
+            }
+            for t in &ins[1..] {
+                if t.shape != [x.shape[1]] {
+                    return Err(format!(
+                        "BatchNormalization parameter {t} must have shape [{}] (channels of {x})",
+                        x.shape[1]
+                    ));
+                }
+            }
+            one(x.clone())
+        }
+        ReduceSum | ReduceMean | ReduceMax | ReduceMin => {
+            arity(op, ins, 1, 1)?;
+            let x = &ins[0];
+            if x.dtype == DType::Bool {
+                return Err(format!("{op} does not take bool operands"));
+            }
+            let axes = attrs.ints("axes")?;
+            let keep = attrs.int("keepdims")? != 0;
+            let mut seen = vec![false; x.rank()];
+            for &a in axes {
+                let a = usize::try_from(a)
+                    .ok()
+                    .filter(|&a| a < x.rank())
+                    .ok_or_else(|| format!("{op} axis {a} out of range for {x}"))?;
+                if seen[a] {
+                    return Err(format!("{op} axis {a} repeated"));
+                }
+                seen[a] = true;
+            }
+            let shape = x
+                .shape
+                .iter()
+                .enumerate()
+                .filter_map(|(i, &d)| match (seen[i], keep) {
+                    (true, true) => Some(1),
+                    (true, false) => None,
+                    _ => Some(d),
+                })
+                .collect::<Vec<_>>();
+            one(TensorType::new(x.dtype, shape))
+        }
+        MaxPool | AveragePool => pool(op, attrs, ins),
+        GlobalAveragePool | GlobalMaxPool => {
+            arity(op, ins, 1, 1)?;
+            float_operand(op, &ins[0])?;
+            if ins[0].rank() < 3 {
+                return Err(format!(
+                    "{op} needs rank >= 3 (N, C, spatial...), got {}",
+                    ins[0]
+                ));
+            }
+            let mut s = ins[0].shape.clone();
+            for d in &mut s[2..] {
+                *d = 1;
+            }
+            one(TensorType::new(ins[0].dtype, s))
+        }
+        Reshape => {
+            arity(op, ins, 1, 1)?;
+            let shape = attrs.usizes("shape")?;
+            if shape.iter().product::<usize>() != ins[0].numel() {
+                return Err(format!(
+                    "Reshape of {} ({} elements) to {shape:?} ({} elements)",
+                    ins[0],
+                    ins[0].numel(),
+                    shape.iter().product::<usize>()
+                ));
+            }
+            one(TensorType::new(ins[0].dtype, shape))
+        }
+        Transpose => {
+            arity(op, ins, 1, 1)?;
+            let perm = attrs.usizes("perm")?;
+            let r = ins[0].rank();
+            let mut seen = vec![false; r];
+            if perm.len() != r {
+                return Err(format!("Transpose perm {perm:?} does not fit {}", ins[0]));
+            }
+            for &p in &perm {
+                if p >= r || seen[p] {
+                    return Err(format!(
+                        "Transpose perm {perm:?} is not a permutation of 0..{r}"
+                    ));
+                }
+                seen[p] = true;
+            }
+            one(TensorType::new(
+                ins[0].dtype,
+                perm.iter().map(|&p| ins[0].shape[p]).collect::<Vec<_>>(),
+            ))
+        }
+        Concat => {
+            arity(op, ins, 1, usize::MAX)?;
+            same_dtype(op, ins)?;
+            let axis = axis_in(attrs, "axis", ins[0].rank())?;
+            let mut shape = ins[0].shape.clone();
+            shape[axis] = 0;
+            for t in ins {
+                let ok = t.rank() == shape.len()
+                    && t.shape
+                        .iter()
+                        .zip(&ins[0].shape)
+                        .enumerate()
+                        .all(|(i, (a, b))| i == axis || a == b);
+                if !ok {
+                    return Err(format!(
+                        "Concat on axis {axis}: {t} does not match {}",
+                        ins[0]
+                    ));
+                }
+                shape[axis] += t.shape[axis];
+            }
+            one(TensorType::new(ins[0].dtype, shape))
+        }
+        Split => {
+            arity(op, ins, 1, 1)?;
+            let axis = axis_in(attrs, "axis", ins[0].rank())?;
+            let split = attrs.usizes("split")?;
+            if split.iter().sum::<usize>() != ins[0].shape[axis] {
+                return Err(format!(
+                    "Split sizes {split:?} do not add up to dim {axis} of {}",
+                    ins[0]
+                ));
+            }
+            Ok(split
+                .iter()
+                .map(|&s| {
+                    let mut sh = ins[0].shape.clone();
+                    sh[axis] = s;
+                    TensorType::new(ins[0].dtype, sh)
+                })
+                .collect())
+        }
+        Slice => {
+            arity(op, ins, 1, 1)?;
+            let x = &ins[0];
+            let (starts, ends, steps) = (
+                attrs.ints("starts")?,
+                attrs.ints("ends")?,
+                attrs.ints("steps")?,
+            );
+            if starts.len() != x.rank() || ends.len() != x.rank() || steps.len() != x.rank() {
+                return Err(format!(
+                    "Slice starts/ends/steps need one entry per dim of {x}"
+                ));
+            }
+            let mut shape = Vec::with_capacity(x.rank());
+            for i in 0..x.rank() {
+                shape.push(slice_len(x.shape[i], starts[i], ends[i], steps[i])?);
+            }
+            one(TensorType::new(x.dtype, shape))
+        }
+        Expand => {
+            arity(op, ins, 1, 1)?;
+            let shape = attrs.usizes("shape")?;
+            if broadcast_shapes(&ins[0].shape, &shape).as_deref() != Some(&shape[..]) {
+                return Err(format!(
+                    "Expand of {} to {shape:?}: not broadcastable",
+                    ins[0]
+                ));
+            }
+            one(TensorType::new(ins[0].dtype, shape))
+        }
+        Tile => {
+            arity(op, ins, 1, 1)?;
+            let reps = attrs.usizes("repeats")?;
+            if reps.len() != ins[0].rank() {
+                return Err(format!(
+                    "Tile repeats {reps:?} need one entry per dim of {}",
+                    ins[0]
+                ));
+            }
+            one(TensorType::new(
+                ins[0].dtype,
+                ins[0]
+                    .shape
+                    .iter()
+                    .zip(&reps)
+                    .map(|(a, b)| a * b)
+                    .collect::<Vec<_>>(),
+            ))
+        }
+        Gather => {
+            arity(op, ins, 2, 2)?;
+            index_operand(op, &ins[1])?;
+            let axis = axis_in(attrs, "axis", ins[0].rank())?;
+            let d = &ins[0].shape;
+            let shape = [&d[..axis], &ins[1].shape[..], &d[axis + 1..]].concat();
+            one(TensorType::new(ins[0].dtype, shape))
+        }
+        GatherND => {
+            arity(op, ins, 2, 2)?;
+            index_operand(op, &ins[1])?;
+            let b = usize::try_from(attrs.int("batch_dims")?)
+                .map_err(|_| "GatherND batch_dims must be >= 0".to_string())?;
+            let (d, i) = (&ins[0].shape, &ins[1].shape);
+            let last = *i.last().ok_or("GatherND indices must have rank >= 1")?;
+            if b >= d.len().min(i.len()) || d[..b] != i[..b] || b + last > d.len() {
+                return Err(format!(
+                    "GatherND indices {} do not fit data {} with batch_dims {b}",
+                    ins[1], ins[0]
+                ));
+            }
+            let shape = [&i[..i.len() - 1], &d[b + last..]].concat();
+            one(TensorType::new(ins[0].dtype, shape))
+        }
+        Resize => {
+            arity(op, ins, 1, 1)?;
+            let scales = attrs.floats("scales")?;
+            let mode = attrs.str("mode")?;
+            if mode != "nearest" && mode != "linear" {
+                return Err(format!(
+                    "Resize mode '{mode}' is not supported (nearest, linear)"
+                ));
+            }
+            attrs.str("coordinate_transformation_mode")?;
+            attrs.str("nearest_mode")?;
+            if scales.len() != ins[0].rank() {
+                return Err(format!(
+                    "Resize scales {scales:?} need one entry per dim of {}",
+                    ins[0]
+                ));
+            }
+            let sizes = attrs.usizes("sizes")?;
+            if sizes.len() != ins[0].rank() {
+                return Err(format!(
+                    "Resize sizes {sizes:?} need one entry per dim of {}",
+                    ins[0]
+                ));
+            }
+            one(TensorType::new(ins[0].dtype, sizes))
+        }
+        Pad => {
+            arity(op, ins, 1, 1)?;
+            let pads = attrs.ints("pads")?;
+            let r = ins[0].rank();
+            if pads.len() != 2 * r {
+                return Err(format!(
+                    "Pad pads {pads:?} need 2 entries per dim of {}",
+                    ins[0]
+                ));
+            }
+            let mode = attrs.str("mode")?;
+            if !matches!(mode, "constant" | "reflect" | "edge" | "wrap") {
+                return Err(format!("Pad mode '{mode}' is unknown"));
+            }
+            attrs.float("value")?;
+            let mut shape = Vec::with_capacity(r);
+            for i in 0..r {
+                let n = ins[0].shape[i] as i64 + pads[i] + pads[i + r];
+                shape.push(usize::try_from(n).map_err(|_| {
+                    format!("Pad pads {pads:?} make dim {i} of {} negative", ins[0])
+                })?);
+            }
+            one(TensorType::new(ins[0].dtype, shape))
+        }
+        LRN => {
+            arity(op, ins, 1, 1)?;
+            float_operand(op, &ins[0])?;
+            for a in ["alpha", "beta", "bias"] {
+                attrs.float(a)?;
+            }
+            attrs.int("size")?;
+            one(ins[0].clone())
+        }
+        _ => Err(format!("no shape rule for {op}")),
+    }
+}
+
+fn arity(op: Op, ins: &[TensorType], min: usize, max: usize) -> Result<(), String> {
+    if ins.len() < min || ins.len() > max {
+        let want = if min == max {
+            format!("{min}")
+        } else if max == usize::MAX {
+            format!("at least {min}")
+        } else {
+            format!("{min} to {max}")
+        };
+        return Err(format!("{op} takes {want} inputs, got {}", ins.len()));
+    }
+    Ok(())
+}
+
+fn same_dtype(op: Op, ins: &[TensorType]) -> Result<(), String> {
+    if let Some(t) = ins.iter().find(|t| t.dtype != ins[0].dtype) {
+        return Err(format!(
+            "{op} operands must share a dtype: {} vs {t}",
+            ins[0]
+        ));
+    }
+    Ok(())
+}
+
+fn float_operand(op: Op, t: &TensorType) -> Result<(), String> {
+    if !t.dtype.is_float() {
+        return Err(format!("{op} needs a float operand, got {t}"));
+    }
+    Ok(())
+}
+
+fn index_operand(op: Op, t: &TensorType) -> Result<(), String> {
+    if !matches!(t.dtype, DType::I64 | DType::I32) {
+        return Err(format!("{op} indices must be int64 or int32, got {t}"));
+    }
+    Ok(())
+}
+
+fn axis_in(attrs: &Attrs, name: &str, rank: usize) -> Result<usize, String> {
+    let a = attrs.int(name)?;
+    usize::try_from(a)
+        .ok()
+        .filter(|&a| a < rank)
+        .ok_or_else(|| format!("{name} {a} out of range for rank {rank}"))
+}
+
+/// Numpy multidirectional broadcast of two shapes; `None` when incompatible.
+pub fn broadcast_shapes(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
+    let r = a.len().max(b.len());
+    let mut out = vec![0; r];
+    for i in 0..r {
+        let da = if i + a.len() >= r {
+            a[i + a.len() - r]
+        } else {
+            1
+        };
+        let db = if i + b.len() >= r {
+            b[i + b.len() - r]
+        } else {
+            1
+        };
+        out[i] = match (da, db) {
+            (x, y) if x == y => x,
+            (1, y) => y,
+            (x, 1) => x,
+            _ => return None,
+        };
+    }
+    Some(out)
+}
+
+fn broadcast(op: Op, ins: &[TensorType]) -> Result<Vec<usize>, String> {
+    let mut s = ins[0].shape.clone();
+    for t in &ins[1..] {
+        s = broadcast_shapes(&s, &t.shape).ok_or_else(|| {
+            let all: Vec<String> = ins.iter().map(|t| t.to_string()).collect();
+            format!("{op} operands do not broadcast: {}", all.join(", "))
+        })?;
+    }
+    Ok(s)
+}
+
+/// Output shape of numpy matmul.
+pub fn matmul_shape(a: &[usize], b: &[usize]) -> Result<Vec<usize>, String> {
+    if a.is_empty() || b.is_empty() {
+        return Err(format!(
+            "MatMul operands must have rank >= 1, got {a:?} and {b:?}"
+        ));
+    }
+    let a2: Vec<usize> = if a.len() == 1 {
+        vec![1, a[0]]
+    } else {
+        a.to_vec()
+    };
+    let b2: Vec<usize> = if b.len() == 1 {
+        vec![b[0], 1]
+    } else {
+        b.to_vec()
+    };
+    let (m, k) = (a2[a2.len() - 2], a2[a2.len() - 1]);
+    let (k2, n) = (b2[b2.len() - 2], b2[b2.len() - 1]);
+    if k != k2 {
+        return Err(format!(
+            "MatMul contraction dims differ: {a:?} x {b:?} ({k} vs {k2})"
+        ));
+    }
+    let batch = broadcast_shapes(&a2[..a2.len() - 2], &b2[..b2.len() - 2])
+        .ok_or_else(|| format!("MatMul batch dims do not broadcast: {a:?} x {b:?}"))?;
+    let mut out = batch;
+    if a.len() > 1 {
+        out.push(m);
+    }
+    if b.len() > 1 {
+        out.push(n);
+    }
+    Ok(out)
+}
+
+fn gemm(attrs: &Attrs, ins: &[TensorType]) -> Result<Vec<TensorType>, String> {
+    arity(Op::Gemm, ins, 2, 3)?;
+    same_dtype(Op::Gemm, ins)?;
+    attrs.float("alpha")?;
+    attrs.float("beta")?;
+    let (ta, tb) = (attrs.int("transA")? != 0, attrs.int("transB")? != 0);
+    let (a, b) = (&ins[0], &ins[1]);
+    if a.rank() != 2 || b.rank() != 2 {
+        return Err(format!("Gemm needs 2-D A and B, got {a} and {b}"));
+    }
+    let (m, k) = if ta {
+        (a.shape[1], a.shape[0])
+    } else {
+        (a.shape[0], a.shape[1])
+    };
+    let (k2, n) = if tb {
+        (b.shape[1], b.shape[0])
+    } else {
+        (b.shape[0], b.shape[1])
+    };
+    if k != k2 {
+        return Err(format!(
+            "Gemm contraction dims differ: A {a} (transA={ta}) x B {b} (transB={tb})"
+        ));
+    }
+    if let Some(c) = ins.get(2) {
+        if broadcast_shapes(&c.shape, &[m, n]).as_deref() != Some(&[m, n][..]) {
+            return Err(format!("Gemm C {c} does not broadcast to [{m}, {n}]"));
+        }
+    }
+    Ok(vec![TensorType::new(a.dtype, vec![m, n])])
+}
+
+fn spatial_attrs(op: Op, attrs: &Attrs, nsp: usize, dil: bool) -> Result<[Vec<usize>; 4], String> {
+    let k = attrs.usizes("kernel_shape")?;
+    let s = attrs.usizes("strides")?;
+    let d = if dil {
+        attrs.usizes("dilations")?
+    } else {
+        vec![1; nsp]
+    };
+    let p = attrs.usizes("pads")?;
+    if k.len() != nsp || s.len() != nsp || d.len() != nsp || p.len() != 2 * nsp {
+        return Err(format!(
+            "{op} kernel_shape {k:?}, strides {s:?}, dilations {d:?}, pads {p:?} do not fit {nsp} spatial dims"
+        ));
+    }
+    if s.contains(&0) || d.contains(&0) || k.contains(&0) {
+        return Err(format!(
+            "{op} kernel_shape, strides and dilations must be positive"
+        ));
+    }
+    Ok([k, s, d, p])
+}
+
+fn conv(attrs: &Attrs, ins: &[TensorType], transpose: bool) -> Result<Vec<TensorType>, String> {
+    let op = if transpose {
+        Op::ConvTranspose
+    } else {
+        Op::Conv
+    };
+    arity(op, ins, 2, 3)?;
+    same_dtype(op, ins)?;
+    float_operand(op, &ins[0])?;
+    let (x, w) = (&ins[0], &ins[1]);
+    if x.rank() < 3 || w.rank() != x.rank() {
+        return Err(format!(
+            "{op} needs X (N, C, spatial...) and W of the same rank, got {x} and {w}"
+        ));
+    }
+    let nsp = x.rank() - 2;
+    let [k, s, d, p] = spatial_attrs(op, attrs, nsp, true)?;
+    let group = usize::try_from(attrs.int("group")?)
+        .ok()
+        .filter(|&g| g > 0)
+        .ok_or(format!("{op} group must be positive"))?;
+    if w.shape[2..] != k[..] {
+        return Err(format!("{op} kernel_shape {k:?} differs from W {w}"));
+    }
+    let c = x.shape[1];
+    let mut out = vec![x.shape[0]];
+    if !transpose {
+        if c % group != 0 || w.shape[1] * group != c || w.shape[0] % group != 0 {
+            return Err(format!("{op} channels: X {x}, W {w}, group {group} do not fit (W dim 1 x group must equal C)"));
+        }
+        out.push(w.shape[0]);
+        for i in 0..nsp {
+            let eff = d[i] * (k[i] - 1) + 1;
+            let padded = x.shape[2 + i] + p[i] + p[i + nsp];
+            if padded < eff {
+                return Err(format!(
+                    "{op} kernel (dilated {eff}) larger than padded input dim {padded} of {x}"
+                ));
+            }
+            out.push((padded - eff) / s[i] + 1);
+        }
+    } else {
+        let op_pad = attrs.usizes("output_padding")?;
+        if op_pad.len() != nsp {
+            return Err(format!(
+                "{op} output_padding {op_pad:?} does not fit {nsp} spatial dims"
+            ));
+        }
+        if w.shape[0] != c || c % group != 0 {
+            return Err(format!(
+                "{op} channels: X {x}, W {w}, group {group} do not fit (W dim 0 must equal C)"
+            ));
+        }
+        out.push(w.shape[1] * group);
+        for i in 0..nsp {
+            let full = s[i] * (x.shape[2 + i].max(1) - 1) + op_pad[i] + (k[i] - 1) * d[i] + 1;
+            let n = full as i64 - p[i] as i64 - p[i + nsp] as i64;
+            out.push(
+                usize::try_from(n)
+                    .map_err(|_| format!("{op} pads {p:?} exceed the output size"))?,
+            );
+        }
+    }
+    if let Some(b) = ins.get(2) {
+        if b.shape != [out[1]] {
+            return Err(format!("{op} bias {b} must have shape [{}]", out[1]));
+        }
+    }
+    Ok(vec![TensorType::new(x.dtype, out)])
+}
+
+fn pool(op: Op, attrs: &Attrs, ins: &[TensorType]) -> Result<Vec<TensorType>, String> {
+    arity(op, ins, 1, 1)?;
+    let x = &ins[0];
+    float_operand(op, x)?;
+    if x.rank() < 3 {
+        return Err(format!("{op} needs rank >= 3 (N, C, spatial...), got {x}"));
+    }
+    let nsp = x.rank() - 2;
+    let [k, s, d, p] = spatial_attrs(op, attrs, nsp, true)?;
+    let ceil = attrs.int("ceil_mode")? != 0;
+    if op == Op::AveragePool {
+        attrs.int("count_include_pad")?;
+    }
+    let mut out = x.shape[..2].to_vec();
+    for i in 0..nsp {
+        let eff = d[i] * (k[i] - 1) + 1;
+        let padded = x.shape[2 + i] + p[i] + p[i + nsp];
+        if padded < eff {
+            return Err(format!(
+                "{op} window (dilated {eff}) larger than padded input dim {padded} of {x}"
+            ));
+        }
+        let mut n = if ceil {
+            (padded - eff).div_ceil(s[i]) + 1
+        } else {
+            (padded - eff) / s[i] + 1
+        };
+        // ONNX: with ceil_mode, a last window that starts inside the end padding is dropped.
+        if ceil && (n - 1) * s[i] >= x.shape[2 + i] + p[i] {
+            n -= 1;
+        }
+        out.push(n);
+    }
+    Ok(vec![TensorType::new(x.dtype, out)])
+}
+
+/// Number of elements a canonical slice `start..end` by `step` selects from a dim of size `dim`.
+pub fn slice_len(dim: usize, start: i64, end: i64, step: i64) -> Result<usize, String> {
+    let d = dim as i64;
+    if step == 0 {
+        return Err("Slice step must not be 0".into());
+    }
+    let ok = if step > 0 {
+        (0..=d).contains(&start) && (0..=d).contains(&end)
+    } else {
+        (-1..d).contains(&start) && (-1..d).contains(&end) || (d == 0 && start == -1 && end == -1)
+    };
+    if !ok {
+        return Err(format!(
+            "Slice bounds start {start}, end {end}, step {step} are not canonical for dim {dim}"
+        ));
+    }
+    let n = if step > 0 {
+        (end - start + step - 1) / step
+    } else {
+        (start - end + (-step) - 1) / (-step)
+    };
+    Ok(n.max(0) as usize)
+}
