@@ -2,6 +2,7 @@
 //! module under `cli/`; this file only parses arguments and dispatches.
 
 use clap::{Parser, Subcommand};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod cli;
@@ -14,11 +15,33 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// Print the ISA reference generated from isa-spec/spec.toml (Markdown).
+    Isa,
+    /// Assemble a program: `tahoma asm examples/asm/matmul.s -o matmul.tbin`.
+    Asm {
+        /// Assembly source.
+        input: PathBuf,
+        /// Output `.tbin` (default: the input with extension `.tbin`).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Print a `.tbin` program as assembly.
+    Disasm {
+        input: PathBuf,
+        /// Print constant data of any size (by default large constants are summarised).
+        #[arg(long)]
+        full: bool,
+    },
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result: Result<(), cli::CliError> = match cli.command {};
+    let result: Result<(), cli::CliError> = match cli.command {
+        Command::Isa => cli::isa::isa(),
+        Command::Asm { input, output } => cli::isa::asm(&input, output),
+        Command::Disasm { input, full } => cli::isa::disasm(&input, full),
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

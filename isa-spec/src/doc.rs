@@ -1,1 +1,125 @@
-//! placeholder
+//! Renders the ISA reference (isa-spec/ISA.md) from spec.toml. A test keeps the checked-in file
+//! equal to this output; regenerate with `cargo run -q -- isa > isa-spec/ISA.md`.
+
+use crate::spec_model::{FieldDef, Spec};
+use std::fmt::Write as _;
+
+fn value_text(v: &toml::Value) -> String {
+    match v {
+        toml::Value::Array(rows) => rows.iter().map(value_text).collect::<Vec<_>>().join("; "),
+        toml::Value::Table(t) => t
+            .iter()
+            .map(|(k, v)| format!("{k}={}", value_text(v)))
+            .collect::<Vec<_>>()
+            .join(", "),
+        other => other.to_string(),
+    }
+}
+
+fn kind_text(f: &FieldDef) -> String {
+    match (&f.kind[..], &f.enum_name) {
+        ("enum", Some(e)) => format!("enum `{e}`"),
+        (k, _) => k.to_string(),
+    }
+}
+
+fn field_rows(out: &mut String, fields: &[FieldDef]) {
+    out.push_str("| bits | field | kind | default |\n|---|---|---|---|\n");
+    for f in fields {
+        let _ = writeln!(
+            out,
+            "| {}..{} | `{}` | {} | {} |",
+            f.lsb,
+            f.lsb + f.width - 1,
+            f.name,
+            kind_text(f),
+            f.default
+                .as_deref()
+                .map(|d| format!("`{d}`"))
+                .unwrap_or_default()
+        );
+    }
+}
+
+/// The ISA reference as Markdown.
+pub fn isa_markdown() -> String {
+    let spec = match Spec::parse(crate::SPEC_TOML) {
+        Ok(s) => s,
+        Err(e) => return format!("spec.toml does not parse: {e}\n"),
+    };
+    let mut out = String::new();
+    out.push_str("# tahoma ISA reference\n\n");
+    out.push_str("Generated from `isa-spec/spec.toml` by `isa-spec/src/doc.rs`; do not edit. Regenerate with\n`cargo run -q -- isa > isa-spec/ISA.md` (a test fails when this file and the spec disagree).\n\n");
+    out.push_str("Cycles are core cycles (cc). Encodings are little-endian bit strings: bit 0 is the least\nsignificant bit of byte 0. Every instruction starts with the 128-bit `header`; its first byte is the opcode.\n\n");
+    out.push_str("## Machine parameters\n\n| parameter | value |\n|---|---|\n");
+    for (k, v) in &spec.machine {
+        let _ = writeln!(out, "| `{k}` | {} |", value_text(v));
+    }
+    out.push_str("\n## Cost parameters\n\n| parameter | value |\n|---|---|\n");
+    for (k, v) in &spec.cost {
+        let _ = writeln!(out, "| `{k}` | {} |", value_text(v));
+    }
+    out.push_str("\nCost rules: `matmul` = max(N, matmul_min_free) x matmul_cycles_per_col (x matmul_fp32_factor for fp32);\n`load_stationary` = max(M, matmul_min_free) x matmul_cycles_per_col / load_stationary_speedup, overlapping the previous MATMUL;\n`vectorK` = vector_fixed + max(N, vector_min_free) x K inputs; `scalar` = scalar_fixed + max(N, scalar_min_free);\nthe per-element term doubles (stride_penalty_factor) when an innermost stride exceeds stride_penalty_bytes;\n`dma` = dma_trigger_latency + bytes / min(dma_queue_bytes_per_cycle, hbm_bytes_per_cycle / active HBM transfers); `control` = control_cycles.\n");
+    out.push_str("\n## Enumerations\n\n");
+    for (name, e) in &spec.enums {
+        let _ = writeln!(out, "### `{name}`\n\n{}\n", e.doc);
+        let vals: Vec<String> = e
+            .values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| format!("{i} `{v}`"))
+            .collect();
+        let _ = writeln!(out, "{}\n", vals.join(", "));
+    }
+    out.push_str("## Operand layouts\n\n");
+    out.push_str("Assembly syntax: an access pattern is `MEM:DTYPE[START,COUNT]@OFFSET(SIZE:STRIDE,...)`, free dims outermost\nfirst, strides in elements (`sbuf:bf16[0,128]@0x400(4:512,512:1)`); a DMA access into HBM adds its partition\nstride: `hbm:fp32[0,128;512]@0x1000(512:1)`. A scalar operand is a number or an access pattern. Semaphores:\n`wait(sN>=V)` (at most two) and `signal(sN+=K)` follow the fields.\n\n");
+    for (name, l) in &spec.layouts {
+        let _ = writeln!(out, "### `{name}` ({} bits)\n\n{}\n", l.bits, l.doc);
+        field_rows(&mut out, &l.fields);
+        out.push('\n');
+    }
+    out.push_str("## Instructions\n\n| opcode | name | engine | bits |\n|---|---|---|---|\n");
+    for i in &spec.instructions {
+        let _ = writeln!(
+            out,
+            "| {:#04x} | [`{}`](#{}) | {} | {} |",
+            i.opcode,
+            i.name,
+            i.name.to_lowercase(),
+            i.engine,
+            i.bits
+        );
+    }
+    out.push('\n');
+    for i in &spec.instructions {
+        let _ = writeln!(out, "### {}\n", i.name);
+        let _ = writeln!(
+            out,
+            "Engine `{}`, opcode {:#04x}, {} bits ({} bytes), cost rule `{}`.\n",
+            i.engine,
+            i.opcode,
+            i.bits,
+            i.bits / 8,
+            i.cost
+        );
+        let _ = writeln!(out, "{}\n", i.semantics);
+        if !i.fields.is_empty() {
+            out.push_str("Fields after the header:\n\n");
+            field_rows(&mut out, &i.fields);
+            out.push('\n');
+        }
+        if !i.constraints.is_empty() {
+            out.push_str("Constraints:\n\n");
+            for c in &i.constraints {
+                let text = spec
+                    .constraints
+                    .get(c)
+                    .map(String::as_str)
+                    .unwrap_or("(undocumented)");
+                let _ = writeln!(out, "- `{c}`: {text}");
+            }
+            out.push('\n');
+        }
+    }
+    out
+}

@@ -555,3 +555,13 @@ fn read_consts(payload: &[u8]) -> Result<Vec<ConstImage>, ProgramError> {
     }
     Ok(out)
 }
+
+/// Appends `v` converted to `dtype` (round to nearest even) as little-endian bytes.
+pub fn push_value(out: &mut Vec<u8>, dtype: Dtype, v: f32) {
+    match dtype {
+        Dtype::Fp32 => out.extend_from_slice(&v.to_le_bytes()),
+        Dtype::I32 => out.extend_from_slice(&(v.round_ties_even() as i32).to_le_bytes()),
+        Dtype::Bf16 => out.extend_from_slice(&half::bf16::from_f32(v).to_bits().to_le_bytes()),
+        Dtype::Fp16 => out.extend_from_slice(&half::f16::from_f32(v).to_bits().to_le_bytes()),
+    }
+}

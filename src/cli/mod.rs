@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+pub mod isa;
+
 /// An error reported to the user: a stable code (`E` + 4 digits), a message naming what went
 /// wrong, and optionally what to do about it.
 #[derive(Debug)]
