@@ -5,4 +5,5 @@
 
 pub mod diag;
 pub mod graph;
+pub mod interp;
 pub mod tensor;
