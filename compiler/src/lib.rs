@@ -6,4 +6,6 @@
 pub mod diag;
 pub mod graph;
 pub mod interp;
+pub mod onnx;
+pub mod onnx_text;
 pub mod tensor;

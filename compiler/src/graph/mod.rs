@@ -259,15 +259,15 @@ impl Graph {
         attrs: Attrs,
         inputs: Vec<ValueId>,
         output_names: Vec<String>,
-    ) -> Result<NodeId, String> {
+    ) -> Result<NodeId, shape::InferError> {
         let in_tys: Vec<TensorType> = inputs.iter().map(|&v| self.ty(v).clone()).collect();
         let out_tys = shape::infer(op, &attrs, &in_tys)?;
         if out_tys.len() != output_names.len() {
-            return Err(format!(
+            return Err(shape::InferError::from(format!(
                 "{op} produces {} outputs, {} names given",
                 out_tys.len(),
                 output_names.len()
-            ));
+            )));
         }
         let outs = output_names.into_iter().zip(out_tys).collect();
         Ok(self.add_node(name, op, attrs, inputs, outs))

@@ -6,9 +6,65 @@
 
 use super::{Attrs, Op, TensorType};
 use crate::tensor::DType;
+use std::fmt;
+
+/// What kind of rule an inference failure broke.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InferErrorKind {
+    /// Operand element types.
+    Type,
+    /// Operand shapes or counts.
+    Shape,
+    /// A missing or invalid attribute.
+    Attr,
+}
+
+/// Why an op cannot be applied to the given operands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InferError {
+    pub kind: InferErrorKind,
+    pub message: String,
+}
+
+impl InferError {
+    pub fn ty(message: String) -> Self {
+        InferError {
+            kind: InferErrorKind::Type,
+            message,
+        }
+    }
+
+    pub fn attr(message: String) -> Self {
+        InferError {
+            kind: InferErrorKind::Attr,
+            message,
+        }
+    }
+}
+
+impl From<String> for InferError {
+    fn from(message: String) -> Self {
+        InferError {
+            kind: InferErrorKind::Shape,
+            message,
+        }
+    }
+}
+
+impl From<&str> for InferError {
+    fn from(message: &str) -> Self {
+        InferError::from(message.to_string())
+    }
+}
+
+impl fmt::Display for InferError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
 
 /// Output types of `op` applied to operands of types `ins` with attributes `attrs`.
-pub fn infer(op: Op, attrs: &Attrs, ins: &[TensorType]) -> Result<Vec<TensorType>, String> {
+pub fn infer(op: Op, attrs: &Attrs, ins: &[TensorType]) -> Result<Vec<TensorType>, InferError> {
     use Op::*;
     let one = |t: TensorType| Ok(vec![t]);
     match op {
@@ -17,14 +73,16 @@ pub fn infer(op: Op, attrs: &Attrs, ins: &[TensorType]) -> Result<Vec<TensorType
             let t = &ins[0];
             let needs_float = !matches!(op, Neg | Abs | Relu | Sign | Identity | Clip);
             if needs_float && !t.dtype.is_float() {
-                return Err(format!("{op} needs a float operand, got {t}"));
+                return Err(InferError::ty(format!(
+                    "{op} needs a float operand, got {t}"
+                )));
             }
             if t.dtype == DType::Bool && op != Identity {
-                return Err(format!("{op} does not take bool operands"));
+                return Err(InferError::ty(format!("{op} does not take bool operands")));
             }
             if op == Clip {
-                attrs.opt_float("min")?;
-                attrs.opt_float("max")?;
+                attrs.opt_float("min").map_err(InferError::attr)?;
+                attrs.opt_float("max").map_err(InferError::attr)?;
             }
             one(t.clone())
         }
@@ -32,14 +90,14 @@ pub fn infer(op: Op, attrs: &Attrs, ins: &[TensorType]) -> Result<Vec<TensorType
             arity(op, ins, 2, 2)?;
             same_dtype(op, ins)?;
             if ins[0].dtype == DType::Bool {
-                return Err(format!("{op} does not take bool operands"));
+                return Err(InferError::ty(format!("{op} does not take bool operands")));
             }
             one(TensorType::new(ins[0].dtype, broadcast(op, ins)?))
         }
         Pow => {
             arity(op, ins, 2, 2)?;
             if ins[0].dtype == DType::Bool || ins[1].dtype == DType::Bool {
-                return Err(format!("{op} does not take bool operands"));
+                return Err(InferError::ty(format!("{op} does not take bool operands")));
             }
             one(TensorType::new(ins[0].dtype, broadcast(op, ins)?))
         }
@@ -57,7 +115,7 @@ pub fn infer(op: Op, attrs: &Attrs, ins: &[TensorType]) -> Result<Vec<TensorType
             arity(op, ins, 2, 2)?;
             for t in ins {
                 if t.dtype != DType::Bool {
-                    return Err(format!("{op} needs bool operands, got {t}"));
+                    return Err(InferError::ty(format!("{op} needs bool operands, got {t}")));
                 }
             }
             one(TensorType::new(DType::Bool, broadcast(op, ins)?))
@@ -65,32 +123,44 @@ pub fn infer(op: Op, attrs: &Attrs, ins: &[TensorType]) -> Result<Vec<TensorType
         Not => {
             arity(op, ins, 1, 1)?;
             if ins[0].dtype != DType::Bool {
-                return Err(format!("Not needs a bool operand, got {}", ins[0]));
+                return Err(InferError::ty(format!(
+                    "Not needs a bool operand, got {}",
+                    ins[0]
+                )));
             }
             one(ins[0].clone())
         }
         IsNaN | IsInf => {
             arity(op, ins, 1, 1)?;
             if !ins[0].dtype.is_float() {
-                return Err(format!("{op} needs a float operand, got {}", ins[0]));
+                return Err(InferError::ty(format!(
+                    "{op} needs a float operand, got {}",
+                    ins[0]
+                )));
             }
             if op == IsInf {
-                attrs.int("detect_negative")?;
-                attrs.int("detect_positive")?;
+                attrs.int("detect_negative").map_err(InferError::attr)?;
+                attrs.int("detect_positive").map_err(InferError::attr)?;
             }
             one(TensorType::new(DType::Bool, ins[0].shape.clone()))
         }
         Where => {
             arity(op, ins, 3, 3)?;
             if ins[0].dtype != DType::Bool {
-                return Err(format!("Where needs a bool condition, got {}", ins[0]));
+                return Err(InferError::ty(format!(
+                    "Where needs a bool condition, got {}",
+                    ins[0]
+                )));
             }
             same_dtype(op, &ins[1..])?;
             one(TensorType::new(ins[1].dtype, broadcast(op, ins)?))
         }
         Cast => {
             arity(op, ins, 1, 1)?;
-            one(TensorType::new(attrs.dtype("to")?, ins[0].shape.clone()))
+            one(TensorType::new(
+                attrs.dtype("to").map_err(InferError::attr)?,
+                ins[0].shape.clone(),
+            ))
         }
         MatMul => {
             arity(op, ins, 2, 2)?;
@@ -113,19 +183,19 @@ pub fn infer(op: Op, attrs: &Attrs, ins: &[TensorType]) -> Result<Vec<TensorType
             arity(op, ins, 2, 3)?;
             float_operand(op, &ins[0])?;
             let axis = axis_in(attrs, "axis", ins[0].rank())?;
-            attrs.float("epsilon")?;
+            attrs.float("epsilon").map_err(InferError::attr)?;
             let norm = &ins[0].shape[axis..];
             for t in &ins[1..] {
                 if t.dtype != ins[0].dtype {
-                    return Err(format!(
+                    return Err(InferError::ty(format!(
                         "LayerNormalization scale/bias {t} differ from X {}",
                         ins[0]
-                    ));
+                    )));
                 }
                 if broadcast_shapes(&t.shape, norm).as_deref() != Some(norm) {
-                    return Err(format!(
+                    return Err(InferError::from(format!(
                         "LayerNormalization scale/bias {t} do not broadcast to the normalized dims {norm:?}"
-                    ));
+                    )));
                 }
             }
             one(ins[0].clone())
@@ -133,17 +203,19 @@ pub fn infer(op: Op, attrs: &Attrs, ins: &[TensorType]) -> Result<Vec<TensorType
         BatchNormalization => {
             arity(op, ins, 5, 5)?;
             float_operand(op, &ins[0])?;
-            attrs.float("epsilon")?;
+            attrs.float("epsilon").map_err(InferError::attr)?;
             let x = &ins[0];
             if x.rank() < 2 {
-                return Err(format!("BatchNormalization needs rank >= 2, got {x}"));
+                return Err(InferError::from(format!(
+                    "BatchNormalization needs rank >= 2, got {x}"
+                )));
             }
             for t in &ins[1..] {
                 if t.shape != [x.shape[1]] {
-                    return Err(format!(
+                    return Err(InferError::from(format!(
                         "BatchNormalization parameter {t} must have shape [{}] (channels of {x})",
                         x.shape[1]
-                    ));
+                    )));
                 }
             }
             one(x.clone())
@@ -152,10 +224,10 @@ pub fn infer(op: Op, attrs: &Attrs, ins: &[TensorType]) -> Result<Vec<TensorType
             arity(op, ins, 1, 1)?;
             let x = &ins[0];
             if x.dtype == DType::Bool {
-                return Err(format!("{op} does not take bool operands"));
+                return Err(InferError::ty(format!("{op} does not take bool operands")));
             }
-            let axes = attrs.ints("axes")?;
-            let keep = attrs.int("keepdims")? != 0;
+            let axes = attrs.ints("axes").map_err(InferError::attr)?;
+            let keep = attrs.int("keepdims").map_err(InferError::attr)? != 0;
             let mut seen = vec![false; x.rank()];
             for &a in axes {
                 let a = usize::try_from(a)
@@ -163,7 +235,7 @@ pub fn infer(op: Op, attrs: &Attrs, ins: &[TensorType]) -> Result<Vec<TensorType
                     .filter(|&a| a < x.rank())
                     .ok_or_else(|| format!("{op} axis {a} out of range for {x}"))?;
                 if seen[a] {
-                    return Err(format!("{op} axis {a} repeated"));
+                    return Err(InferError::from(format!("{op} axis {a} repeated")));
                 }
                 seen[a] = true;
             }
@@ -184,10 +256,10 @@ pub fn infer(op: Op, attrs: &Attrs, ins: &[TensorType]) -> Result<Vec<TensorType
             arity(op, ins, 1, 1)?;
             float_operand(op, &ins[0])?;
             if ins[0].rank() < 3 {
-                return Err(format!(
+                return Err(InferError::from(format!(
                     "{op} needs rank >= 3 (N, C, spatial...), got {}",
                     ins[0]
-                ));
+                )));
             }
             let mut s = ins[0].shape.clone();
             for d in &mut s[2..] {
@@ -197,30 +269,33 @@ pub fn infer(op: Op, attrs: &Attrs, ins: &[TensorType]) -> Result<Vec<TensorType
         }
         Reshape => {
             arity(op, ins, 1, 1)?;
-            let shape = attrs.usizes("shape")?;
+            let shape = attrs.usizes("shape").map_err(InferError::attr)?;
             if shape.iter().product::<usize>() != ins[0].numel() {
-                return Err(format!(
+                return Err(InferError::from(format!(
                     "Reshape of {} ({} elements) to {shape:?} ({} elements)",
                     ins[0],
                     ins[0].numel(),
                     shape.iter().product::<usize>()
-                ));
+                )));
             }
             one(TensorType::new(ins[0].dtype, shape))
         }
         Transpose => {
             arity(op, ins, 1, 1)?;
-            let perm = attrs.usizes("perm")?;
+            let perm = attrs.usizes("perm").map_err(InferError::attr)?;
             let r = ins[0].rank();
             let mut seen = vec![false; r];
             if perm.len() != r {
-                return Err(format!("Transpose perm {perm:?} does not fit {}", ins[0]));
+                return Err(InferError::from(format!(
+                    "Transpose perm {perm:?} does not fit {}",
+                    ins[0]
+                )));
             }
             for &p in &perm {
                 if p >= r || seen[p] {
-                    return Err(format!(
+                    return Err(InferError::from(format!(
                         "Transpose perm {perm:?} is not a permutation of 0..{r}"
-                    ));
+                    )));
                 }
                 seen[p] = true;
             }
@@ -243,10 +318,10 @@ pub fn infer(op: Op, attrs: &Attrs, ins: &[TensorType]) -> Result<Vec<TensorType
                         .enumerate()
                         .all(|(i, (a, b))| i == axis || a == b);
                 if !ok {
-                    return Err(format!(
+                    return Err(InferError::from(format!(
                         "Concat on axis {axis}: {t} does not match {}",
                         ins[0]
-                    ));
+                    )));
                 }
                 shape[axis] += t.shape[axis];
             }
@@ -255,12 +330,12 @@ pub fn infer(op: Op, attrs: &Attrs, ins: &[TensorType]) -> Result<Vec<TensorType
         Split => {
             arity(op, ins, 1, 1)?;
             let axis = axis_in(attrs, "axis", ins[0].rank())?;
-            let split = attrs.usizes("split")?;
+            let split = attrs.usizes("split").map_err(InferError::attr)?;
             if split.iter().sum::<usize>() != ins[0].shape[axis] {
-                return Err(format!(
+                return Err(InferError::from(format!(
                     "Split sizes {split:?} do not add up to dim {axis} of {}",
                     ins[0]
-                ));
+                )));
             }
             Ok(split
                 .iter()
@@ -275,14 +350,14 @@ pub fn infer(op: Op, attrs: &Attrs, ins: &[TensorType]) -> Result<Vec<TensorType
             arity(op, ins, 1, 1)?;
             let x = &ins[0];
             let (starts, ends, steps) = (
-                attrs.ints("starts")?,
-                attrs.ints("ends")?,
-                attrs.ints("steps")?,
+                attrs.ints("starts").map_err(InferError::attr)?,
+                attrs.ints("ends").map_err(InferError::attr)?,
+                attrs.ints("steps").map_err(InferError::attr)?,
             );
             if starts.len() != x.rank() || ends.len() != x.rank() || steps.len() != x.rank() {
-                return Err(format!(
+                return Err(InferError::from(format!(
                     "Slice starts/ends/steps need one entry per dim of {x}"
-                ));
+                )));
             }
             let mut shape = Vec::with_capacity(x.rank());
             for i in 0..x.rank() {
@@ -292,23 +367,23 @@ pub fn infer(op: Op, attrs: &Attrs, ins: &[TensorType]) -> Result<Vec<TensorType
         }
         Expand => {
             arity(op, ins, 1, 1)?;
-            let shape = attrs.usizes("shape")?;
+            let shape = attrs.usizes("shape").map_err(InferError::attr)?;
             if broadcast_shapes(&ins[0].shape, &shape).as_deref() != Some(&shape[..]) {
-                return Err(format!(
+                return Err(InferError::from(format!(
                     "Expand of {} to {shape:?}: not broadcastable",
                     ins[0]
-                ));
+                )));
             }
             one(TensorType::new(ins[0].dtype, shape))
         }
         Tile => {
             arity(op, ins, 1, 1)?;
-            let reps = attrs.usizes("repeats")?;
+            let reps = attrs.usizes("repeats").map_err(InferError::attr)?;
             if reps.len() != ins[0].rank() {
-                return Err(format!(
+                return Err(InferError::from(format!(
                     "Tile repeats {reps:?} need one entry per dim of {}",
                     ins[0]
-                ));
+                )));
             }
             one(TensorType::new(
                 ins[0].dtype,
@@ -331,60 +406,64 @@ pub fn infer(op: Op, attrs: &Attrs, ins: &[TensorType]) -> Result<Vec<TensorType
         GatherND => {
             arity(op, ins, 2, 2)?;
             index_operand(op, &ins[1])?;
-            let b = usize::try_from(attrs.int("batch_dims")?)
+            let b = usize::try_from(attrs.int("batch_dims").map_err(InferError::attr)?)
                 .map_err(|_| "GatherND batch_dims must be >= 0".to_string())?;
             let (d, i) = (&ins[0].shape, &ins[1].shape);
-            let last = *i.last().ok_or("GatherND indices must have rank >= 1")?;
+            let last = *i
+                .last()
+                .ok_or(InferError::from("GatherND indices must have rank >= 1"))?;
             if b >= d.len().min(i.len()) || d[..b] != i[..b] || b + last > d.len() {
-                return Err(format!(
+                return Err(InferError::from(format!(
                     "GatherND indices {} do not fit data {} with batch_dims {b}",
                     ins[1], ins[0]
-                ));
+                )));
             }
             let shape = [&i[..i.len() - 1], &d[b + last..]].concat();
             one(TensorType::new(ins[0].dtype, shape))
         }
         Resize => {
             arity(op, ins, 1, 1)?;
-            let scales = attrs.floats("scales")?;
-            let mode = attrs.str("mode")?;
+            let scales = attrs.floats("scales").map_err(InferError::attr)?;
+            let mode = attrs.str("mode").map_err(InferError::attr)?;
             if mode != "nearest" && mode != "linear" {
-                return Err(format!(
+                return Err(InferError::from(format!(
                     "Resize mode '{mode}' is not supported (nearest, linear)"
-                ));
+                )));
             }
-            attrs.str("coordinate_transformation_mode")?;
-            attrs.str("nearest_mode")?;
+            attrs
+                .str("coordinate_transformation_mode")
+                .map_err(InferError::attr)?;
+            attrs.str("nearest_mode").map_err(InferError::attr)?;
             if scales.len() != ins[0].rank() {
-                return Err(format!(
+                return Err(InferError::from(format!(
                     "Resize scales {scales:?} need one entry per dim of {}",
                     ins[0]
-                ));
+                )));
             }
-            let sizes = attrs.usizes("sizes")?;
+            let sizes = attrs.usizes("sizes").map_err(InferError::attr)?;
             if sizes.len() != ins[0].rank() {
-                return Err(format!(
+                return Err(InferError::from(format!(
                     "Resize sizes {sizes:?} need one entry per dim of {}",
                     ins[0]
-                ));
+                )));
             }
             one(TensorType::new(ins[0].dtype, sizes))
         }
         Pad => {
             arity(op, ins, 1, 1)?;
-            let pads = attrs.ints("pads")?;
+            let pads = attrs.ints("pads").map_err(InferError::attr)?;
             let r = ins[0].rank();
             if pads.len() != 2 * r {
-                return Err(format!(
+                return Err(InferError::from(format!(
                     "Pad pads {pads:?} need 2 entries per dim of {}",
                     ins[0]
-                ));
+                )));
             }
-            let mode = attrs.str("mode")?;
+            let mode = attrs.str("mode").map_err(InferError::attr)?;
             if !matches!(mode, "constant" | "reflect" | "edge" | "wrap") {
-                return Err(format!("Pad mode '{mode}' is unknown"));
+                return Err(InferError::from(format!("Pad mode '{mode}' is unknown")));
             }
-            attrs.float("value")?;
+            attrs.float("value").map_err(InferError::attr)?;
             let mut shape = Vec::with_capacity(r);
             for i in 0..r {
                 let n = ins[0].shape[i] as i64 + pads[i] + pads[i + r];
@@ -400,14 +479,14 @@ pub fn infer(op: Op, attrs: &Attrs, ins: &[TensorType]) -> Result<Vec<TensorType
             for a in ["alpha", "beta", "bias"] {
                 attrs.float(a)?;
             }
-            attrs.int("size")?;
+            attrs.int("size").map_err(InferError::attr)?;
             one(ins[0].clone())
         }
-        _ => Err(format!("no shape rule for {op}")),
+        _ => Err(InferError::from(format!("no shape rule for {op}"))),
     }
 }
 
-fn arity(op: Op, ins: &[TensorType], min: usize, max: usize) -> Result<(), String> {
+fn arity(op: Op, ins: &[TensorType], min: usize, max: usize) -> Result<(), InferError> {
     if ins.len() < min || ins.len() > max {
         let want = if min == max {
             format!("{min}")
@@ -416,41 +495,48 @@ fn arity(op: Op, ins: &[TensorType], min: usize, max: usize) -> Result<(), Strin
         } else {
             format!("{min} to {max}")
         };
-        return Err(format!("{op} takes {want} inputs, got {}", ins.len()));
+        return Err(InferError::from(format!(
+            "{op} takes {want} inputs, got {}",
+            ins.len()
+        )));
     }
     Ok(())
 }
 
-fn same_dtype(op: Op, ins: &[TensorType]) -> Result<(), String> {
+fn same_dtype(op: Op, ins: &[TensorType]) -> Result<(), InferError> {
     if let Some(t) = ins.iter().find(|t| t.dtype != ins[0].dtype) {
-        return Err(format!(
+        return Err(InferError::ty(format!(
             "{op} operands must share a dtype: {} vs {t}",
             ins[0]
-        ));
+        )));
     }
     Ok(())
 }
 
-fn float_operand(op: Op, t: &TensorType) -> Result<(), String> {
+fn float_operand(op: Op, t: &TensorType) -> Result<(), InferError> {
     if !t.dtype.is_float() {
-        return Err(format!("{op} needs a float operand, got {t}"));
+        return Err(InferError::ty(format!(
+            "{op} needs a float operand, got {t}"
+        )));
     }
     Ok(())
 }
 
-fn index_operand(op: Op, t: &TensorType) -> Result<(), String> {
+fn index_operand(op: Op, t: &TensorType) -> Result<(), InferError> {
     if !matches!(t.dtype, DType::I64 | DType::I32) {
-        return Err(format!("{op} indices must be int64 or int32, got {t}"));
+        return Err(InferError::ty(format!(
+            "{op} indices must be int64 or int32, got {t}"
+        )));
     }
     Ok(())
 }
 
-fn axis_in(attrs: &Attrs, name: &str, rank: usize) -> Result<usize, String> {
-    let a = attrs.int(name)?;
+fn axis_in(attrs: &Attrs, name: &str, rank: usize) -> Result<usize, InferError> {
+    let a = attrs.int(name).map_err(InferError::attr)?;
     usize::try_from(a)
         .ok()
         .filter(|&a| a < rank)
-        .ok_or_else(|| format!("{name} {a} out of range for rank {rank}"))
+        .ok_or_else(|| InferError::attr(format!("{name} {a} out of range for rank {rank}")))
 }
 
 /// Numpy multidirectional broadcast of two shapes; `None` when incompatible.
@@ -490,11 +576,11 @@ fn broadcast(op: Op, ins: &[TensorType]) -> Result<Vec<usize>, String> {
 }
 
 /// Output shape of numpy matmul.
-pub fn matmul_shape(a: &[usize], b: &[usize]) -> Result<Vec<usize>, String> {
+pub fn matmul_shape(a: &[usize], b: &[usize]) -> Result<Vec<usize>, InferError> {
     if a.is_empty() || b.is_empty() {
-        return Err(format!(
+        return Err(InferError::from(format!(
             "MatMul operands must have rank >= 1, got {a:?} and {b:?}"
-        ));
+        )));
     }
     let a2: Vec<usize> = if a.len() == 1 {
         vec![1, a[0]]
@@ -509,9 +595,9 @@ pub fn matmul_shape(a: &[usize], b: &[usize]) -> Result<Vec<usize>, String> {
     let (m, k) = (a2[a2.len() - 2], a2[a2.len() - 1]);
     let (k2, n) = (b2[b2.len() - 2], b2[b2.len() - 1]);
     if k != k2 {
-        return Err(format!(
+        return Err(InferError::from(format!(
             "MatMul contraction dims differ: {a:?} x {b:?} ({k} vs {k2})"
-        ));
+        )));
     }
     let batch = broadcast_shapes(&a2[..a2.len() - 2], &b2[..b2.len() - 2])
         .ok_or_else(|| format!("MatMul batch dims do not broadcast: {a:?} x {b:?}"))?;
@@ -525,15 +611,20 @@ pub fn matmul_shape(a: &[usize], b: &[usize]) -> Result<Vec<usize>, String> {
     Ok(out)
 }
 
-fn gemm(attrs: &Attrs, ins: &[TensorType]) -> Result<Vec<TensorType>, String> {
+fn gemm(attrs: &Attrs, ins: &[TensorType]) -> Result<Vec<TensorType>, InferError> {
     arity(Op::Gemm, ins, 2, 3)?;
     same_dtype(Op::Gemm, ins)?;
-    attrs.float("alpha")?;
-    attrs.float("beta")?;
-    let (ta, tb) = (attrs.int("transA")? != 0, attrs.int("transB")? != 0);
+    attrs.float("alpha").map_err(InferError::attr)?;
+    attrs.float("beta").map_err(InferError::attr)?;
+    let (ta, tb) = (
+        attrs.int("transA").map_err(InferError::attr)? != 0,
+        attrs.int("transB").map_err(InferError::attr)? != 0,
+    );
     let (a, b) = (&ins[0], &ins[1]);
     if a.rank() != 2 || b.rank() != 2 {
-        return Err(format!("Gemm needs 2-D A and B, got {a} and {b}"));
+        return Err(InferError::from(format!(
+            "Gemm needs 2-D A and B, got {a} and {b}"
+        )));
     }
     let (m, k) = if ta {
         (a.shape[1], a.shape[0])
@@ -546,41 +637,48 @@ fn gemm(attrs: &Attrs, ins: &[TensorType]) -> Result<Vec<TensorType>, String> {
         (b.shape[0], b.shape[1])
     };
     if k != k2 {
-        return Err(format!(
+        return Err(InferError::from(format!(
             "Gemm contraction dims differ: A {a} (transA={ta}) x B {b} (transB={tb})"
-        ));
+        )));
     }
     if let Some(c) = ins.get(2) {
         if broadcast_shapes(&c.shape, &[m, n]).as_deref() != Some(&[m, n][..]) {
-            return Err(format!("Gemm C {c} does not broadcast to [{m}, {n}]"));
+            return Err(InferError::from(format!(
+                "Gemm C {c} does not broadcast to [{m}, {n}]"
+            )));
         }
     }
     Ok(vec![TensorType::new(a.dtype, vec![m, n])])
 }
 
-fn spatial_attrs(op: Op, attrs: &Attrs, nsp: usize, dil: bool) -> Result<[Vec<usize>; 4], String> {
-    let k = attrs.usizes("kernel_shape")?;
-    let s = attrs.usizes("strides")?;
+fn spatial_attrs(
+    op: Op,
+    attrs: &Attrs,
+    nsp: usize,
+    dil: bool,
+) -> Result<[Vec<usize>; 4], InferError> {
+    let k = attrs.usizes("kernel_shape").map_err(InferError::attr)?;
+    let s = attrs.usizes("strides").map_err(InferError::attr)?;
     let d = if dil {
-        attrs.usizes("dilations")?
+        attrs.usizes("dilations").map_err(InferError::attr)?
     } else {
         vec![1; nsp]
     };
-    let p = attrs.usizes("pads")?;
+    let p = attrs.usizes("pads").map_err(InferError::attr)?;
     if k.len() != nsp || s.len() != nsp || d.len() != nsp || p.len() != 2 * nsp {
-        return Err(format!(
+        return Err(InferError::from(format!(
             "{op} kernel_shape {k:?}, strides {s:?}, dilations {d:?}, pads {p:?} do not fit {nsp} spatial dims"
-        ));
+        )));
     }
     if s.contains(&0) || d.contains(&0) || k.contains(&0) {
-        return Err(format!(
+        return Err(InferError::from(format!(
             "{op} kernel_shape, strides and dilations must be positive"
-        ));
+        )));
     }
     Ok([k, s, d, p])
 }
 
-fn conv(attrs: &Attrs, ins: &[TensorType], transpose: bool) -> Result<Vec<TensorType>, String> {
+fn conv(attrs: &Attrs, ins: &[TensorType], transpose: bool) -> Result<Vec<TensorType>, InferError> {
     let op = if transpose {
         Op::ConvTranspose
     } else {
@@ -591,47 +689,49 @@ fn conv(attrs: &Attrs, ins: &[TensorType], transpose: bool) -> Result<Vec<Tensor
     float_operand(op, &ins[0])?;
     let (x, w) = (&ins[0], &ins[1]);
     if x.rank() < 3 || w.rank() != x.rank() {
-        return Err(format!(
+        return Err(InferError::from(format!(
             "{op} needs X (N, C, spatial...) and W of the same rank, got {x} and {w}"
-        ));
+        )));
     }
     let nsp = x.rank() - 2;
     let [k, s, d, p] = spatial_attrs(op, attrs, nsp, true)?;
-    let group = usize::try_from(attrs.int("group")?)
+    let group = usize::try_from(attrs.int("group").map_err(InferError::attr)?)
         .ok()
         .filter(|&g| g > 0)
-        .ok_or(format!("{op} group must be positive"))?;
+        .ok_or(InferError::from(format!("{op} group must be positive")))?;
     if w.shape[2..] != k[..] {
-        return Err(format!("{op} kernel_shape {k:?} differs from W {w}"));
+        return Err(InferError::from(format!(
+            "{op} kernel_shape {k:?} differs from W {w}"
+        )));
     }
     let c = x.shape[1];
     let mut out = vec![x.shape[0]];
     if !transpose {
         if c % group != 0 || w.shape[1] * group != c || w.shape[0] % group != 0 {
-            return Err(format!("{op} channels: X {x}, W {w}, group {group} do not fit (W dim 1 x group must equal C)"));
+            return Err(InferError::from(format!("{op} channels: X {x}, W {w}, group {group} do not fit (W dim 1 x group must equal C)")));
         }
         out.push(w.shape[0]);
         for i in 0..nsp {
             let eff = d[i] * (k[i] - 1) + 1;
             let padded = x.shape[2 + i] + p[i] + p[i + nsp];
             if padded < eff {
-                return Err(format!(
+                return Err(InferError::from(format!(
                     "{op} kernel (dilated {eff}) larger than padded input dim {padded} of {x}"
-                ));
+                )));
             }
             out.push((padded - eff) / s[i] + 1);
         }
     } else {
-        let op_pad = attrs.usizes("output_padding")?;
+        let op_pad = attrs.usizes("output_padding").map_err(InferError::attr)?;
         if op_pad.len() != nsp {
-            return Err(format!(
+            return Err(InferError::from(format!(
                 "{op} output_padding {op_pad:?} does not fit {nsp} spatial dims"
-            ));
+            )));
         }
         if w.shape[0] != c || c % group != 0 {
-            return Err(format!(
+            return Err(InferError::from(format!(
                 "{op} channels: X {x}, W {w}, group {group} do not fit (W dim 0 must equal C)"
-            ));
+            )));
         }
         out.push(w.shape[1] * group);
         for i in 0..nsp {
@@ -645,33 +745,38 @@ fn conv(attrs: &Attrs, ins: &[TensorType], transpose: bool) -> Result<Vec<Tensor
     }
     if let Some(b) = ins.get(2) {
         if b.shape != [out[1]] {
-            return Err(format!("{op} bias {b} must have shape [{}]", out[1]));
+            return Err(InferError::from(format!(
+                "{op} bias {b} must have shape [{}]",
+                out[1]
+            )));
         }
     }
     Ok(vec![TensorType::new(x.dtype, out)])
 }
 
-fn pool(op: Op, attrs: &Attrs, ins: &[TensorType]) -> Result<Vec<TensorType>, String> {
+fn pool(op: Op, attrs: &Attrs, ins: &[TensorType]) -> Result<Vec<TensorType>, InferError> {
     arity(op, ins, 1, 1)?;
     let x = &ins[0];
     float_operand(op, x)?;
     if x.rank() < 3 {
-        return Err(format!("{op} needs rank >= 3 (N, C, spatial...), got {x}"));
+        return Err(InferError::from(format!(
+            "{op} needs rank >= 3 (N, C, spatial...), got {x}"
+        )));
     }
     let nsp = x.rank() - 2;
     let [k, s, d, p] = spatial_attrs(op, attrs, nsp, true)?;
-    let ceil = attrs.int("ceil_mode")? != 0;
+    let ceil = attrs.int("ceil_mode").map_err(InferError::attr)? != 0;
     if op == Op::AveragePool {
-        attrs.int("count_include_pad")?;
+        attrs.int("count_include_pad").map_err(InferError::attr)?;
     }
     let mut out = x.shape[..2].to_vec();
     for i in 0..nsp {
         let eff = d[i] * (k[i] - 1) + 1;
         let padded = x.shape[2 + i] + p[i] + p[i + nsp];
         if padded < eff {
-            return Err(format!(
+            return Err(InferError::from(format!(
                 "{op} window (dilated {eff}) larger than padded input dim {padded} of {x}"
-            ));
+            )));
         }
         let mut n = if ceil {
             (padded - eff).div_ceil(s[i]) + 1
@@ -688,10 +793,10 @@ fn pool(op: Op, attrs: &Attrs, ins: &[TensorType]) -> Result<Vec<TensorType>, St
 }
 
 /// Number of elements a canonical slice `start..end` by `step` selects from a dim of size `dim`.
-pub fn slice_len(dim: usize, start: i64, end: i64, step: i64) -> Result<usize, String> {
+pub fn slice_len(dim: usize, start: i64, end: i64, step: i64) -> Result<usize, InferError> {
     let d = dim as i64;
     if step == 0 {
-        return Err("Slice step must not be 0".into());
+        return Err(InferError::attr("Slice step must not be 0".into()));
     }
     let ok = if step > 0 {
         (0..=d).contains(&start) && (0..=d).contains(&end)
@@ -699,9 +804,9 @@ pub fn slice_len(dim: usize, start: i64, end: i64, step: i64) -> Result<usize, S
         (-1..d).contains(&start) && (-1..d).contains(&end) || (d == 0 && start == -1 && end == -1)
     };
     if !ok {
-        return Err(format!(
+        return Err(InferError::from(format!(
             "Slice bounds start {start}, end {end}, step {step} are not canonical for dim {dim}"
-        ));
+        )));
     }
     let n = if step > 0 {
         (end - start + step - 1) / step

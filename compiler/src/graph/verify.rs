@@ -180,9 +180,8 @@ pub fn verify(g: &Graph) -> Result<(), Diagnostics> {
                     );
                 }
             }
-            Err(e) => {
-                errs.push(Diagnostic::new(Code::IrTypeError, e).at_node(&n.name, n.op.name()))
-            }
+            Err(e) => errs
+                .push(Diagnostic::new(Code::IrTypeError, e.message).at_node(&n.name, n.op.name())),
         }
     }
     for &o in &g.outputs {
