@@ -380,9 +380,10 @@ fn parse_inst(cx: &LineCtx, toks: &[(String, usize)]) -> Result<Inst, AsmError> 
         };
         fields.push(k, v, c + k.len() + 1);
     }
+    let columns = fields.clone();
     let inst = Inst::parse_fields(op, &mut fields, sync).map_err(|e| AsmError::Field {
         line: cx.line,
-        column: fields.column(&e.field).unwrap_or(*col),
+        column: columns.column(&e.field).unwrap_or(*col),
         message: format!("{}: field `{}`: {}", op.name(), e.field, e.message),
     })?;
     if let Some(extra) = fields.leftover().first() {
@@ -395,7 +396,7 @@ fn parse_inst(cx: &LineCtx, toks: &[(String, usize)]) -> Result<Inst, AsmError> 
     // Fields must fit their bits: encode once to find out.
     inst.encode(&mut Vec::new()).map_err(|e| AsmError::Field {
         line: cx.line,
-        column: fields
+        column: columns
             .column(e.field.split('.').next().unwrap_or(""))
             .unwrap_or(*col),
         message: format!("{}: {e}", op.name()),

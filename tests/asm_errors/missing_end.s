@@ -1,0 +1,3 @@
+# expect: E3000 at 3
+.stream vector
+    MEMSET dst=sbuf:fp32[0,128]@0x0(16:1) value=0.0
