@@ -7,7 +7,9 @@ use tahoma_isa::program::Program;
 
 fn expectation(text: &str) -> (String, usize, Option<usize>) {
     let first = text.lines().next().unwrap_or_default();
-    let spec = first.strip_prefix("# expect: ").expect("first line is `# expect: CODE at LINE[:COL]`");
+    let spec = first
+        .strip_prefix("# expect: ")
+        .expect("first line is `# expect: CODE at LINE[:COL]`");
     let (code, loc) = spec.split_once(" at ").expect("expectation has ` at `");
     let (line, col) = match loc.split_once(':') {
         Some((l, c)) => (l.parse().unwrap(), Some(c.parse().unwrap())),
@@ -19,7 +21,10 @@ fn expectation(text: &str) -> (String, usize, Option<usize>) {
 #[test]
 fn each_bad_assembly_file_gives_its_code_and_location() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/asm_errors");
-    let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     assert!(files.len() >= 10, "the error corpus is missing");
     let mut report = String::new();
@@ -33,7 +38,9 @@ fn each_bad_assembly_file_gives_its_code_and_location() {
         };
         assert_eq!(err.code(), code, "{name}: {err}");
         let (l, c) = match &err {
-            AsmError::Syntax { line, column, .. } | AsmError::Field { line, column, .. } => (*line, Some(*column)),
+            AsmError::Syntax { line, column, .. } | AsmError::Field { line, column, .. } => {
+                (*line, Some(*column))
+            }
             AsmError::Illegal { line, .. } => (*line, None),
         };
         assert_eq!(l, line, "{name}: wrong line in `{err}`");
@@ -46,7 +53,11 @@ fn each_bad_assembly_file_gives_its_code_and_location() {
 }
 
 fn example_bytes() -> Vec<u8> {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/asm/matmul.s")).unwrap();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/asm/matmul.s"
+    ))
+    .unwrap();
     assemble(&text).unwrap().to_bytes().unwrap()
 }
 
@@ -55,7 +66,11 @@ fn truncated_tbin_is_refused_at_every_length() {
     let bytes = example_bytes();
     for n in 0..bytes.len() {
         let err = Program::from_bytes(&bytes[..n]).expect_err("a truncated file must not load");
-        assert!(["E2001", "E2002", "E2004"].contains(&err.code()), "length {n}: {err} ({})", err.code());
+        assert!(
+            ["E2001", "E2002", "E2004"].contains(&err.code()),
+            "length {n}: {err} ({})",
+            err.code()
+        );
     }
     assert!(Program::from_bytes(&bytes).is_ok());
 }
