@@ -1,0 +1,436 @@
+//! Access patterns over the memories: resolving an `Ap`/`DmaAp` into a [`Plan`] (bounds-checked
+//! byte addresses, with unit dims dropped and contiguous dims merged so the common case is one
+//! long contiguous run per partition), gathering the elements into `f32` values in access order
+//! (partition-major, then free dims outermost first) and scattering `f32` values back with
+//! round-to-nearest-even casts. Raw byte copies serve same-dtype moves exactly.
+
+use crate::error::Fault;
+use crate::memory::{partition_bytes, ByteMem, Memories};
+use half::{bf16, f16};
+use tahoma_isa::{machine, Ap, DmaAp, Dtype, Mem};
+
+/// A resolved access: where each contiguous run of elements starts, in access order.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub mem: Mem,
+    pub dtype: Dtype,
+    base: u64,
+    /// Outer dims (size, stride in bytes), outermost first; each index selects one run.
+    outer: Vec<(u64, i64)>,
+    run_len: usize,
+    run_stride: i64,
+    /// Total elements.
+    pub count: usize,
+}
+
+fn out_of_range(msg: String) -> Fault {
+    Fault::new("E4001", "", msg)
+}
+
+/// Byte extent (lo, hi) of dims relative to the first element; hi is exclusive of the last element.
+fn extent(dims: &[(u64, i128)]) -> (i128, i128) {
+    let (mut lo, mut hi) = (0i128, 0i128);
+    for &(size, stride) in dims {
+        let ext = (size as i128 - 1) * stride;
+        if ext < 0 {
+            lo += ext;
+        } else {
+            hi += ext;
+        }
+    }
+    (lo, hi)
+}
+
+impl Plan {
+    /// Resolves an on-chip access.
+    pub fn of_ap(ap: &Ap) -> Result<Plan, Fault> {
+        Plan::build(
+            ap.mem,
+            ap.dtype,
+            ap.part_start,
+            ap.part_count,
+            0,
+            ap.offset,
+            &ap.dims(),
+        )
+    }
+
+    /// Resolves a DMA access (HBM uses `part_stride`; on chip, partitions are partitions).
+    pub fn of_dma(ap: &DmaAp) -> Result<Plan, Fault> {
+        Plan::build(
+            ap.mem,
+            ap.dtype,
+            ap.part_start,
+            ap.part_count,
+            ap.part_stride,
+            ap.offset,
+            &ap.dims(),
+        )
+    }
+
+    fn build(
+        mem: Mem,
+        dtype: Dtype,
+        part_start: u64,
+        part_count: u64,
+        part_stride: i64,
+        offset: u64,
+        free: &[(u64, i64)],
+    ) -> Result<Plan, Fault> {
+        let esize = dtype.size_bytes() as i128;
+        let free_b: Vec<(u64, i128)> = free
+            .iter()
+            .map(|&(s, st)| (s, st as i128 * esize))
+            .collect();
+        let count = crate::load::checked_elems(part_count, free)
+            .filter(|&n| n <= crate::load::MAX_HOST_ELEMS)
+            .ok_or_else(|| {
+                Fault::new(
+                    "E4006",
+                    "",
+                    "the access enumerates more elements than the emulator handles",
+                )
+            })? as usize;
+        let (base, pstride): (i128, i128) = if mem == Mem::Hbm {
+            (offset as i128, part_stride as i128 * esize)
+        } else {
+            let pb = partition_bytes(mem) as i128;
+            (part_start as i128 * pb + offset as i128, pb)
+        };
+        if count > 0 {
+            if mem == Mem::Hbm {
+                let mut all = free_b.clone();
+                all.push((part_count, pstride));
+                let (lo, hi) = extent(&all);
+                let (lo, hi) = (base + lo, base + hi + esize);
+                if lo < 0 || hi > machine::HBM_BYTES as i128 {
+                    return Err(out_of_range(format!(
+                        "touches HBM bytes [{lo}, {hi}) outside the {} addressable",
+                        machine::HBM_BYTES
+                    )));
+                }
+            } else {
+                if part_start + part_count > machine::PARTITIONS {
+                    return Err(out_of_range(format!(
+                        "partitions [{part_start}, {}) outside the {} partitions",
+                        part_start + part_count,
+                        machine::PARTITIONS
+                    )));
+                }
+                let (lo, hi) = extent(&free_b);
+                let (lo, hi) = (offset as i128 + lo, offset as i128 + hi + esize);
+                if lo < 0 || hi > pstride {
+                    return Err(out_of_range(format!(
+                        "touches bytes [{lo}, {hi}) of a {pstride}-byte {} partition",
+                        mem.name()
+                    )));
+                }
+            }
+        }
+        // Partition dim first, then free dims; drop unit dims, merge contiguous neighbours.
+        let mut dims: Vec<(u64, i64)> = Vec::with_capacity(5);
+        for (s, st) in std::iter::once((part_count, pstride)).chain(free_b.iter().copied()) {
+            if s == 1 {
+                continue;
+            }
+            let st = st as i64;
+            if let Some(last) = dims.last_mut() {
+                if last.1 == st * s as i64 {
+                    *last = (last.0 * s, st);
+                    continue;
+                }
+            }
+            dims.push((s, st));
+        }
+        let (run_len, run_stride) = match dims.pop() {
+            Some((s, st)) => (s as usize, st),
+            None => (1, esize as i64),
+        };
+        Ok(Plan {
+            mem,
+            dtype,
+            base: base.max(0) as u64,
+            outer: dims,
+            run_len,
+            run_stride,
+            count,
+        })
+    }
+
+    fn esize(&self) -> usize {
+        self.dtype.size_bytes() as usize
+    }
+
+    /// True when the whole access is one contiguous byte range.
+    pub fn contiguous(&self) -> bool {
+        self.outer.is_empty() && self.run_stride == self.esize() as i64
+    }
+
+    /// Calls `f` with the byte address of each run, in access order.
+    fn for_each_run(&self, mut f: impl FnMut(u64)) {
+        if self.count == 0 {
+            return;
+        }
+        let mut idx = vec![0u64; self.outer.len()];
+        let mut addr = self.base as i64;
+        loop {
+            f(addr as u64);
+            let mut k = self.outer.len();
+            loop {
+                if k == 0 {
+                    return;
+                }
+                k -= 1;
+                idx[k] += 1;
+                addr += self.outer[k].1;
+                if idx[k] < self.outer[k].0 {
+                    break;
+                }
+                addr -= self.outer[k].1 * self.outer[k].0 as i64;
+                idx[k] = 0;
+            }
+        }
+    }
+}
+
+/// Decodes one element.
+#[inline]
+pub fn decode(dtype: Dtype, b: &[u8]) -> f32 {
+    match dtype {
+        Dtype::Fp32 => f32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+        Dtype::Bf16 => f32::from_bits(u32::from(u16::from_le_bytes([b[0], b[1]])) << 16),
+        Dtype::Fp16 => f16::from_bits(u16::from_le_bytes([b[0], b[1]])).to_f32(),
+        Dtype::I32 => i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32,
+    }
+}
+
+/// f32 to i32: round half to even, saturating, NaN to 0.
+#[inline]
+pub fn f32_to_i32(v: f32) -> i32 {
+    v.round_ties_even() as i32
+}
+
+/// Encodes one element (round to nearest even).
+#[inline]
+pub fn encode(dtype: Dtype, v: f32, b: &mut [u8]) {
+    match dtype {
+        Dtype::Fp32 => b[..4].copy_from_slice(&v.to_le_bytes()),
+        Dtype::Bf16 => b[..2].copy_from_slice(&bf16::from_f32(v).to_bits().to_le_bytes()),
+        Dtype::Fp16 => b[..2].copy_from_slice(&f16::from_f32(v).to_bits().to_le_bytes()),
+        Dtype::I32 => b[..4].copy_from_slice(&f32_to_i32(v).to_le_bytes()),
+    }
+}
+
+/// Decodes a contiguous byte run.
+fn decode_contig(dtype: Dtype, bytes: &[u8], out: &mut Vec<f32>) {
+    match dtype {
+        Dtype::Fp32 => out.extend(
+            bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+        ),
+        Dtype::Bf16 => out.extend(
+            bytes
+                .chunks_exact(2)
+                .map(|c| f32::from_bits(u32::from(u16::from_le_bytes([c[0], c[1]])) << 16)),
+        ),
+        Dtype::Fp16 => out.extend(
+            bytes
+                .chunks_exact(2)
+                .map(|c| f16::from_bits(u16::from_le_bytes([c[0], c[1]])).to_f32()),
+        ),
+        Dtype::I32 => out.extend(
+            bytes
+                .chunks_exact(4)
+                .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f32),
+        ),
+    }
+}
+
+/// Encodes into a contiguous byte run.
+fn encode_contig(dtype: Dtype, vals: &[f32], bytes: &mut [u8]) {
+    match dtype {
+        Dtype::Fp32 => {
+            for (c, v) in bytes.chunks_exact_mut(4).zip(vals) {
+                c.copy_from_slice(&v.to_le_bytes());
+            }
+        }
+        Dtype::Bf16 => {
+            for (c, v) in bytes.chunks_exact_mut(2).zip(vals) {
+                c.copy_from_slice(&bf16::from_f32(*v).to_bits().to_le_bytes());
+            }
+        }
+        Dtype::Fp16 => {
+            for (c, v) in bytes.chunks_exact_mut(2).zip(vals) {
+                c.copy_from_slice(&f16::from_f32(*v).to_bits().to_le_bytes());
+            }
+        }
+        Dtype::I32 => {
+            for (c, v) in bytes.chunks_exact_mut(4).zip(vals) {
+                c.copy_from_slice(&f32_to_i32(*v).to_le_bytes());
+            }
+        }
+    }
+}
+
+/// Gathers the elements of `plan` from `mem` as f32, appending to `out`.
+pub fn gather(mem: &dyn ByteMem, plan: &Plan, out: &mut Vec<f32>) {
+    out.reserve(plan.count);
+    let es = plan.esize();
+    let contig = plan.run_stride == es as i64;
+    let mut scratch: Vec<u8> = Vec::new();
+    let mut one = [0u8; 4];
+    plan.for_each_run(|addr| {
+        if contig {
+            let n = plan.run_len * es;
+            if let Some(s) = mem.slice(addr, n) {
+                decode_contig(plan.dtype, s, out);
+            } else {
+                scratch.resize(n, 0);
+                mem.read_into(addr, &mut scratch);
+                decode_contig(plan.dtype, &scratch, out);
+            }
+        } else {
+            for i in 0..plan.run_len {
+                let a = (addr as i64 + i as i64 * plan.run_stride) as u64;
+                match mem.slice(a, es) {
+                    Some(s) => out.push(decode(plan.dtype, s)),
+                    None => {
+                        mem.read_into(a, &mut one[..es]);
+                        out.push(decode(plan.dtype, &one));
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Scatters `vals` (exactly `plan.count` of them) into `mem`, casting to the plan's dtype.
+pub fn scatter(mem: &mut dyn ByteMem, plan: &Plan, vals: &[f32]) {
+    let es = plan.esize();
+    let contig = plan.run_stride == es as i64;
+    let mut scratch: Vec<u8> = Vec::new();
+    let mut one = [0u8; 4];
+    let mut pos = 0usize;
+    plan.for_each_run(|addr| {
+        let Some(chunk) = vals.get(pos..pos + plan.run_len) else {
+            return;
+        };
+        pos += plan.run_len;
+        if contig {
+            let n = plan.run_len * es;
+            if let Some(s) = mem.slice_mut(addr, n) {
+                encode_contig(plan.dtype, chunk, s);
+            } else {
+                scratch.resize(n, 0);
+                encode_contig(plan.dtype, chunk, &mut scratch);
+                mem.write_from(addr, &scratch);
+            }
+        } else {
+            for (i, v) in chunk.iter().enumerate() {
+                let a = (addr as i64 + i as i64 * plan.run_stride) as u64;
+                match mem.slice_mut(a, es) {
+                    Some(s) => encode(plan.dtype, *v, s),
+                    None => {
+                        encode(plan.dtype, *v, &mut one);
+                        mem.write_from(a, &one[..es]);
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Gathers the raw bytes of `plan` in access order.
+pub fn gather_raw(mem: &dyn ByteMem, plan: &Plan) -> Vec<u8> {
+    let es = plan.esize();
+    let mut out = vec![0u8; plan.count * es];
+    let mut pos = 0usize;
+    let contig = plan.run_stride == es as i64;
+    plan.for_each_run(|addr| {
+        if contig {
+            let n = plan.run_len * es;
+            mem.read_into(addr, &mut out[pos..pos + n]);
+            pos += n;
+        } else {
+            for i in 0..plan.run_len {
+                let a = (addr as i64 + i as i64 * plan.run_stride) as u64;
+                mem.read_into(a, &mut out[pos..pos + es]);
+                pos += es;
+            }
+        }
+    });
+    out
+}
+
+/// Scatters raw bytes (as produced by [`gather_raw`] of the same dtype) into `mem`.
+pub fn scatter_raw(mem: &mut dyn ByteMem, plan: &Plan, bytes: &[u8]) {
+    let es = plan.esize();
+    let contig = plan.run_stride == es as i64;
+    let mut pos = 0usize;
+    plan.for_each_run(|addr| {
+        if contig {
+            let n = plan.run_len * es;
+            if let Some(src) = bytes.get(pos..pos + n) {
+                mem.write_from(addr, src);
+            }
+            pos += n;
+        } else {
+            for i in 0..plan.run_len {
+                let a = (addr as i64 + i as i64 * plan.run_stride) as u64;
+                if let Some(src) = bytes.get(pos..pos + es) {
+                    mem.write_from(a, src);
+                }
+                pos += es;
+            }
+        }
+    });
+}
+
+impl Memories {
+    /// The memory an access addresses.
+    pub fn mem(&self, m: Mem) -> &dyn ByteMem {
+        match m {
+            Mem::Sbuf => &self.sbuf,
+            Mem::Psum => &self.psum,
+            Mem::Hbm => &self.hbm,
+        }
+    }
+    /// Mutable form of [`Memories::mem`].
+    pub fn mem_mut(&mut self, m: Mem) -> &mut dyn ByteMem {
+        match m {
+            Mem::Sbuf => &mut self.sbuf,
+            Mem::Psum => &mut self.psum,
+            Mem::Hbm => &mut self.hbm,
+        }
+    }
+    /// Reads an on-chip access as f32 values in access order.
+    pub fn read_ap(&self, ap: &Ap) -> Result<Vec<f32>, Fault> {
+        let plan = Plan::of_ap(ap)?;
+        let mut v = Vec::new();
+        gather(self.mem(plan.mem), &plan, &mut v);
+        Ok(v)
+    }
+    /// Writes f32 values (in access order) to an on-chip access, casting to its dtype.
+    pub fn write_ap(&mut self, ap: &Ap, vals: &[f32]) -> Result<(), Fault> {
+        let plan = Plan::of_ap(ap)?;
+        write_plan(self, &plan, vals)
+    }
+}
+
+/// Writes `vals` through a resolved plan, checking the element count.
+pub fn write_plan(m: &mut Memories, plan: &Plan, vals: &[f32]) -> Result<(), Fault> {
+    if vals.len() != plan.count {
+        return Err(Fault::new(
+            "E4007",
+            "",
+            format!(
+                "{} values for an access of {} elements",
+                vals.len(),
+                plan.count
+            ),
+        ));
+    }
+    scatter(m.mem_mut(plan.mem), plan, vals);
+    Ok(())
+}

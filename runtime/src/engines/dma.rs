@@ -1,0 +1,44 @@
+//! DMA engine: DMA_COPY moves src to dst element by element in access order between any of
+//! HBM, SBUF and PSUM (PSUM only as a source). Same-dtype copies move bytes exactly; others
+//! convert through fp32 with round-to-nearest-even on write.
+
+use super::Effects;
+use crate::access::{gather, gather_raw, scatter_raw, write_plan, Plan};
+use crate::error::Fault;
+use crate::memory::Memories;
+use tahoma_isa::costs::dma_bytes;
+use tahoma_isa::{DmaCopy, Mem};
+
+pub fn dma_copy(mem: &mut Memories, x: &DmaCopy) -> Result<Effects, Fault> {
+    if x.dst.mem == Mem::Psum {
+        return Err(Fault::new("E4007", "dst.mem", "DMA cannot write PSUM"));
+    }
+    let sp = Plan::of_dma(&x.src).map_err(|f| f.within("src"))?;
+    let dp = Plan::of_dma(&x.dst).map_err(|f| f.within("dst"))?;
+    if sp.count != dp.count {
+        return Err(Fault::new(
+            "E4007",
+            "dst",
+            format!("{} elements but src has {}", dp.count, sp.count),
+        ));
+    }
+    if x.src.dtype == x.dst.dtype {
+        let raw = gather_raw(mem.mem(sp.mem), &sp);
+        scatter_raw(mem.mem_mut(dp.mem), &dp, &raw);
+    } else {
+        let mut v = Vec::with_capacity(sp.count);
+        gather(mem.mem(sp.mem), &sp, &mut v);
+        write_plan(mem, &dp, &v).map_err(|f| f.within("dst"))?;
+    }
+    let mut hbm = 0;
+    if x.src.mem == Mem::Hbm {
+        hbm += dma_bytes(&x.src);
+    }
+    if x.dst.mem == Mem::Hbm {
+        hbm += dma_bytes(&x.dst);
+    }
+    Ok(Effects {
+        hbm_bytes: hbm,
+        ..Effects::default()
+    })
+}

@@ -1,0 +1,69 @@
+//! The loader: turns `.tbin` bytes into a checked [`Program`]. Structural decoding is
+//! `Program::from_bytes`, legality is `check::check_program` (both keep their stable codes); in
+//! front of the checker sits one emulator-side guard: no access may enumerate more elements than
+//! the host can hold ([`MAX_HOST_ELEMS`], error E4006).
+
+use crate::error::{ExecError, Fault, RunError};
+use tahoma_isa::check::{check_program, onchip_operands};
+use tahoma_isa::program::Program;
+use tahoma_isa::{asm, Inst};
+
+/// Most elements one access may enumerate in the emulator (a host memory limit, not a property
+/// of the chip: one gathered operand of this many fp32 values takes 1 GiB).
+pub const MAX_HOST_ELEMS: u64 = 1 << 28;
+
+/// Decodes and checks a program image.
+pub fn load(bytes: &[u8]) -> Result<Program, RunError> {
+    let program = Program::from_bytes(bytes)?;
+    validate(&program)?;
+    Ok(program)
+}
+
+/// Checks a program built in memory the same way [`load`] checks a file.
+pub fn validate(program: &Program) -> Result<(), RunError> {
+    for s in &program.streams {
+        for (pc, inst) in s.insts.iter().enumerate() {
+            if let Err(fault) = host_limits(inst) {
+                return Err(RunError::Exec(Box::new(ExecError {
+                    stream: s.id,
+                    pc,
+                    inst: asm::format_inst(inst),
+                    op: program.op_of(s, pc).map(str::to_string),
+                    fault,
+                })));
+            }
+        }
+    }
+    check_program(program)?;
+    Ok(())
+}
+
+/// Element count of `parts` partitions times `sizes`, or `None` on overflow.
+pub(crate) fn checked_elems(parts: u64, sizes: &[(u64, i64)]) -> Option<u64> {
+    sizes.iter().try_fold(parts, |a, &(s, _)| a.checked_mul(s))
+}
+
+fn limit(field: &str, n: Option<u64>) -> Result<(), Fault> {
+    match n {
+        Some(n) if n <= MAX_HOST_ELEMS => Ok(()),
+        _ => Err(Fault::new(
+            "E4006",
+            field,
+            format!(
+                "the access enumerates {} elements; the emulator handles at most {MAX_HOST_ELEMS}",
+                n.map_or_else(|| "more than 2^64".to_string(), |n| n.to_string())
+            ),
+        )),
+    }
+}
+
+fn host_limits(inst: &Inst) -> Result<(), Fault> {
+    if let Inst::DmaCopy(x) = inst {
+        limit("src", checked_elems(x.src.part_count, &x.src.dims()))?;
+        limit("dst", checked_elems(x.dst.part_count, &x.dst.dims()))?;
+    }
+    for (name, ap) in onchip_operands(inst) {
+        limit(&name, checked_elems(ap.part_count, &ap.dims()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,158 @@
+//! The chip's memories as host byte arrays: SBUF and PSUM are flat (`partitions x partition
+//! bytes`, partition-major), HBM is sparse (pages allocated on first write; never-written bytes
+//! read as zero). All geometry comes from `tahoma_isa::machine`.
+
+use std::collections::HashMap;
+use tahoma_isa::{machine, Mem};
+
+/// Byte-addressed memory the access layer reads and writes.
+pub trait ByteMem {
+    /// Size in bytes.
+    fn size(&self) -> u64;
+    /// `len` bytes at `addr` as one host slice, when they are stored contiguously.
+    fn slice(&self, addr: u64, len: usize) -> Option<&[u8]>;
+    /// Mutable form of [`ByteMem::slice`]; may allocate backing storage.
+    fn slice_mut(&mut self, addr: u64, len: usize) -> Option<&mut [u8]>;
+    /// Copies bytes `[addr, addr + out.len())` into `out` (caller checked the range).
+    fn read_into(&self, addr: u64, out: &mut [u8]);
+    /// Copies `data` to `[addr, addr + data.len())` (caller checked the range).
+    fn write_from(&mut self, addr: u64, data: &[u8]);
+}
+
+/// A flat on-chip memory of `partitions x partition_bytes` bytes.
+pub struct Flat {
+    pub partition_bytes: u64,
+    pub bytes: Vec<u8>,
+}
+
+impl Flat {
+    pub fn new(partition_bytes: u64) -> Flat {
+        Flat {
+            partition_bytes,
+            bytes: vec![0; (machine::PARTITIONS * partition_bytes) as usize],
+        }
+    }
+}
+
+impl ByteMem for Flat {
+    fn size(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+    #[inline]
+    fn slice(&self, addr: u64, len: usize) -> Option<&[u8]> {
+        let a = usize::try_from(addr).ok()?;
+        self.bytes.get(a..a.checked_add(len)?)
+    }
+    #[inline]
+    fn slice_mut(&mut self, addr: u64, len: usize) -> Option<&mut [u8]> {
+        let a = usize::try_from(addr).ok()?;
+        self.bytes.get_mut(a..a.checked_add(len)?)
+    }
+    fn read_into(&self, addr: u64, out: &mut [u8]) {
+        if let Some(s) = self.slice(addr, out.len()) {
+            out.copy_from_slice(s);
+        }
+    }
+    fn write_from(&mut self, addr: u64, data: &[u8]) {
+        if let Some(s) = self.slice_mut(addr, data.len()) {
+            s.copy_from_slice(data);
+        }
+    }
+}
+
+/// Host page size of the sparse HBM (an emulator implementation choice, not a chip parameter).
+const PAGE_BITS: u32 = 16;
+const PAGE: u64 = 1 << PAGE_BITS;
+
+/// Sparse HBM: `machine::HBM_BYTES` addressable, pages allocated on write.
+#[derive(Default)]
+pub struct Hbm {
+    pages: HashMap<u64, Box<[u8]>>,
+}
+
+impl Hbm {
+    /// Bytes of host memory in use.
+    pub fn resident_bytes(&self) -> u64 {
+        self.pages.len() as u64 * PAGE
+    }
+    fn page_mut(&mut self, page: u64) -> &mut [u8] {
+        self.pages
+            .entry(page)
+            .or_insert_with(|| vec![0u8; PAGE as usize].into_boxed_slice())
+    }
+}
+
+impl ByteMem for Hbm {
+    fn size(&self) -> u64 {
+        machine::HBM_BYTES
+    }
+    fn slice(&self, addr: u64, len: usize) -> Option<&[u8]> {
+        let (page, off) = (addr >> PAGE_BITS, (addr % PAGE) as usize);
+        if off + len > PAGE as usize {
+            return None;
+        }
+        self.pages.get(&page).map(|p| &p[off..off + len])
+    }
+    fn slice_mut(&mut self, addr: u64, len: usize) -> Option<&mut [u8]> {
+        let (page, off) = (addr >> PAGE_BITS, (addr % PAGE) as usize);
+        if off + len > PAGE as usize || addr.checked_add(len as u64)? > machine::HBM_BYTES {
+            return None;
+        }
+        Some(&mut self.page_mut(page)[off..off + len])
+    }
+    fn read_into(&self, addr: u64, out: &mut [u8]) {
+        let mut done = 0usize;
+        while done < out.len() {
+            let a = addr + done as u64;
+            let (page, off) = (a >> PAGE_BITS, (a % PAGE) as usize);
+            let n = (PAGE as usize - off).min(out.len() - done);
+            match self.pages.get(&page) {
+                Some(p) => out[done..done + n].copy_from_slice(&p[off..off + n]),
+                None => out[done..done + n].fill(0),
+            }
+            done += n;
+        }
+    }
+    fn write_from(&mut self, addr: u64, data: &[u8]) {
+        let mut done = 0usize;
+        while done < data.len() {
+            let a = addr + done as u64;
+            let (page, off) = (a >> PAGE_BITS, (a % PAGE) as usize);
+            let n = (PAGE as usize - off).min(data.len() - done);
+            self.page_mut(page)[off..off + n].copy_from_slice(&data[done..done + n]);
+            done += n;
+        }
+    }
+}
+
+/// All memories of one core.
+pub struct Memories {
+    pub sbuf: Flat,
+    pub psum: Flat,
+    pub hbm: Hbm,
+}
+
+impl Default for Memories {
+    fn default() -> Self {
+        Memories::new()
+    }
+}
+
+impl Memories {
+    pub fn new() -> Memories {
+        Memories {
+            sbuf: Flat::new(machine::SBUF_PARTITION_BYTES),
+            psum: Flat::new(machine::PSUM_PARTITION_BYTES),
+            hbm: Hbm::default(),
+        }
+    }
+}
+
+/// Bytes per partition of an on-chip memory (HBM has no partitions: its whole size).
+pub fn partition_bytes(mem: Mem) -> u64 {
+    match mem {
+        Mem::Sbuf => machine::SBUF_PARTITION_BYTES,
+        Mem::Psum => machine::PSUM_PARTITION_BYTES,
+        Mem::Hbm => machine::HBM_BYTES,
+    }
+}

@@ -1,0 +1,313 @@
+//! Timed mode: event-driven per-engine timelines in core cycles. An instruction starts when its
+//! engine is free and its semaphore waits hold: start = max(engine free, waits satisfied); it
+//! ends after its `costs::inst_cost`, and its signal lands then. Effects apply at start (the
+//! semaphores order every legal program). DMA_COPY waits the trigger latency, then its bytes
+//! flow at min(queue rate, HBM rate / HBM transfers flowing), recomputed whenever a transfer
+//! starts or stops flowing (a fluid model). A LOAD_STATIONARY right after a MATMUL may start
+//! while that MATMUL streams (as soon as it started); the next instruction waits for both.
+
+use crate::engines::Core;
+use crate::error::RunError;
+use crate::sched::{deadlock, exec_error, is_end, ordered, Sems, Stats};
+use crate::trace::Slice;
+use tahoma_isa::costs::{inst_cost, Cost};
+use tahoma_isa::program::Program;
+use tahoma_isa::{machine, Inst};
+
+/// The bandwidth and latency parameters of the DMA model (defaults: the spec's `machine`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TimingParams {
+    pub dma_trigger_latency: f64,
+    pub dma_queue_bytes_per_cycle: f64,
+    pub hbm_bytes_per_cycle: f64,
+}
+
+impl Default for TimingParams {
+    fn default() -> Self {
+        TimingParams {
+            dma_trigger_latency: machine::DMA_TRIGGER_LATENCY as f64,
+            dma_queue_bytes_per_cycle: machine::DMA_QUEUE_BYTES_PER_CYCLE as f64,
+            hbm_bytes_per_cycle: machine::HBM_BYTES_PER_CYCLE as f64,
+        }
+    }
+}
+
+const EPS: f64 = 1e-9;
+
+/// Timeline state of one stream.
+struct Lane {
+    pc: usize,
+    done: bool,
+    /// When the engine's main pipe is free.
+    busy_until: f64,
+    /// When a background LOAD_STATIONARY finishes (tensor engine).
+    ls_until: f64,
+    /// The previous instruction was a MATMUL, so a LOAD_STATIONARY may overlap it.
+    prev_matmul: bool,
+    /// When the next instruction could start, semaphores aside (for stall accounting).
+    ready_at: f64,
+    /// End of the union of busy intervals so far.
+    covered: f64,
+}
+
+/// A compute instruction in flight: its signal lands at `at`.
+struct Pending {
+    at: f64,
+    lane: usize,
+    pc: usize,
+}
+
+/// A DMA in flight.
+struct Xfer {
+    lane: usize,
+    pc: usize,
+    start: f64,
+    flow_at: f64,
+    remaining: f64,
+    rate: f64,
+    uses_hbm: bool,
+    bytes: u64,
+}
+
+/// What a timed run produces besides the stats.
+pub struct Timeline {
+    pub cycles: f64,
+    pub slices: Vec<Slice>,
+}
+
+fn add_busy(stats: &mut Stats, lane: &mut Lane, i: usize, start: f64, end: f64) {
+    let from = start.max(lane.covered);
+    if end > from {
+        stats.lane(i).busy_cycles += end - from;
+    }
+    lane.covered = lane.covered.max(end);
+}
+
+pub fn run(
+    core: &mut Core,
+    program: &Program,
+    params: &TimingParams,
+    keep_slices: bool,
+) -> Result<(Stats, Timeline), RunError> {
+    let streams = ordered(program);
+    let mut stats = Stats::new(&streams);
+    let n = streams.len();
+    let mut lanes: Vec<Lane> = streams
+        .iter()
+        .map(|s| Lane {
+            pc: 0,
+            done: s.insts.is_empty(),
+            busy_until: 0.0,
+            ls_until: 0.0,
+            prev_matmul: false,
+            ready_at: 0.0,
+            covered: 0.0,
+        })
+        .collect();
+    let mut sems = Sems::new();
+    let mut pending: Vec<Pending> = Vec::new();
+    let mut xfers: Vec<Xfer> = Vec::new();
+    let mut slices: Vec<Slice> = Vec::new();
+    let mut clock = 0.0f64;
+    let mut last_end = 0.0f64;
+
+    loop {
+        // Land every signal due by now.
+        let mut k = 0;
+        while k < pending.len() {
+            if pending[k].at <= clock + EPS {
+                let p = pending.swap_remove(k);
+                if let Some(inst) = streams[p.lane].insts.get(p.pc) {
+                    sems.signal(inst.sync());
+                }
+                last_end = last_end.max(p.at);
+            } else {
+                k += 1;
+            }
+        }
+        let mut k = 0;
+        while k < xfers.len() {
+            let x = &xfers[k];
+            if clock + EPS >= x.flow_at && x.remaining <= EPS {
+                let x = xfers.swap_remove(k);
+                if let Some(inst) = streams[x.lane].insts.get(x.pc) {
+                    sems.signal(inst.sync());
+                }
+                let lane = &mut lanes[x.lane];
+                lane.busy_until = clock;
+                lane.ready_at = clock;
+                add_busy(&mut stats, lane, x.lane, x.start, clock);
+                last_end = last_end.max(clock);
+                if keep_slices {
+                    slices.push(Slice {
+                        stream: streams[x.lane].id,
+                        pc: x.pc,
+                        stationary: false,
+                        start: x.start,
+                        end: clock,
+                        macs: 0,
+                        bytes: x.bytes,
+                    });
+                }
+            } else {
+                k += 1;
+            }
+        }
+
+        // Start everything that can start now.
+        loop {
+            let mut started = false;
+            for i in 0..n {
+                let lane = &mut lanes[i];
+                if lane.done {
+                    continue;
+                }
+                let s = streams[i];
+                let Some(inst) = s.insts.get(lane.pc) else {
+                    lane.done = true;
+                    continue;
+                };
+                let is_ls = matches!(inst, Inst::LoadStationary(_));
+                let background = is_ls && lane.prev_matmul;
+                let free_at = if background {
+                    lane.ls_until
+                } else {
+                    lane.busy_until.max(lane.ls_until)
+                };
+                if clock + EPS < free_at || sems.unsatisfied(inst.sync()).is_some() {
+                    continue;
+                }
+                let pc = lane.pc;
+                let eff = core
+                    .execute(inst)
+                    .map_err(|f| exec_error(program, s, pc, f))?;
+                stats.record(i, &eff);
+                stats.lane(i).stall_cycles += (clock - lane.ready_at).max(0.0);
+                match inst_cost(inst) {
+                    Cost::Cycles(c) => {
+                        let end = clock + c as f64;
+                        if is_ls {
+                            lane.ls_until = end;
+                            if !background {
+                                lane.busy_until = end;
+                            }
+                        } else {
+                            lane.busy_until = end;
+                        }
+                        add_busy(&mut stats, lane, i, clock, end);
+                        pending.push(Pending {
+                            at: end,
+                            lane: i,
+                            pc,
+                        });
+                        if keep_slices {
+                            slices.push(Slice {
+                                stream: s.id,
+                                pc,
+                                stationary: is_ls,
+                                start: clock,
+                                end,
+                                macs: eff.macs,
+                                bytes: 0,
+                            });
+                        }
+                    }
+                    Cost::Dma { bytes, uses_hbm } => {
+                        lane.busy_until = f64::INFINITY;
+                        xfers.push(Xfer {
+                            lane: i,
+                            pc,
+                            start: clock,
+                            flow_at: clock + params.dma_trigger_latency,
+                            remaining: bytes as f64,
+                            rate: 0.0,
+                            uses_hbm,
+                            bytes,
+                        });
+                    }
+                }
+                let is_mm = matches!(inst, Inst::Matmul(_));
+                lane.prev_matmul = is_mm;
+                lane.pc += 1;
+                if is_end(inst) {
+                    lane.done = true;
+                }
+                let next_is_ls = matches!(s.insts.get(lane.pc), Some(Inst::LoadStationary(_)));
+                lane.ready_at = if is_mm && next_is_ls {
+                    clock.max(lane.ls_until)
+                } else {
+                    lane.busy_until.max(lane.ls_until)
+                };
+                started = true;
+            }
+            if !started {
+                break;
+            }
+        }
+
+        if lanes.iter().all(|l| l.done) && pending.is_empty() && xfers.is_empty() {
+            break;
+        }
+
+        // Share HBM bandwidth among the transfers flowing now.
+        let flowing_hbm = xfers
+            .iter()
+            .filter(|x| x.uses_hbm && clock + EPS >= x.flow_at)
+            .count();
+        for x in xfers.iter_mut() {
+            x.rate = if clock + EPS < x.flow_at {
+                0.0
+            } else if x.uses_hbm {
+                params
+                    .dma_queue_bytes_per_cycle
+                    .min(params.hbm_bytes_per_cycle / flowing_hbm as f64)
+            } else {
+                params.dma_queue_bytes_per_cycle
+            };
+        }
+
+        // Advance to the next event.
+        let mut next = f64::INFINITY;
+        for p in &pending {
+            next = next.min(p.at);
+        }
+        for x in &xfers {
+            let t = if x.rate == 0.0 {
+                x.flow_at
+            } else {
+                clock + x.remaining / x.rate
+            };
+            next = next.min(t);
+        }
+        if !next.is_finite() {
+            let pcs: Vec<usize> = lanes.iter().map(|l| l.pc).collect();
+            let done: Vec<bool> = lanes.iter().map(|l| l.done).collect();
+            return Err(deadlock(
+                program,
+                &streams,
+                &pcs,
+                &done,
+                &sems,
+                clock.ceil() as u64,
+            ));
+        }
+        let dt = next - clock;
+        for x in xfers.iter_mut() {
+            if x.rate > 0.0 {
+                if clock + x.remaining / x.rate <= next + EPS {
+                    x.remaining = 0.0;
+                } else {
+                    x.remaining -= x.rate * dt;
+                }
+            }
+        }
+        clock = next;
+    }
+    Ok((
+        stats,
+        Timeline {
+            cycles: last_end,
+            slices,
+        },
+    ))
+}
