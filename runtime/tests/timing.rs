@@ -1,0 +1,368 @@
+//! Cost tests from the spec's own numbers: matmul, DMA latency and bandwidth, HBM sharing,
+//! background LOAD_STATIONARY, semaphore hand-offs and stall accounting.
+
+mod common;
+use common::*;
+use tahoma_isa::costs::{inst_cost, load_stationary_cycles, matmul_cycles, Cost};
+use tahoma_isa::program::StreamId;
+use tahoma_isa::{cost, machine, Dtype, Header, Inst, LoadStationary, Matmul, Memset};
+use tahoma_runtime::trace::Slice;
+use tahoma_runtime::{Emulator, RunOptions, RunResult, TimingParams};
+
+fn run_timed(p: tahoma_isa::program::Program, timing: TimingParams) -> (RunResult, Vec<Slice>) {
+    let emu = Emulator::new(p).unwrap();
+    let opts = RunOptions {
+        timing,
+        ..RunOptions::timed().with_trace()
+    };
+    // Slices come back through the trace; rebuild them from its X events.
+    let res = emu.run(&opts).unwrap();
+    let slices = slices_of(&res);
+    (res, slices)
+}
+
+/// The X events of a run's trace as (track name, pc, start cycle, end cycle).
+fn slices_of(res: &RunResult) -> Vec<Slice> {
+    let trace = res.trace.as_ref().unwrap();
+    let events = trace["traceEvents"].as_array().unwrap();
+    let mut names = std::collections::HashMap::new();
+    for e in events
+        .iter()
+        .filter(|e| e["ph"] == "M" && e["name"] == "thread_name")
+    {
+        names.insert(
+            e["tid"].as_u64().unwrap(),
+            e["args"]["name"].as_str().unwrap().to_string(),
+        );
+    }
+    events
+        .iter()
+        .filter(|e| e["ph"] == "X")
+        .map(|e| {
+            let track = &names[&e["tid"].as_u64().unwrap()];
+            let stationary = track.ends_with("(load stationary)");
+            let stream = StreamId::parse(track.split(' ').next().unwrap()).unwrap();
+            Slice {
+                stream,
+                pc: e["args"]["pc"].as_u64().unwrap() as usize,
+                stationary,
+                start: e["args"]["start_cycle"].as_f64().unwrap(),
+                end: e["args"]["end_cycle"].as_f64().unwrap(),
+                macs: e["args"]["macs"].as_u64().unwrap_or(0),
+                bytes: e["args"]["bytes"].as_u64().unwrap_or(0),
+            }
+        })
+        .collect()
+}
+
+fn find(slices: &[Slice], stream: StreamId, pc: usize) -> &Slice {
+    slices
+        .iter()
+        .find(|s| s.stream == stream && s.pc == pc)
+        .unwrap_or_else(|| panic!("no slice for {stream} pc {pc}"))
+}
+
+fn ls(k: u64, m: u64, sync: Header) -> Inst {
+    Inst::LoadStationary(LoadStationary {
+        sync,
+        src: sbuf(Dtype::Bf16, k, 0, &[(m, 1)]),
+    })
+}
+
+fn mm(k: u64, m: u64, n: u64, sync: Header) -> Inst {
+    Inst::Matmul(Matmul {
+        sync,
+        moving: sbuf(Dtype::Bf16, k, 0, &[(n, 1)]),
+        dst: psum(m, 0, &[(n, 1)]),
+        accumulate: false,
+    })
+}
+
+#[test]
+fn matmul_of_512_columns_takes_the_spec_cycles() {
+    let (k, m, n) = (machine::PE_ROWS, machine::PE_COLS, machine::MAX_MOVING_FREE);
+    let p = program(
+        vec![(
+            StreamId::Tensor,
+            vec![ls(k, m, Header::default()), mm(k, m, n, Header::default())],
+        )],
+        vec![],
+    );
+    let (res, sl) = run_timed(p, TimingParams::default());
+    let mmsl = find(&sl, StreamId::Tensor, 1);
+    assert_eq!(mmsl.end - mmsl.start, matmul_cycles(n, Dtype::Bf16) as f64);
+    assert_eq!(mmsl.macs, k * m * n);
+    let ls_c = load_stationary_cycles(m, Dtype::Bf16);
+    assert_eq!(mmsl.start, ls_c as f64);
+    assert_eq!(
+        res.cycles,
+        ls_c + matmul_cycles(n, Dtype::Bf16) + cost::CONTROL_CYCLES
+    );
+    assert_eq!(res.macs, k * m * n);
+}
+
+#[test]
+fn load_stationary_overlaps_the_previous_matmul() {
+    let (k, m, n) = (machine::PE_ROWS, machine::PE_COLS, machine::MAX_MOVING_FREE);
+    let h = Header::default;
+    let p = program(
+        vec![(
+            StreamId::Tensor,
+            vec![
+                ls(k, m, h()),
+                mm(k, m, n, h()),
+                ls(k, m, h()),
+                mm(k, m, n, h()),
+            ],
+        )],
+        vec![],
+    );
+    let (res, sl) = run_timed(p, TimingParams::default());
+    let (mm1, ls2, mm2) = (
+        find(&sl, StreamId::Tensor, 1),
+        find(&sl, StreamId::Tensor, 2),
+        find(&sl, StreamId::Tensor, 3),
+    );
+    assert!(ls2.stationary);
+    assert_eq!(
+        ls2.start, mm1.start,
+        "background load starts with the previous matmul"
+    );
+    assert_eq!(mm2.start, mm1.end, "the next matmul follows without a gap");
+    let ls_c = load_stationary_cycles(m, Dtype::Bf16);
+    let mm_c = matmul_cycles(n, Dtype::Bf16);
+    assert_eq!(res.cycles, ls_c + 2 * mm_c + cost::CONTROL_CYCLES);
+    // Busy is the union of intervals: the overlapped load adds nothing.
+    let busy = res.streams[0].1.busy_cycles;
+    assert_eq!(busy, (ls_c + 2 * mm_c + cost::CONTROL_CYCLES) as f64);
+}
+
+#[test]
+fn a_late_load_stationary_starts_when_its_wait_holds_and_delays_the_next_matmul() {
+    // LS2 waits on s4, signalled by a vector MEMSET of `free` elements: once mid-MM1, once
+    // after MM1 ended. MM2 starts at max(MM1 end, LS2 end).
+    let (k, m, n) = (machine::PE_ROWS, machine::PE_COLS, machine::MAX_MOVING_FREE);
+    let h = Header::default;
+    let mm_c = matmul_cycles(n, Dtype::Bf16) as f64;
+    let ls_c = load_stationary_cycles(m, Dtype::Bf16) as f64;
+    for free in [
+        cost::VECTOR_MIN_FREE,
+        matmul_cycles(n, Dtype::Bf16) + cost::VECTOR_MIN_FREE,
+    ] {
+        let mut ms = memset_inst(h(), free);
+        ms.sync_mut().signal_sem = 4;
+        ms.sync_mut().signal_inc = 1;
+        let p = program(
+            vec![
+                (
+                    StreamId::Tensor,
+                    vec![
+                        ls(k, m, h()),
+                        mm(k, m, n, h()),
+                        ls(k, m, wait(4, 1)),
+                        mm(k, m, n, h()),
+                    ],
+                ),
+                (StreamId::Vector, vec![ms]),
+            ],
+            vec![],
+        );
+        let (_, sl) = run_timed(p, TimingParams::default());
+        let (mm1, ls2, mm2) = (
+            find(&sl, StreamId::Tensor, 1),
+            find(&sl, StreamId::Tensor, 2),
+            find(&sl, StreamId::Tensor, 3),
+        );
+        let signal_at = (cost::VECTOR_FIXED + free) as f64;
+        assert_eq!(mm1.start, ls_c);
+        assert_eq!(ls2.start, signal_at.max(mm1.start));
+        assert_eq!(mm2.start, mm1.end.max(ls2.end));
+        assert_eq!(mm2.start, (ls_c + mm_c).max(signal_at + ls_c));
+    }
+}
+
+fn one_dma_program(
+    queues: u64,
+    bytes_per_queue: u64,
+    timing_hbm: bool,
+) -> tahoma_isa::program::Program {
+    let parts = machine::PARTITIONS;
+    let free = bytes_per_queue / parts / Dtype::Fp32.size_bytes();
+    let mut streams = Vec::new();
+    for q in 0..queues {
+        let src = if timing_hbm {
+            hbm_rows(Dtype::Fp32, parts, free, q * bytes_per_queue)
+        } else {
+            sbuf_rows(Dtype::Fp32, parts, free, 0)
+        };
+        let dst = sbuf_rows(
+            Dtype::Fp32,
+            parts,
+            free,
+            q * free * Dtype::Fp32.size_bytes(),
+        );
+        streams.push((
+            StreamId::Dma(q as u8),
+            vec![dma(q, src, dst, Header::default())],
+        ));
+    }
+    program(streams, vec![])
+}
+
+#[test]
+fn one_dma_takes_latency_plus_bytes_over_queue_bandwidth() {
+    let bytes = machine::PARTITIONS * machine::DMA_QUEUE_BYTES_PER_CYCLE * 64;
+    let p = one_dma_program(1, bytes, true);
+    if let Inst::DmaCopy(_) = &p.streams[0].insts[0] {
+        assert_eq!(
+            inst_cost(&p.streams[0].insts[0]),
+            Cost::Dma {
+                bytes,
+                uses_hbm: true
+            }
+        );
+    }
+    let (res, sl) = run_timed(p, TimingParams::default());
+    let s = find(&sl, StreamId::Dma(0), 0);
+    let want = machine::DMA_TRIGGER_LATENCY + bytes / machine::DMA_QUEUE_BYTES_PER_CYCLE;
+    assert_eq!(s.end - s.start, want as f64);
+    assert_eq!(s.bytes, bytes);
+    assert_eq!(res.hbm_bytes, bytes);
+    assert_eq!(res.cycles, want + cost::CONTROL_CYCLES);
+}
+
+#[test]
+fn all_queues_in_parallel_are_capped_by_hbm_bandwidth() {
+    let q = machine::DMA_QUEUES;
+    let bytes = machine::PARTITIONS * machine::DMA_QUEUE_BYTES_PER_CYCLE * 32;
+    let (_, sl) = run_timed(one_dma_program(q, bytes, true), TimingParams::default());
+    let rate = (machine::DMA_QUEUE_BYTES_PER_CYCLE as f64)
+        .min(machine::HBM_BYTES_PER_CYCLE as f64 / q as f64);
+    let want = machine::DMA_TRIGGER_LATENCY as f64 + bytes as f64 / rate;
+    for i in 0..q {
+        let s = find(&sl, StreamId::Dma(i as u8), 0);
+        assert!(
+            (s.end - s.start - want).abs() < 1e-6,
+            "queue {i}: {} vs {want}",
+            s.end - s.start
+        );
+    }
+}
+
+#[test]
+fn a_narrower_hbm_caps_parallel_queues_and_spares_on_chip_copies() {
+    let q = machine::DMA_QUEUES;
+    let bytes = machine::PARTITIONS * machine::DMA_QUEUE_BYTES_PER_CYCLE * 32;
+    // An HBM a quarter as wide as all queues together: the cap binds.
+    let hbm = (machine::DMA_QUEUE_BYTES_PER_CYCLE * q) as f64 / 4.0;
+    let timing = TimingParams {
+        hbm_bytes_per_cycle: hbm,
+        ..TimingParams::default()
+    };
+    let (_, sl) = run_timed(one_dma_program(q, bytes, true), timing);
+    let want = machine::DMA_TRIGGER_LATENCY as f64 + (q * bytes) as f64 / hbm;
+    for i in 0..q {
+        let s = find(&sl, StreamId::Dma(i as u8), 0);
+        assert!((s.end - s.start - want).abs() < 1e-6);
+    }
+    // SBUF-to-SBUF copies do not touch HBM and keep the queue rate.
+    let (_, sl) = run_timed(one_dma_program(q, bytes, false), timing);
+    let want = (machine::DMA_TRIGGER_LATENCY + bytes / machine::DMA_QUEUE_BYTES_PER_CYCLE) as f64;
+    for i in 0..q {
+        let s = find(&sl, StreamId::Dma(i as u8), 0);
+        assert!((s.end - s.start - want).abs() < 1e-6);
+    }
+}
+
+#[test]
+fn hbm_shares_are_recomputed_when_a_transfer_finishes() {
+    // HBM as wide as one queue: two flowing transfers get half each until the short one ends.
+    let parts = machine::PARTITIONS;
+    let es = Dtype::Fp32.size_bytes();
+    let (f1, f2) = (64u64, 256u64);
+    let (b1, b2) = (parts * f1 * es, parts * f2 * es);
+    let p = program(
+        vec![
+            (
+                StreamId::Dma(0),
+                vec![dma(
+                    0,
+                    hbm_rows(Dtype::Fp32, parts, f1, 0),
+                    sbuf_rows(Dtype::Fp32, parts, f1, 0),
+                    Header::default(),
+                )],
+            ),
+            (
+                StreamId::Dma(1),
+                vec![dma(
+                    1,
+                    hbm_rows(Dtype::Fp32, parts, f2, b1),
+                    sbuf_rows(Dtype::Fp32, parts, f2, f1 * es),
+                    Header::default(),
+                )],
+            ),
+        ],
+        vec![],
+    );
+    let qbw = machine::DMA_QUEUE_BYTES_PER_CYCLE as f64;
+    let timing = TimingParams {
+        hbm_bytes_per_cycle: qbw,
+        ..TimingParams::default()
+    };
+    let (_, sl) = run_timed(p, timing);
+    let lat = machine::DMA_TRIGGER_LATENCY as f64;
+    let short_end = lat + b1 as f64 / (qbw / 2.0);
+    let long_end = short_end + (b2 - b1) as f64 / qbw;
+    let (s0, s1) = (
+        find(&sl, StreamId::Dma(0), 0),
+        find(&sl, StreamId::Dma(1), 0),
+    );
+    assert!(
+        (s0.end - short_end).abs() < 1e-6,
+        "{} vs {short_end}",
+        s0.end
+    );
+    assert!((s1.end - long_end).abs() < 1e-6, "{} vs {long_end}", s1.end);
+}
+
+fn memset_inst(sync: Header, n: u64) -> Inst {
+    Inst::Memset(Memset {
+        sync,
+        dst: sbuf(Dtype::Fp32, machine::PARTITIONS, 0, &[(n, 1)]),
+        value: 1.0,
+    })
+}
+
+#[test]
+fn a_wait_starts_when_the_signal_lands_and_counts_as_stall() {
+    let n = cost::VECTOR_MIN_FREE * 4;
+    // Scalar-engine-free hand-off: DMA queue 0 signals s3 when its copy ends; vector waits.
+    let bytes_free = 64u64;
+    let p = program(
+        vec![
+            (StreamId::Vector, vec![memset_inst(wait(3, 1), n)]),
+            (
+                StreamId::Dma(0),
+                vec![dma(
+                    0,
+                    hbm_rows(Dtype::Fp32, machine::PARTITIONS, bytes_free, 0),
+                    sbuf_rows(Dtype::Fp32, machine::PARTITIONS, bytes_free, n * 4),
+                    signal(3, 1),
+                )],
+            ),
+        ],
+        vec![],
+    );
+    let (res, sl) = run_timed(p, TimingParams::default());
+    let d = find(&sl, StreamId::Dma(0), 0);
+    let v = find(&sl, StreamId::Vector, 0);
+    assert_eq!(v.start, d.end);
+    let vector = &res
+        .streams
+        .iter()
+        .find(|(id, _)| *id == StreamId::Vector)
+        .unwrap()
+        .1;
+    assert_eq!(vector.stall_cycles, d.end);
+    assert_eq!(v.end - v.start, (cost::VECTOR_FIXED + n) as f64);
+}
