@@ -26,6 +26,30 @@ enum Command {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
+    /// Summarise a model: `tahoma inspect model.onnx --dim batch=1` prints inputs/outputs with
+    /// shapes, the op histogram, parameter count and unsupported ops with node names.
+    Inspect {
+        /// ONNX model (binary, or text syntax if it ends in `.onnxtxt`).
+        model: PathBuf,
+        #[command(flatten)]
+        bindings: cli::model::ModelArgs,
+    },
+    /// Compile a model: `tahoma compile model.onnx --emit graph -o model.graph`.
+    Compile {
+        /// ONNX model (binary, or text syntax if it ends in `.onnxtxt`).
+        model: PathBuf,
+        #[command(flatten)]
+        bindings: cli::model::ModelArgs,
+        /// The stage to print.
+        #[arg(long, value_enum, default_value = "graph")]
+        emit: cli::compile::Emit,
+        /// Write the dump here instead of stdout.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Print large constants in full on stdout too.
+        #[arg(long)]
+        full_constants: bool,
+    },
     /// Print a `.tbin` program as assembly.
     Disasm {
         input: PathBuf,
@@ -41,6 +65,11 @@ fn main() -> ExitCode {
         Command::Isa => cli::isa::isa(),
         Command::Asm { input, output } => cli::isa::asm(&input, output),
         Command::Disasm { input, full } => cli::isa::disasm(&input, full),
+        Command::Inspect { model, bindings } => cli::inspect::inspect(&model, &bindings),
+        Command::Compile { model, bindings, emit, output, full_constants } => {
+            let opts = cli::compile::CompileOptions { emit, output, full_constants };
+            cli::compile::compile(&model, &bindings, &opts)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,8 +5,9 @@
 
 use std::fmt;
 
-/// Stable error codes. `E1xxx` are model-import errors (ONNX binary, ONNX text, binding of
-/// symbolic dims), `E2xxx` are graph-IR text and verifier errors.
+/// Stable error codes of the front end. `E10xx` are model-import errors (ONNX binary, ONNX
+/// text, binding of symbolic dims), `E12xx` are graph-IR text and verifier errors. (`E2xxx`
+/// and up belong to isa-spec and the runtime.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Code {
     /// The bytes are not a valid ONNX protobuf (truncated, wrong file, corrupt).
@@ -43,6 +44,8 @@ pub enum Code {
     BadBinding,
     /// Two definitions of the same value name, or a malformed graph interface.
     DuplicateValue,
+    /// The model file (or a file it names) cannot be read.
+    ReadFailed,
     /// Graph-IR text syntax error (with line and column).
     IrSyntax,
     /// Graph-IR id out of range, duplicated, or inconsistent with its definition.
@@ -75,10 +78,11 @@ impl Code {
             Code::TextSyntax => "E1015",
             Code::BadBinding => "E1016",
             Code::DuplicateValue => "E1017",
-            Code::IrSyntax => "E2001",
-            Code::IrBadId => "E2002",
-            Code::IrUseBeforeDef => "E2003",
-            Code::IrTypeError => "E2004",
+            Code::ReadFailed => "E1018",
+            Code::IrSyntax => "E1201",
+            Code::IrBadId => "E1202",
+            Code::IrUseBeforeDef => "E1203",
+            Code::IrTypeError => "E1204",
         }
     }
 }

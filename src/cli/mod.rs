@@ -2,7 +2,10 @@
 
 use std::fmt;
 
+pub mod compile;
+pub mod inspect;
 pub mod isa;
+pub mod model;
 
 /// An error reported to the user: a stable code (`E` + 4 digits), a message naming what went
 /// wrong, and optionally what to do about it.

@@ -558,10 +558,11 @@ impl<'a> P<'a> {
         })
     }
 
-    /// `[d0, d1, ...]` after an element type; absent brackets mean an unknown shape.
+    /// `[d0, d1, ...]` after an element type.
     fn opt_shape(&mut self) -> R<Option<TensorShapeProto>> {
         if !self.eat(b'[') {
-            return Ok(None);
+            // As in onnx.parser, a type without brackets is a scalar (empty shape).
+            return Ok(Some(TensorShapeProto { dim: Vec::new() }));
         }
         let mut dims = Vec::new();
         if !self.eat(b']') {
