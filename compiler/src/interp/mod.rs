@@ -6,6 +6,7 @@
 //! computed in f32 and rounded back. Submodules are grouped by op family.
 
 pub mod conv;
+pub mod dispatch;
 pub mod elementwise;
 pub mod index_ops;
 pub mod linalg;
@@ -17,6 +18,7 @@ pub mod shape_ops;
 pub mod value;
 pub mod window;
 
+pub use dispatch::{evaluate, run_graph, run_graph_named, run_op};
 pub use value::{InterpError, Result};
 
 #[cfg(test)]

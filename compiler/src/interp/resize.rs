@@ -132,24 +132,26 @@ fn original_coord(
     roi: (f64, f64),
 ) -> f64 {
     let x = x as f64;
-    let (li, lo) = (l_in as f64, l_out as f64);
+    let li = l_in as f64;
+    // As in ONNX's definition, the resized length is `scale * length_original` (not rounded).
+    let lo = scale * li;
     match p.coord {
         CoordMode::HalfPixel => (x + 0.5) / scale - 0.5,
         CoordMode::HalfPixelSymmetric => {
-            let adjustment = lo / (scale * li);
+            let adjustment = l_out as f64 / lo;
             let center = li / 2.0;
             let offset = center * (1.0 - adjustment);
             offset + (x + 0.5) / scale - 0.5
         }
         CoordMode::PytorchHalfPixel => {
-            if l_out > 1 {
+            if lo > 1.0 {
                 (x + 0.5) / scale - 0.5
             } else {
                 0.0
             }
         }
         CoordMode::AlignCorners => {
-            if l_out == 1 {
+            if lo == 1.0 {
                 0.0
             } else {
                 x * (li - 1.0) / (lo - 1.0)
@@ -158,6 +160,7 @@ fn original_coord(
         CoordMode::Asymmetric => x / scale,
         CoordMode::TfCropAndResize => {
             let (s, e) = roi;
+            let lo = l_out as f64;
             if l_out > 1 {
                 s * (li - 1.0) + x * (e - s) * (li - 1.0) / (lo - 1.0)
             } else {
@@ -326,6 +329,35 @@ pub fn resize(
         }
         _ => return err(op, "exactly one of scales and sizes must be given"),
     }
+    let scales32: Vec<f32> = axis_scale.iter().map(|&v| v as f32).collect();
+    resize_explicit(x, roi, &scales32, &out_shape, p)
+}
+
+/// `Resize` with the per-axis scales (used by the coordinate transformation) and the output
+/// shape already resolved, as the graph IR records them. `roi` (begins then ends, one pair
+/// per axis) is read only by `tf_crop_and_resize`.
+pub fn resize_explicit(
+    x: &Tensor,
+    roi: Option<&[f32]>,
+    scales: &[f32],
+    out_shape: &[usize],
+    p: &ResizeParams,
+) -> Result<Tensor> {
+    let op = "Resize";
+    let shape = x.shape().to_vec();
+    let rank = shape.len();
+    if scales.len() != rank || out_shape.len() != rank {
+        return err(op, format!("scales {scales:?} and output shape {out_shape:?} need one entry per axis of {shape:?}"));
+    }
+    if let Some(bad) = scales.iter().find(|&&s| s <= 0.0 || !s.is_finite()) {
+        return err(op, format!("scale {bad} is not a positive finite number"));
+    }
+    let axis_scale: Vec<f64> = scales.iter().map(|&v| v as f64).collect();
+    // `roi` may list only the resized axes.
+    let axes: Vec<usize> = match &p.axes {
+        Some(a) => norm_axes(op, a, rank)?,
+        None => (0..rank).collect(),
+    };
     if p.antialias && p.mode != ResizeMode::Nearest && axis_scale.iter().any(|&s| s < 1.0) {
         return err(op, "antialias=1 when downsampling is not supported");
     }
