@@ -204,6 +204,31 @@ pub fn decode(dtype: Dtype, b: &[u8]) -> f32 {
     }
 }
 
+/// f64 to f32 rounding to odd: a second rounding of the result to bf16/fp16 (nearest even) is
+/// then the correctly rounded f64 -> bf16/fp16 conversion. (`half`'s own `from_f64` drops the
+/// low mantissa word before rounding, so it misrounds some values.)
+pub fn f64_to_f32_odd(x: f64) -> f32 {
+    let r = x as f32;
+    if !x.is_finite() || f64::from(r) == x {
+        return r;
+    }
+    let mut bits = r.to_bits();
+    if f64::from(r).abs() > x.abs() {
+        bits -= 1; // truncate toward zero (sign-magnitude: one step down in magnitude)
+    }
+    f32::from_bits(bits | 1)
+}
+
+/// f64 to bf16, correctly rounded to nearest even.
+pub fn f64_to_bf16(x: f64) -> bf16 {
+    bf16::from_f32(f64_to_f32_odd(x))
+}
+
+/// f64 to fp16, correctly rounded to nearest even.
+pub fn f64_to_f16(x: f64) -> f16 {
+    f16::from_f32(f64_to_f32_odd(x))
+}
+
 /// f32 to i32: round half to even, saturating, NaN to 0.
 #[inline]
 pub fn f32_to_i32(v: f32) -> i32 {

@@ -2,12 +2,11 @@
 //! and dtype against the program's I/O table and converting with round-to-nearest-even), seeded
 //! random inputs for those the host did not give, and reading any I/O tensor back.
 
-use crate::access::decode;
+use crate::access::{decode, f64_to_bf16, f64_to_f16};
 use crate::error::RunError;
 use crate::memory::{ByteMem, Hbm};
 use crate::npy::NpyArray;
 use crate::tensor::Tensor;
-use half::{bf16, f16};
 use tahoma_isa::program::{IoEntry, IoKind};
 use tahoma_isa::rng::Rng;
 use tahoma_isa::Dtype;
@@ -78,8 +77,8 @@ pub(crate) fn write_input(
     for &v in values {
         match e.dtype {
             Dtype::Fp32 => bytes.extend_from_slice(&(v as f32).to_le_bytes()),
-            Dtype::Bf16 => bytes.extend_from_slice(&bf16::from_f64(v).to_bits().to_le_bytes()),
-            Dtype::Fp16 => bytes.extend_from_slice(&f16::from_f64(v).to_bits().to_le_bytes()),
+            Dtype::Bf16 => bytes.extend_from_slice(&f64_to_bf16(v).to_bits().to_le_bytes()),
+            Dtype::Fp16 => bytes.extend_from_slice(&f64_to_f16(v).to_bits().to_le_bytes()),
             Dtype::I32 => {
                 if !integral || v.fract() != 0.0 || v < i32::MIN as f64 || v > i32::MAX as f64 {
                     return Err(input_err(

@@ -230,7 +230,9 @@ pub fn encode_array(a: &NpyArray) -> Vec<u8> {
     for &v in &a.values {
         match a.dtype {
             NpyDtype::F4 => out.extend_from_slice(&(v as f32).to_le_bytes()),
-            NpyDtype::F2 => out.extend_from_slice(&f16::from_f64(v).to_bits().to_le_bytes()),
+            NpyDtype::F2 => {
+                out.extend_from_slice(&crate::access::f64_to_f16(v).to_bits().to_le_bytes())
+            }
             NpyDtype::F8 => out.extend_from_slice(&v.to_le_bytes()),
             NpyDtype::I4 => out.extend_from_slice(&(v as i32).to_le_bytes()),
             NpyDtype::I8 => out.extend_from_slice(&(v as i64).to_le_bytes()),

@@ -589,3 +589,82 @@ fn gelu_dx_is_the_derivative_of_gelu() {
         );
     }
 }
+
+#[test]
+fn dma_casts_through_fp32_and_reads_psum() {
+    // bf16 input -> (DMA cast) fp32 SBUF -> TENSOR_COPY into PSUM -> DMA PSUM -> fp16 HBM.
+    let src = randoms(P * F, 9, -4.0, 4.0);
+    let bi = buf("x", Dtype::Bf16, 0);
+    let addr_out = HBM_STRIDE;
+    let io_table = vec![
+        io("x", IoKind::Input, Dtype::Bf16, &[P, F], 0),
+        io("y", IoKind::Output, Dtype::Fp16, &[P, F], addr_out),
+    ];
+    let to_sbuf = dma(
+        0,
+        hbm_rows(Dtype::Bf16, P, F, 0),
+        sbuf_rows(Dtype::Fp32, P, F, 4096),
+        signal(1, 1),
+    );
+    let to_psum = Inst::TensorCopy(TensorCopy {
+        sync: wait(1, 1),
+        dst: psum(P, 0, &[(F, 1)]),
+        src: sbuf(Dtype::Fp32, P, 4096, &[(F, 1)]),
+    });
+    let mut to_psum = to_psum;
+    to_psum.sync_mut().signal_sem = 2;
+    to_psum.sync_mut().signal_inc = 1;
+    let from_psum = dma(
+        1,
+        tahoma_isa::DmaAp::new(tahoma_isa::Mem::Psum, Dtype::Fp32, 0, P, 0, 0, &[(F, 1)]),
+        hbm_rows(Dtype::Fp16, P, F, addr_out),
+        wait(2, 1),
+    );
+    let prog = program(
+        vec![
+            (StreamId::Dma(0), vec![to_sbuf]),
+            (StreamId::Vector, vec![to_psum]),
+            (StreamId::Dma(1), vec![from_psum]),
+        ],
+        io_table,
+    );
+    let mut emu = Emulator::new(prog).unwrap();
+    emu.set_input(bi.name, &Tensor::new(Dtype::Fp32, vec![P, F], src.clone()))
+        .unwrap();
+    let res = emu.run(&RunOptions::timed()).unwrap();
+    for (i, &g) in res.outputs["y"].data.iter().enumerate() {
+        let want = half::f16::from_f32(half::bf16::from_f32(src[i]).to_f32()).to_f32();
+        assert_eq!(g, want, "at {i}");
+    }
+    let es = |d: Dtype| d.size_bytes();
+    assert_eq!(res.hbm_bytes, P * F * (es(Dtype::Bf16) + es(Dtype::Fp16)));
+}
+
+#[test]
+fn f64_conversions_round_correctly() {
+    use tahoma_runtime::access::{f64_to_bf16, f64_to_f16};
+    // 1 + 2^-8 is a bf16 tie (rounds to 1); a hair above it must round up. half's from_f64
+    // drops the bits that say "a hair above".
+    let tie = 1.0 + 2f64.powi(-8);
+    assert_eq!(f64_to_bf16(tie).to_f32(), 1.0);
+    assert_eq!(
+        f64_to_bf16(tie + 2f64.powi(-40)).to_f32(),
+        1.0 + 2f32.powi(-7)
+    );
+    let tie16 = 1.0 + 2f64.powi(-11);
+    assert_eq!(f64_to_f16(tie16).to_f32(), 1.0);
+    assert_eq!(
+        f64_to_f16(tie16 + 2f64.powi(-45)).to_f32(),
+        1.0 + 2f32.powi(-10)
+    );
+    // Every f32 value converts like the f32 path.
+    let mut r = Rng::new(11);
+    for _ in 0..10000 {
+        let v = f32::from_bits(r.next_u64() as u32);
+        if v.is_nan() {
+            continue;
+        }
+        assert_eq!(f64_to_bf16(f64::from(v)), half::bf16::from_f32(v), "{v:e}");
+        assert_eq!(f64_to_f16(f64::from(v)), half::f16::from_f32(v), "{v:e}");
+    }
+}

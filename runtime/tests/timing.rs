@@ -366,3 +366,27 @@ fn a_wait_starts_when_the_signal_lands_and_counts_as_stall() {
     assert_eq!(vector.stall_cycles, d.end);
     assert_eq!(v.end - v.start, (cost::VECTOR_FIXED + n) as f64);
 }
+
+#[test]
+fn the_tiled_gemm_overlaps_dma_tensor_and_scalar_work() {
+    use tahoma_isa::Act;
+    let prog = tahoma_runtime::kernels::gemm(512, 512, 1024, Dtype::Bf16, Act::Identity).unwrap();
+    let mut emu = Emulator::new(prog).unwrap();
+    emu.fill_random_inputs(0).unwrap();
+    let res = emu.run(&RunOptions::timed()).unwrap();
+    let busy: f64 = res.streams.iter().map(|(_, s)| s.busy_cycles).sum();
+    assert!(
+        (res.cycles as f64) < busy,
+        "engines overlap: {} cycles, {busy} busy cycles in total",
+        res.cycles
+    );
+    // No engine is busy longer than the run.
+    for (id, s) in &res.streams {
+        assert!(s.busy_cycles <= res.cycles as f64, "{id}");
+        assert!(
+            s.busy_cycles + s.stall_cycles <= res.cycles as f64 + 1e-6,
+            "{id}"
+        );
+    }
+    assert!(res.roofline_cycles <= res.cycles);
+}
