@@ -16,6 +16,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run ONNX backend-style test folders (model.onnx + test_data_set_N/) through import and
+    /// the reference interpreter: `tahoma conformance target/corpus/onnx-1.23.2/node --json`.
+    Conformance {
+        /// Test folders, or folders holding test folders (searched recursively).
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Print one JSON array of {"name", "status", "reason"} instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the ISA reference generated from isa-spec/spec.toml (Markdown).
     Isa,
     /// Assemble a program: `tahoma asm examples/asm/matmul.s -o matmul.tbin`.
@@ -62,6 +72,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: Result<(), cli::CliError> = match cli.command {
+        Command::Conformance { dirs, json } => cli::conformance::conformance(&dirs, json),
         Command::Isa => cli::isa::isa(),
         Command::Asm { input, output } => cli::isa::asm(&input, output),
         Command::Disasm { input, full } => cli::isa::disasm(&input, full),

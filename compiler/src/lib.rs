@@ -3,6 +3,7 @@
 //! The pipeline's stages live in their own modules; `tensor` holds the value type every
 //! stage shares (initializers, folded constants, interpreter values).
 
+pub mod conformance;
 pub mod diag;
 pub mod graph;
 pub mod interp;

@@ -3,6 +3,7 @@
 use std::fmt;
 
 pub mod compile;
+pub mod conformance;
 pub mod inspect;
 pub mod isa;
 pub mod model;
