@@ -23,3 +23,5 @@ pub use value::{InterpError, Result};
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_dispatch;
