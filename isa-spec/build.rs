@@ -131,20 +131,21 @@ fn gen_enum(out: &mut String, name: &str, def: &spec_model::EnumDef) {
 /// Statements encoding `fields` of `self` (or of `self.<prefix>`) at `base`.
 fn gen_encode_fields(out: &mut String, spec: &Spec, fields: &[FieldDef], skip_opcode: bool) {
     for f in fields {
+        let at = at(f.lsb);
         if skip_opcode && f.name == "opcode" {
             continue;
         }
-        let (lsb, w, n) = (f.lsb, f.width, &f.name);
+        let (w, n) = (f.width, &f.name);
         let line = match f.kind.as_str() {
             "reserved" => continue,
-            "uint" | "sem" => format!("crate::bits::put_uint(buf, bit0 + {lsb}, {w}, self.{n}).map_err(|e| e.at({n:?}))?;"),
-            "int" => format!("crate::bits::put_int(buf, bit0 + {lsb}, {w}, self.{n}).map_err(|e| e.at({n:?}))?;"),
-            "bool" => format!("crate::bits::put_uint(buf, bit0 + {lsb}, {w}, self.{n} as u64).map_err(|e| e.at({n:?}))?;"),
-            "f32" => format!("crate::bits::put_uint(buf, bit0 + {lsb}, {w}, u64::from(self.{n}.to_bits())).map_err(|e| e.at({n:?}))?;"),
-            "enum" => format!("crate::bits::put_uint(buf, bit0 + {lsb}, {w}, self.{n}.code()).map_err(|e| e.at({n:?}))?;"),
+            "uint" | "sem" => format!("crate::bits::put_uint(buf, {at}, {w}, self.{n}).map_err(|e| e.at({n:?}))?;"),
+            "int" => format!("crate::bits::put_int(buf, {at}, {w}, self.{n}).map_err(|e| e.at({n:?}))?;"),
+            "bool" => format!("crate::bits::put_uint(buf, {at}, {w}, self.{n} as u64).map_err(|e| e.at({n:?}))?;"),
+            "f32" => format!("crate::bits::put_uint(buf, {at}, {w}, u64::from(self.{n}.to_bits())).map_err(|e| e.at({n:?}))?;"),
+            "enum" => format!("crate::bits::put_uint(buf, {at}, {w}, self.{n}.code()).map_err(|e| e.at({n:?}))?;"),
             _ => {
                 assert_eq!(spec.layouts[&f.kind].bits, w, "field {n}: width must equal layout {} bits", f.kind);
-                format!("self.{n}.encode_at(buf, bit0 + {lsb}).map_err(|e| e.within({n:?}))?;")
+                format!("self.{n}.encode_at(buf, {at}).map_err(|e| e.within({n:?}))?;")
             }
         };
         writeln!(out, "        {line}").unwrap();
@@ -153,26 +154,27 @@ fn gen_encode_fields(out: &mut String, spec: &Spec, fields: &[FieldDef], skip_op
 
 fn gen_decode_fields(out: &mut String, spec: &Spec, fields: &[FieldDef], skip_opcode: bool) {
     for f in fields {
+        let at = at(f.lsb);
         if skip_opcode && f.name == "opcode" {
             continue;
         }
-        let (lsb, w, n) = (f.lsb, f.width, &f.name);
+        let (w, n) = (f.width, &f.name);
         let line = match f.kind.as_str() {
-            "reserved" => format!("crate::bits::check_reserved(buf, bit0 + {lsb}, {w}, {n:?})?;"),
-            "uint" | "sem" => format!("let {n} = crate::bits::get_uint(buf, bit0 + {lsb}, {w});"),
-            "int" => format!("let {n} = crate::bits::get_int(buf, bit0 + {lsb}, {w});"),
-            "bool" => format!("let {n} = crate::bits::get_uint(buf, bit0 + {lsb}, {w}) != 0;"),
-            "f32" => format!(
-                "let {n} = f32::from_bits(crate::bits::get_uint(buf, bit0 + {lsb}, {w}) as u32);"
-            ),
+            "reserved" => format!("crate::bits::check_reserved(buf, {at}, {w}, {n:?})?;"),
+            "uint" | "sem" => format!("let {n} = crate::bits::get_uint(buf, {at}, {w});"),
+            "int" => format!("let {n} = crate::bits::get_int(buf, {at}, {w});"),
+            "bool" => format!("let {n} = crate::bits::get_uint(buf, {at}, {w}) != 0;"),
+            "f32" => {
+                format!("let {n} = f32::from_bits(crate::bits::get_uint(buf, {at}, {w}) as u32);")
+            }
             "enum" => {
                 let ty = camel(f.enum_name.as_deref().unwrap());
-                format!("let {n} = {{ let c = crate::bits::get_uint(buf, bit0 + {lsb}, {w}); {ty}::from_code(c).ok_or(DecodeError::BadEnum {{ field: {n:?}.to_string(), value: c }})? }};")
+                format!("let {n} = {{ let c = crate::bits::get_uint(buf, {at}, {w}); {ty}::from_code(c).ok_or(DecodeError::BadEnum {{ field: {n:?}.to_string(), value: c }})? }};")
             }
             other => {
                 let _ = &spec.layouts[other];
                 format!(
-                    "let {n} = {}::decode_at(buf, bit0 + {lsb}).map_err(|e| e.within({n:?}))?;",
+                    "let {n} = {}::decode_at(buf, {at}).map_err(|e| e.within({n:?}))?;",
                     layout_type(other)
                 )
             }
@@ -200,6 +202,15 @@ fn gen_arbitrary_fields(out: &mut String, fields: &[FieldDef], skip_opcode: bool
             other => format!("let {n} = {}::arbitrary(rng);", layout_type(other)),
         };
         writeln!(out, "        {line}").unwrap();
+    }
+}
+
+/// The bit position expression of a field at `lsb` within its operand.
+fn at(lsb: usize) -> String {
+    if lsb == 0 {
+        "bit0".into()
+    } else {
+        format!("bit0 + {lsb}")
     }
 }
 
@@ -368,7 +379,7 @@ fn gen_instructions(out: &mut String, spec: &Spec) {
         // Printer.
         writeln!(
             out,
-            "    #[allow(unused_variables)]\n    fn write_fields(&self, out: &mut String) {{"
+            "    #[allow(unused_variables, clippy::ptr_arg)] // instructions without fields write nothing\n    fn write_fields(&self, out: &mut String) {{"
         )
         .unwrap();
         writeln!(

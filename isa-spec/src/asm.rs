@@ -135,7 +135,7 @@ pub enum AsmError {
     /// A well-formed instruction that breaks a legality rule.
     Illegal {
         line: usize,
-        violation: crate::check::ProgramViolation,
+        violation: Box<crate::check::ProgramViolation>,
     },
 }
 

@@ -611,25 +611,27 @@ impl fmt::Display for ProgramViolation {
 }
 
 /// Checks every instruction of every stream and that each stream ends with END.
-pub fn check_program(p: &Program) -> Result<(), ProgramViolation> {
+pub fn check_program(p: &Program) -> Result<(), Box<ProgramViolation>> {
     for s in &p.streams {
         for (pc, inst) in s.insts.iter().enumerate() {
-            check_inst(inst, s.id).map_err(|violation| ProgramViolation {
-                stream: s.id,
-                pc,
-                inst: crate::asm::format_inst(inst),
-                op: p.op_of(s, pc).map(str::to_string),
-                violation,
+            check_inst(inst, s.id).map_err(|violation| {
+                Box::new(ProgramViolation {
+                    stream: s.id,
+                    pc,
+                    inst: crate::asm::format_inst(inst),
+                    op: p.op_of(s, pc).map(str::to_string),
+                    violation,
+                })
             })?;
         }
         if !matches!(s.insts.last(), Some(Inst::End(_))) {
-            return Err(ProgramViolation {
+            return Err(Box::new(ProgramViolation {
                 stream: s.id,
                 pc: s.insts.len(),
                 inst: String::new(),
                 op: None,
                 violation: Violation::new("end", "opcode", "the stream does not finish with END"),
-            });
+            }));
         }
     }
     Ok(())

@@ -72,7 +72,7 @@ pub fn dma_cycles_alone(bytes: u64) -> u64 {
 
 /// Bytes a DMA access moves.
 pub fn dma_bytes(ap: &DmaAp) -> u64 {
-    ap.elems() * ap.dtype.size_bytes()
+    ap.elems().saturating_mul(ap.dtype.size_bytes())
 }
 
 /// The cost of one instruction by the spec's rule for it.

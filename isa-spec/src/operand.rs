@@ -79,22 +79,20 @@ fn parse_ap_text(s: &str) -> Result<ApText, String> {
     })
 }
 
-fn write_ap_text(
-    out: &mut String,
-    mem: Mem,
-    dtype: Dtype,
-    ps: u64,
-    pc: u64,
-    pstride: i64,
-    off: u64,
-    dims: &[(u64, i64)],
-) {
-    let _ = write!(out, "{}:{}[{ps},{pc}", mem.name(), dtype.name());
-    if pstride != 0 {
-        let _ = write!(out, ";{pstride}");
+fn write_ap_text(out: &mut String, t: &ApText) {
+    let _ = write!(
+        out,
+        "{}:{}[{},{}",
+        t.mem.name(),
+        t.dtype.name(),
+        t.part_start,
+        t.part_count
+    );
+    if let Some(st) = t.part_stride.filter(|&st| st != 0) {
+        let _ = write!(out, ";{st}");
     }
-    let _ = write!(out, "]@{off:#x}(");
-    for (i, (s, st)) in dims.iter().enumerate() {
+    let _ = write!(out, "]@{:#x}(", t.offset);
+    for (i, (s, st)) in t.dims.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
@@ -153,11 +151,11 @@ macro_rules! ap_common {
             }
             /// Number of elements per partition (1 with no free dims).
             pub fn free_elems(&self) -> u64 {
-                self.dims().iter().map(|d| d.0).product()
+                self.dims().iter().fold(1u64, |a, d| a.saturating_mul(d.0))
             }
             /// Total number of elements the access enumerates.
             pub fn elems(&self) -> u64 {
-                self.part_count * self.free_elems()
+                self.part_count.saturating_mul(self.free_elems())
             }
             pub(crate) fn canonicalize(&mut self) {
                 self.ndims %= machine::MAX_FREE_DIMS + 1;
@@ -225,13 +223,15 @@ impl AsmValue for Ap {
     fn write_asm(&self, out: &mut String) {
         write_ap_text(
             out,
-            self.mem,
-            self.dtype,
-            self.part_start,
-            self.part_count,
-            0,
-            self.offset,
-            &self.dims(),
+            &ApText {
+                mem: self.mem,
+                dtype: self.dtype,
+                part_start: self.part_start,
+                part_count: self.part_count,
+                part_stride: None,
+                offset: self.offset,
+                dims: self.dims(),
+            },
         );
     }
     fn parse_asm(s: &str) -> Result<Self, String> {
@@ -260,13 +260,15 @@ impl AsmValue for DmaAp {
     fn write_asm(&self, out: &mut String) {
         write_ap_text(
             out,
-            self.mem,
-            self.dtype,
-            self.part_start,
-            self.part_count,
-            self.part_stride,
-            self.offset,
-            &self.dims(),
+            &ApText {
+                mem: self.mem,
+                dtype: self.dtype,
+                part_start: self.part_start,
+                part_count: self.part_count,
+                part_stride: Some(self.part_stride),
+                offset: self.offset,
+                dims: self.dims(),
+            },
         );
     }
     fn parse_asm(s: &str) -> Result<Self, String> {

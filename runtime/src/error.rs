@@ -167,8 +167,8 @@ impl From<ProgramError> for RunError {
     }
 }
 
-impl From<ProgramViolation> for RunError {
-    fn from(v: ProgramViolation) -> Self {
-        RunError::Illegal(Box::new(v))
+impl From<Box<ProgramViolation>> for RunError {
+    fn from(v: Box<ProgramViolation>) -> Self {
+        RunError::Illegal(v)
     }
 }
