@@ -8,7 +8,11 @@ use std::process::ExitCode;
 mod cli;
 
 #[derive(Parser)]
-#[command(name = "tahoma", version, about = "Tensor compiler and emulator for a Trainium-like training chip")]
+#[command(
+    name = "tahoma",
+    version,
+    about = "Tensor compiler and emulator for a Trainium-like training chip"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -60,6 +64,30 @@ enum Command {
         #[arg(long)]
         full_constants: bool,
     },
+    /// Run a program on the emulator: `tahoma run examples/asm/matmul.s --trace trace.json`.
+    /// Takes a `.tbin` or an assembly `.s` file. Without --input, inputs get seeded random values.
+    Run {
+        /// Program: `.tbin`, or `.s` (assembled in memory).
+        program: PathBuf,
+        /// Input values: `NAME=FILE.npy` (repeatable).
+        #[arg(long = "input", value_name = "NAME=FILE.npy")]
+        inputs: Vec<String>,
+        /// Write one `.npy` per output into this folder.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Write a Chrome trace JSON (open it in Perfetto).
+        #[arg(long)]
+        trace: Option<PathBuf>,
+        /// Write the JSON report (cycles, roofline_cycles, macs, hbm_bytes, engines, emulate_seconds).
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// Functional mode: exact numerics in program order, no timing.
+        #[arg(long)]
+        functional: bool,
+        /// Seed of the random inputs.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
     /// Print a `.tbin` program as assembly.
     Disasm {
         input: PathBuf,
@@ -76,9 +104,36 @@ fn main() -> ExitCode {
         Command::Isa => cli::isa::isa(),
         Command::Asm { input, output } => cli::isa::asm(&input, output),
         Command::Disasm { input, full } => cli::isa::disasm(&input, full),
+        Command::Run {
+            program,
+            inputs,
+            out,
+            trace,
+            report,
+            functional,
+            seed,
+        } => cli::run::run(cli::run::RunArgs {
+            program,
+            inputs,
+            out,
+            trace,
+            report,
+            functional,
+            seed,
+        }),
         Command::Inspect { model, bindings } => cli::inspect::inspect(&model, &bindings),
-        Command::Compile { model, bindings, emit, output, full_constants } => {
-            let opts = cli::compile::CompileOptions { emit, output, full_constants };
+        Command::Compile {
+            model,
+            bindings,
+            emit,
+            output,
+            full_constants,
+        } => {
+            let opts = cli::compile::CompileOptions {
+                emit,
+                output,
+                full_constants,
+            };
             cli::compile::compile(&model, &bindings, &opts)
         }
     };

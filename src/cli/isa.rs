@@ -53,16 +53,6 @@ pub fn asm(input: &Path, output: Option<PathBuf>) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Loads a `.tbin` file: structure and legality.
-pub fn load_tbin(path: &Path) -> Result<Program, CliError> {
-    let bytes = read_file(path)?;
-    let p = Program::from_bytes(&bytes)
-        .map_err(|e| CliError::new(e.code(), format!("{}: {e}", path.display())))?;
-    tahoma_isa::check::check_program(&p)
-        .map_err(|v| CliError::new(v.violation.code(), format!("{}: {v}", path.display())))?;
-    Ok(p)
-}
-
 /// Prints a `.tbin` file as assembly.
 pub fn disasm(input: &Path, full: bool) -> Result<(), CliError> {
     let bytes = read_file(input)?;

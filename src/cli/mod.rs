@@ -7,6 +7,7 @@ pub mod conformance;
 pub mod inspect;
 pub mod isa;
 pub mod model;
+pub mod run;
 
 /// An error reported to the user: a stable code (`E` + 4 digits), a message naming what went
 /// wrong, and optionally what to do about it.
@@ -18,7 +19,10 @@ pub struct CliError {
 
 impl CliError {
     pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
-        CliError { code: code.into(), message: message.into() }
+        CliError {
+            code: code.into(),
+            message: message.into(),
+        }
     }
 }
 
