@@ -137,6 +137,17 @@ fn load_tensor(t: &TensorProto, ext: &dyn ExternalData, what: &str) -> Result<Te
     })
 }
 
+/// Decodes a serialized test-data `TensorProto` (an `input_K.pb`/`output_K.pb` file).
+/// `Ok(None)` when its element type is one tahoma does not support.
+pub fn decode_test_tensor(bytes: &[u8]) -> Result<Option<Tensor>, String> {
+    let t = TensorProto::decode(bytes).map_err(|e| format!("not a TensorProto: {e}"))?;
+    match tensor_from_proto(&t, &crate::onnx::NoExternalData) {
+        Ok(t) => Ok(Some(t)),
+        Err(d) if is_unsupported(d.code) => Ok(None),
+        Err(d) => Err(one_line(&d.to_string())),
+    }
+}
+
 /// Compares an interpreter result with a golden tensor: same dtype, same shape, values within
 /// `tol` for floats (NaN matches NaN, infinities must match exactly), exact otherwise.
 pub fn compare(want: &Tensor, got: &Tensor, tol: Tolerance) -> Result<(), String> {

@@ -637,8 +637,9 @@ pub fn depth_to_space(x: &Tensor, block: usize, crd: bool) -> Result<Tensor> {
     reshape(&t, &[n, cc, h * b, w * b], false)
 }
 
-/// `SpaceToDepth` on `[N, C, H, W]`.
-pub fn space_to_depth(x: &Tensor, block: usize) -> Result<Tensor> {
+/// `SpaceToDepth` on `[N, C, H, W]`; `crd` orders output channels channel-major (mode `CRD`)
+/// instead of block-major (`DCR`, the default).
+pub fn space_to_depth(x: &Tensor, block: usize, crd: bool) -> Result<Tensor> {
     let s = x.shape().to_vec();
     if s.len() != 4 || block == 0 || !s[2].is_multiple_of(block) || !s[3].is_multiple_of(block) {
         return err(
@@ -649,6 +650,11 @@ pub fn space_to_depth(x: &Tensor, block: usize) -> Result<Tensor> {
     let (n, c, h, w) = (s[0] as i64, s[1] as i64, s[2] as i64, s[3] as i64);
     let b = block as i64;
     let t = reshape(x, &[n, c, h / b, b, w / b, b], false)?;
-    let t = transpose(&t, Some(&[0, 3, 5, 1, 2, 4]))?;
+    let perm: [i64; 6] = if crd {
+        [0, 1, 3, 5, 2, 4]
+    } else {
+        [0, 3, 5, 1, 2, 4]
+    };
+    let t = transpose(&t, Some(&perm))?;
     reshape(&t, &[n, c * b * b, h / b, w / b], false)
 }
