@@ -68,6 +68,8 @@ impl Attrs<'_> {
 
 type Ins = [Option<Tensor>];
 type Kernel = fn(&Attrs, &Ins, i64) -> Result<Vec<Tensor>, InterpError>;
+/// A boxed kernel adapter: ONNX attributes + operands + opset -> outputs.
+type Family = Box<dyn Fn(&Attrs, &Ins, i64) -> Result<Vec<Tensor>, InterpError>>;
 
 fn req(ins: &Ins, i: usize) -> Result<&Tensor, InterpError> {
     ins.get(i)
@@ -158,16 +160,10 @@ fn reduce_with(
     }
 }
 
-fn families() -> Vec<(
-    &'static str,
-    Box<dyn Fn(&Attrs, &Ins, i64) -> Result<Vec<Tensor>, InterpError>>,
-)> {
-    let un = |u: UnaryOp| -> Box<dyn Fn(&Attrs, &Ins, i64) -> Result<Vec<Tensor>, InterpError>> {
-        Box::new(move |_, ins, _| Ok(vec![ew::unary(u, req(ins, 0)?)?]))
-    };
-    let k = |f: Kernel| -> Box<dyn Fn(&Attrs, &Ins, i64) -> Result<Vec<Tensor>, InterpError>> {
-        Box::new(f)
-    };
+fn families() -> Vec<(&'static str, Family)> {
+    let un =
+        |u: UnaryOp| -> Family { Box::new(move |_, ins, _| Ok(vec![ew::unary(u, req(ins, 0)?)?])) };
+    let k = |f: Kernel| -> Family { Box::new(f) };
     vec![
         ("test_layer_normalization_", k(layer_norm)),
         ("test_resize_", k(resize_k)),
@@ -351,7 +347,7 @@ fn node_dir() -> PathBuf {
 enum Loaded {
     NotApplicable,
     Case {
-        node: NodeProto,
+        node: Box<NodeProto>,
         opset: i64,
         ins: Vec<Option<Tensor>>,
         outs: Vec<Tensor>,
@@ -398,7 +394,7 @@ fn load(dir: &Path) -> Loaded {
             Err(e) => panic!("{}: {e}", p.display()),
         }
     }
-    let node = g.node[0].clone();
+    let node = Box::new(g.node[0].clone());
     let ins = node
         .input
         .iter()
