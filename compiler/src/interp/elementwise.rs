@@ -610,9 +610,10 @@ pub fn cast(x: &Tensor, to: DType) -> Tensor {
     };
     match to {
         DType::F32 => Tensor::F32(f.mapv(|v| v as f32)),
-        // Go through f32 first only when the source is f32, so f64->f16 rounds once.
-        DType::F16 => Tensor::F16(f.mapv(f16::from_f64)),
-        DType::BF16 => Tensor::BF16(f.mapv(bf16::from_f64)),
+        // Every source value except a large integer is exact in f32, so going through f32
+        // rounds once (half's `from_f64` does not round correctly in every case).
+        DType::F16 => Tensor::F16(f.mapv(|v| f16::from_f32(v as f32))),
+        DType::BF16 => Tensor::BF16(f.mapv(|v| bf16::from_f32(v as f32))),
         DType::I64 => Tensor::I64(f.mapv(|v| v as i64)),
         DType::I32 => Tensor::I32(f.mapv(|v| v as i32)),
         DType::Bool => Tensor::Bool(f.mapv(|v| v != 0.0)),

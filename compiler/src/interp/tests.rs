@@ -138,6 +138,21 @@ mod elementwise_tests {
     }
 
     #[test]
+    fn cast_to_half_types_rounds_to_nearest_even() {
+        let x = f(
+            &[3],
+            &[1.0 + 2f32.powi(-11), 1.0 + 3.0 * 2f32.powi(-11), 65520.0],
+        );
+        let h = cast(&x, DType::F16).to_f32_vec();
+        assert_eq!(h, vec![1.0, 1.0 + 2f32.powi(-9), f32::INFINITY]);
+        let b = cast(
+            &f(&[2], &[1.0 + 2f32.powi(-8), 1.0 + 3.0 * 2f32.powi(-8)]),
+            DType::BF16,
+        );
+        assert_eq!(b.to_f32_vec(), vec![1.0, 1.0 + 2f32.powi(-6)]);
+    }
+
+    #[test]
     fn comparisons_logic_and_where() {
         let a = f(&[3], &[1.0, 2.0, 3.0]);
         let b = f(&[1], &[2.0]);
