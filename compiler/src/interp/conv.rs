@@ -155,6 +155,8 @@ pub fn conv(x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: &ConvParams) -> Resul
     let kk = g3.kernel_size();
     let (isz, osz) = (g3.in_size(), g3.out_size());
     let direct = kk == 1 && g3.strides == [1; 3] && g3.pads_begin == [0; 3] && g3.out == g3.input;
+    super::value::checked_numel(op, &[n, m, osz])?;
+    super::value::checked_numel(op, &[cg, kk, osz])?;
     let mut col = if direct {
         Vec::new()
     } else {
@@ -269,8 +271,16 @@ pub fn conv_transpose(
     let mut pb = vec![0isize; nsp];
     let mut outsz = vec![0usize; nsp];
     for i in 0..nsp {
-        let ek = ((kernel[i] - 1) * dil[i] + 1) as isize;
-        let full = (strides[i] * input[i].saturating_sub(1)) as isize + opad[i] as isize + ek;
+        // Extents in i128 so absurd attributes give an error, not an overflow.
+        let ek = (kernel[i] as i128 - 1) * dil[i] as i128 + 1;
+        let full = strides[i] as i128 * (input[i] as i128 - 1).max(0) + opad[i] as i128 + ek;
+        if full > super::value::MAX_ELEMENTS as i128 {
+            return err(
+                op,
+                format!("output extent {full} on spatial axis {i} is too large"),
+            );
+        }
+        let full = full as isize;
         let target = if !p.output_shape.is_empty() {
             let os = &p.output_shape;
             // output_shape may list only spatial extents or the full shape.
@@ -285,12 +295,18 @@ pub fn conv_transpose(
                 );
             })
         } else if matches!(p.auto_pad, AutoPad::SameUpper | AutoPad::SameLower) {
-            Some(input[i] * strides[i])
+            Some(input[i].saturating_mul(strides[i]))
         } else {
             None
         };
         match target {
             Some(t) => {
+                if t > super::value::MAX_ELEMENTS {
+                    return err(
+                        op,
+                        format!("output extent {t} on spatial axis {i} is too large"),
+                    );
+                }
                 let total = full - t as isize;
                 let half = total.div_euclid(2);
                 pb[i] = if p.auto_pad == AutoPad::SameUpper {
@@ -311,14 +327,14 @@ pub fn conv_transpose(
                         format!("pads has {} values, expected {}", p.pads.len(), 2 * nsp),
                     );
                 };
-                let o = full - b0 as isize - e0 as isize;
+                let o = (full as i128 - b0 as i128 - e0 as i128).min(isize::MAX as i128) as isize;
                 if o <= 0 {
                     return err(
                         op,
                         format!("output extent {o} on spatial axis {i} is not positive"),
                     );
                 }
-                pb[i] = b0 as isize;
+                pb[i] = b0.min(isize::MAX as usize) as isize;
                 outsz[i] = o as usize;
             }
         }
@@ -348,6 +364,8 @@ pub fn conv_transpose(
     let isz: usize = in3.iter().product();
     let osz: usize = o3.iter().product();
     let kk: usize = k3.iter().product();
+    super::value::checked_numel(op, &[n, m, osz])?;
+    super::value::checked_numel(op, &[mg, kk, isz])?;
     let mut out = vec![0f32; n * m * osz];
     let mut cols = vec![0f32; mg * kk * isz];
     for ni in 0..n {

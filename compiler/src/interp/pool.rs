@@ -60,6 +60,7 @@ fn prepare(op: &str, x: &Tensor, p: &PoolParams) -> Result<(G3, Vec<usize>)> {
     let g = G3::from_geometry(op, &geo)?;
     let mut shape = xs[..2].to_vec();
     shape.extend(&geo.out);
+    super::value::checked_numel(op, &shape)?;
     Ok((g, shape))
 }
 

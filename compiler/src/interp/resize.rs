@@ -3,7 +3,7 @@
 //! or sizes (with `keep_aspect_ratio_policy` and `axes`) and `tf_crop_and_resize` extrapolation.
 
 use super::elementwise::cast;
-use super::value::{any_as_f32, contiguous, err, norm_axes, shaped, Result};
+use super::value::{any_as_f32, checked_numel, contiguous, err, norm_axes, shaped, Result};
 use crate::tensor::{DType, Tensor};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -352,6 +352,7 @@ pub fn resize_explicit(
     if let Some(bad) = scales.iter().find(|&&s| s <= 0.0 || !s.is_finite()) {
         return err(op, format!("scale {bad} is not a positive finite number"));
     }
+    checked_numel(op, out_shape)?;
     let axis_scale: Vec<f64> = scales.iter().map(|&v| v as f64).collect();
     // `roi` may list only the resized axes.
     let axes: Vec<usize> = match &p.axes {

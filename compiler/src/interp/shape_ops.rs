@@ -2,7 +2,9 @@
 //! `Concat`, `Split`, `Slice`, `Squeeze`, `Unsqueeze`, `Expand`, `Tile`, `Pad`, `Shape`,
 //! `ConstantOfShape`, `Range`, `DepthToSpace`, `SpaceToDepth`.
 
-use super::value::{broadcast_shapes, err, norm_axes, norm_axis, shaped, InterpError, Result};
+use super::value::{
+    broadcast_shapes, checked_numel, err, norm_axes, norm_axis, shaped, InterpError, Result,
+};
 use crate::map_same_kind;
 use crate::tensor::{DType, Tensor};
 use ndarray::{ArrayD, Axis, IxDyn, Slice};
@@ -35,7 +37,10 @@ pub fn reshape_target(input: &[usize], target: &[i64], allowzero: bool) -> Resul
             d => out.push(d as usize),
         }
     }
-    let known: usize = out.iter().product();
+    let known: usize = out
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| InterpError::new(op, format!("shape {target:?} has too many elements")))?;
     if let Some(i) = infer {
         if known == 0 || !total.is_multiple_of(known) {
             return err(op, format!("cannot infer -1 in {target:?}: {total} elements of {input:?} do not divide by {known}"));
@@ -161,7 +166,9 @@ pub fn split(
     let dim = x.shape()[ax];
     let sizes: Vec<usize> = match sizes {
         Some(s) => {
-            if s.iter().any(|&v| v < 0) || s.iter().sum::<i64>() != dim as i64 {
+            if s.iter().any(|&v| v < 0)
+                || s.iter().try_fold(0i64, |a, &v| a.checked_add(v)) != Some(dim as i64)
+            {
                 return err(
                     op,
                     format!("split sizes {s:?} do not add up to axis extent {dim}"),
@@ -247,6 +254,12 @@ pub fn slice(
         if step == 0 {
             return err(op, "step 0 is not allowed");
         }
+        if d == 0 {
+            slices[axes[i]] = Slice::new(0, Some(0), 1);
+            continue;
+        }
+        // A step longer than the axis selects the same elements as one of the axis' length.
+        let step = step.clamp(-d, d);
         let norm = |v: i64| if v < 0 { v + d } else { v };
         let (s, e) = (norm(starts[i]), norm(ends[i]));
         slices[axes[i]] = if step > 0 {
@@ -260,7 +273,7 @@ pub fn slice(
         } else {
             let s = s.clamp(0, d - 1);
             let e = e.clamp(-1, d - 1);
-            if e >= s || d == 0 {
+            if e >= s {
                 Slice::new(0, Some(0), 1)
             } else {
                 Slice::new((e + 1) as isize, Some((s + 1) as isize), step as isize)
@@ -324,6 +337,7 @@ pub fn expand(x: &Tensor, shape: &[i64]) -> Result<Tensor> {
     }
     let target: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
     let out = broadcast_shapes("Expand", &[x.shape(), &target])?;
+    checked_numel("Expand", &out)?;
     Ok(
         map_same_kind!(x, a => a.broadcast(IxDyn(&out)).map(|v| v.to_owned()).ok_or_else(|| {
             InterpError::new("Expand", format!("shape {:?} cannot expand to {out:?}", a.shape()))
@@ -343,6 +357,12 @@ pub fn tile(x: &Tensor, repeats: &[i64]) -> Result<Tensor> {
             ),
         );
     }
+    let tiled: Vec<usize> = shape
+        .iter()
+        .zip(repeats)
+        .map(|(&d, &r)| d.saturating_mul(r as usize))
+        .collect();
+    checked_numel("Tile", &tiled)?;
     let mut out = x.clone();
     for (ax, &r) in repeats.iter().enumerate() {
         if r == 1 {
@@ -439,7 +459,7 @@ pub fn pad(
     let mut maps: Vec<Vec<Option<usize>>> = Vec::with_capacity(rank);
     for d in 0..rank {
         let n = shape[d] as i64;
-        let o = n + begin[d] + end[d];
+        let o = n.saturating_add(begin[d]).saturating_add(end[d]);
         if o < 0 {
             return err(
                 op,
@@ -450,6 +470,7 @@ pub fn pad(
             return err(op, format!("cannot {mode:?}-pad the empty axis {d}"));
         }
         out_shape.push(o as usize);
+        checked_numel(op, &out_shape)?;
         maps.push(
             (0..o)
                 .map(|i| source_index(mode, i - begin[d], n))
@@ -558,6 +579,7 @@ pub fn constant_of_shape(shape: &[i64], value: Option<&Tensor>) -> Result<Tensor
         );
     }
     let dims: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
+    checked_numel("ConstantOfShape", &dims)?;
     let v = match value {
         Some(v) if v.len() == 1 => v.clone(),
         Some(v) => {
@@ -593,8 +615,11 @@ pub fn range(start: &Tensor, limit: &Tensor, delta: &Tensor) -> Result<Tensor> {
             if d == 0 {
                 return err(op, "delta is 0");
             }
-            let n = ((l - s) as f64 / d as f64).ceil().max(0.0) as usize;
-            let v: Vec<i64> = (0..n).map(|i| s + i as i64 * d).collect();
+            let n = ((l as f64 - s as f64) / d as f64).ceil().max(0.0) as usize;
+            checked_numel(op, &[n])?;
+            let v: Vec<i64> = (0..n)
+                .map(|i| s.wrapping_add((i as i64).wrapping_mul(d)))
+                .collect();
             let t = Tensor::I64(shaped(op, &[n], v)?);
             Ok(super::elementwise::cast(&t, start.dtype()))
         }
@@ -609,6 +634,7 @@ pub fn range(start: &Tensor, limit: &Tensor, delta: &Tensor) -> Result<Tensor> {
                 return err(op, "delta is 0");
             }
             let n = ((l - s) / d).ceil().max(0.0) as usize;
+            checked_numel(op, &[n])?;
             let v: Vec<f32> = (0..n).map(|i| s + i as f32 * d).collect();
             super::value::float_out(op, dt, shaped(op, &[n], v)?)
         }

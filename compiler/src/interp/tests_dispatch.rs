@@ -175,7 +175,32 @@ fn malformed_attrs() -> Vec<Attrs> {
         .with("scales", AttrValue::Floats(vec![]))
         .with("sizes", AttrValue::Ints(vec![]))
         .with("size", AttrValue::Int(1));
-    vec![Attrs::new(), bad, zeros]
+    let huge = Attrs::new()
+        .with("axis", AttrValue::Int(i64::MIN))
+        .with("axes", AttrValue::Ints(vec![i64::MAX]))
+        .with(
+            "pads",
+            AttrValue::Ints(vec![i64::MAX, i64::MIN, i64::MAX, i64::MAX]),
+        )
+        .with("kernel_shape", AttrValue::Ints(vec![i64::MAX, 1]))
+        .with("strides", AttrValue::Ints(vec![i64::MAX, i64::MAX]))
+        .with("shape", AttrValue::Ints(vec![i64::MAX, i64::MAX, 2]))
+        .with("split", AttrValue::Ints(vec![i64::MAX, i64::MAX, 2]))
+        .with("starts", AttrValue::Ints(vec![i64::MIN, i64::MAX]))
+        .with("ends", AttrValue::Ints(vec![i64::MAX, i64::MIN]))
+        .with("steps", AttrValue::Ints(vec![i64::MIN, i64::MAX]))
+        .with("repeats", AttrValue::Ints(vec![i64::MAX, i64::MAX]))
+        .with(
+            "scales",
+            AttrValue::Floats(vec![1e30, f32::INFINITY, f32::NAN, 1.0]),
+        )
+        .with("sizes", AttrValue::Ints(vec![i64::MAX, i64::MAX, 1, 1]))
+        .with("size", AttrValue::Int(i64::MAX))
+        .with("group", AttrValue::Int(i64::MAX))
+        .with("dilations", AttrValue::Ints(vec![i64::MAX, i64::MAX]))
+        .with("output_padding", AttrValue::Ints(vec![i64::MAX, i64::MAX]))
+        .with("batch_dims", AttrValue::Int(i64::MIN));
+    vec![Attrs::new(), bad, zeros, huge]
 }
 
 fn odd_tensors() -> Vec<Tensor> {

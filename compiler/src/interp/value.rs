@@ -244,3 +244,21 @@ pub fn contiguous<T: Clone>(a: &ArrayD<T>) -> Cow<'_, [T]> {
         None => Cow::Owned(a.iter().cloned().collect()),
     }
 }
+
+/// Largest element count a kernel will allocate for one result (2^34, 64 GiB of f32): shapes
+/// beyond it come from malformed attributes, and refusing them keeps allocation from aborting.
+pub const MAX_ELEMENTS: usize = 1 << 34;
+
+/// Element count of `shape`, refusing overflow and counts above [`MAX_ELEMENTS`].
+pub fn checked_numel(op: &str, shape: &[usize]) -> Result<usize> {
+    shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .filter(|&n| n <= MAX_ELEMENTS)
+        .ok_or_else(|| {
+            InterpError::new(
+                op,
+                format!("result shape {shape:?} is too large to materialise"),
+            )
+        })
+}

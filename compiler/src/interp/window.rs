@@ -92,11 +92,15 @@ pub fn geometry(
         if kernel[i] == 0 {
             return err(op, format!("kernel {kernel:?} has a zero extent"));
         }
-        let ek = (kernel[i] - 1) * dilations[i] + 1;
+        let ek = (kernel[i] - 1)
+            .saturating_mul(dilations[i])
+            .saturating_add(1);
         match auto_pad {
             AutoPad::SameUpper | AutoPad::SameLower => {
                 let o = input[i].div_ceil(strides[i]);
-                let total = ((o.saturating_sub(1)) * strides[i] + ek).saturating_sub(input[i]);
+                let total = (o.saturating_sub(1).saturating_mul(strides[i]))
+                    .saturating_add(ek)
+                    .saturating_sub(input[i]);
                 let small = total / 2;
                 if auto_pad == AutoPad::SameUpper {
                     (pb[i], pe[i]) = (small, total - small);
@@ -114,7 +118,7 @@ pub fn geometry(
                 }
             }
         }
-        let padded = input[i] + pb[i] + pe[i];
+        let padded = input[i].saturating_add(pb[i]).saturating_add(pe[i]);
         if padded < ek {
             return err(
                 op,
