@@ -18,6 +18,7 @@ use super::shape_ops::{concat, expand, pad, reshape, slice, split, tile, transpo
 use super::value::{InterpError, Result};
 use crate::graph::{Attrs, Graph, Op, TensorType, ValueDef, ValueId};
 use crate::tensor::{DType, Tensor};
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// Reads canonical attributes, turning a missing or mistyped one into an [`InterpError`].
@@ -466,12 +467,15 @@ fn check_type(what: &str, t: &Tensor, ty: &TensorType) -> std::result::Result<()
 /// against the type the graph records, so a shape-inference bug surfaces as an error here.
 pub fn run_graph(g: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
     let want: Vec<ValueId> = g.outputs.clone();
-    let vals = evaluate(g, inputs, Some(&want))?;
+    let vals = eval_values(g, inputs, Some(&want))?;
     want.iter()
         .map(|v| {
-            vals[v.index()].clone().ok_or_else(|| {
-                InterpError::new("run_graph", format!("output {} was never computed", v))
-            })
+            vals[v.index()]
+                .as_ref()
+                .map(|t| t.as_ref().clone())
+                .ok_or_else(|| {
+                    InterpError::new("run_graph", format!("output {} was never computed", v))
+                })
         })
         .collect()
 }
@@ -502,6 +506,18 @@ pub fn evaluate(
     inputs: &[Tensor],
     keep: Option<&[ValueId]>,
 ) -> Result<Vec<Option<Tensor>>> {
+    Ok(eval_values(g, inputs, keep)?
+        .into_iter()
+        .map(|v| v.map(Cow::into_owned))
+        .collect())
+}
+
+/// [`evaluate`] with constants borrowed from the graph instead of copied.
+fn eval_values<'g>(
+    g: &'g Graph,
+    inputs: &'g [Tensor],
+    keep: Option<&[ValueId]>,
+) -> Result<Vec<Option<Cow<'g, Tensor>>>> {
     if inputs.len() != g.inputs.len() {
         return Err(InterpError::new(
             "run_graph",
@@ -512,16 +528,16 @@ pub fn evaluate(
             ),
         ));
     }
-    let mut vals: Vec<Option<Tensor>> = vec![None; g.values.len()];
+    let mut vals: Vec<Option<Cow<'g, Tensor>>> = vec![None; g.values.len()];
     for (&v, t) in g.inputs.iter().zip(inputs) {
         let val = g.value(v);
         check_type(&format!("input '{}'", val.name), t, &val.ty)
             .map_err(|m| InterpError::new("run_graph", m))?;
-        vals[v.index()] = Some(t.clone());
+        vals[v.index()] = Some(Cow::Borrowed(t));
     }
     for (i, v) in g.values.iter().enumerate() {
         if let ValueDef::Const(t) = &v.def {
-            vals[i] = Some(t.clone());
+            vals[i] = Some(Cow::Borrowed(t));
         }
     }
     // Last reader of every value, so dead values can be dropped.
@@ -540,7 +556,7 @@ pub fn evaluate(
         let mut args = Vec::with_capacity(n.inputs.len());
         for &v in &n.inputs {
             match &vals[v.index()] {
-                Some(t) => args.push(t),
+                Some(t) => args.push(t.as_ref()),
                 None => {
                     return Err(InterpError::new(
                         n.op.name(),
@@ -556,7 +572,7 @@ pub fn evaluate(
             let val = g.value(ov);
             check_type(&format!("output {ov} ('{}')", val.name), &t, &val.ty)
                 .map_err(|m| InterpError::new(n.op.name(), m).with_node(&n.name))?;
-            vals[ov.index()] = Some(t);
+            vals[ov.index()] = Some(Cow::Owned(t));
         }
         if keep.is_some() {
             for &v in &n.inputs {
