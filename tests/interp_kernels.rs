@@ -1,7 +1,8 @@
 //! Reference kernels against ONNX node-test data directly, for kernels or kernel features that
 //! the importer does not route yet (LayerNormalization's Mean/InvStdDev, MaxPool indices,
 //! cubic and tf_crop_and_resize Resize, and ops outside the graph IR such as Mod, ArgMax,
-//! GatherElements). Each single-node test of the onnx 1.23.2 corpus whose name matches a
+//! GatherElements), and the kernels' own `auto_pad`/`output_shape` handling of Conv,
+//! ConvTranspose and the pools (the importer resolves those into pads). Each single-node test of the onnx 1.23.2 corpus whose name matches a
 //! family below is run through the kernel with the node's ONNX attributes and compared with
 //! its golden outputs (rtol 1e-3, atol 1e-7). Cases with element types tahoma does not support
 //! are counted as not applicable; every other case must pass or be listed in `KNOWN`.
@@ -11,7 +12,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use tahoma_compiler::conformance::{compare, decode_test_tensor, Tolerance};
 use tahoma_compiler::interp::elementwise::{self as ew, BinaryOp, UnaryOp, VariadicOp};
-use tahoma_compiler::interp::{index_ops, normalize, pool, reduce, resize, shape_ops, InterpError};
+use tahoma_compiler::interp::{
+    conv, index_ops, normalize, pool, reduce, resize, shape_ops, InterpError,
+};
 use tahoma_compiler::onnx::decode_model;
 use tahoma_compiler::onnx::proto::{AttributeProto, NodeProto};
 use tahoma_compiler::tensor::Tensor;
@@ -160,6 +163,61 @@ fn reduce_with(
     }
 }
 
+fn auto_pad(a: &Attrs) -> tahoma_compiler::interp::window::AutoPad {
+    tahoma_compiler::interp::window::AutoPad::parse(&a.s("auto_pad", "NOTSET")).expect("auto_pad")
+}
+
+fn pool_params(a: &Attrs) -> pool::PoolParams {
+    pool::PoolParams {
+        kernel_shape: a.usizes("kernel_shape"),
+        strides: a.usizes("strides"),
+        pads: a.usizes("pads"),
+        dilations: a.usizes("dilations"),
+        auto_pad: auto_pad(a),
+        ceil_mode: a.i("ceil_mode", 0) != 0,
+        count_include_pad: a.i("count_include_pad", 0) != 0,
+        storage_order: a.i("storage_order", 0),
+        p: a.i("p", 2) as f32,
+    }
+}
+
+fn conv_k(a: &Attrs, ins: &Ins, _: i64) -> Result<Vec<Tensor>, InterpError> {
+    let p = conv::ConvParams {
+        kernel_shape: a.usizes("kernel_shape"),
+        strides: a.usizes("strides"),
+        pads: a.usizes("pads"),
+        dilations: a.usizes("dilations"),
+        group: a.i("group", 1) as usize,
+        auto_pad: auto_pad(a),
+    };
+    Ok(vec![conv::conv(
+        req(ins, 0)?,
+        req(ins, 1)?,
+        ins.get(2).and_then(|t| t.as_ref()),
+        &p,
+    )?])
+}
+
+fn conv_transpose_k(a: &Attrs, ins: &Ins, _: i64) -> Result<Vec<Tensor>, InterpError> {
+    let p = conv::ConvTransposeParams {
+        kernel_shape: a.usizes("kernel_shape"),
+        strides: a.usizes("strides"),
+        pads: a.usizes("pads"),
+        dilations: a.usizes("dilations"),
+        group: a.i("group", 1) as usize,
+        auto_pad: auto_pad(a),
+        output_padding: a.usizes("output_padding"),
+        output_shape: a.usizes("output_shape"),
+    };
+    let b = ins.get(2).and_then(|t| t.as_ref());
+    Ok(vec![conv::conv_transpose(
+        req(ins, 0)?,
+        req(ins, 1)?,
+        b,
+        &p,
+    )?])
+}
+
 fn families() -> Vec<(&'static str, Family)> {
     let un =
         |u: UnaryOp| -> Family { Box::new(move |_, ins, _| Ok(vec![ew::unary(u, req(ins, 0)?)?])) };
@@ -168,6 +226,27 @@ fn families() -> Vec<(&'static str, Family)> {
         ("test_layer_normalization_", k(layer_norm)),
         ("test_resize_", k(resize_k)),
         ("test_maxpool_with_argmax_", k(maxpool_idx)),
+        (
+            "test_maxpool_",
+            Box::new(|a: &Attrs, ins: &Ins, _| {
+                Ok(vec![pool::max_pool(req(ins, 0)?, &pool_params(a))?.0])
+            }),
+        ),
+        (
+            "test_averagepool_",
+            Box::new(|a: &Attrs, ins: &Ins, _| {
+                Ok(vec![pool::average_pool(req(ins, 0)?, &pool_params(a))?])
+            }),
+        ),
+        (
+            "test_lppool_",
+            Box::new(|a: &Attrs, ins: &Ins, _| {
+                Ok(vec![pool::lp_pool(req(ins, 0)?, &pool_params(a))?])
+            }),
+        ),
+        ("test_basic_conv_", k(conv_k)),
+        ("test_conv_with_", k(conv_k)),
+        ("test_convtranspose", k(conv_transpose_k)),
         (
             "test_reduce_prod_",
             Box::new(reduce_with(reduce::ReduceOp::Prod)),
