@@ -1,12 +1,13 @@
 //! Reference kernels against ONNX node-test data directly, for kernels or kernel features that
 //! the importer does not route yet (LayerNormalization's Mean/InvStdDev, MaxPool indices,
 //! cubic and tf_crop_and_resize Resize, and ops outside the graph IR such as Mod, ArgMax,
-//! GatherElements), and the kernels' own `auto_pad`/`output_shape` handling of Conv,
-//! ConvTranspose and the pools (the importer resolves those into pads). Each single-node test of the onnx 1.23.2 corpus whose name matches a
-//! family below is run through the kernel with the node's ONNX attributes and compared with
-//! its golden outputs (rtol 1e-3, atol 1e-7). Cases with element types tahoma does not support
-//! are counted as not applicable; every other case must pass or be listed in `KNOWN`.
-//! Needs the corpus from `tests/corpus/fetch.sh`; a missing corpus fails.
+//! GatherElements), and for the kernels' own `auto_pad`/`output_shape` handling of Conv,
+//! ConvTranspose and the pools (the importer resolves those into pads). Each single-node test
+//! of the onnx 1.23.2 corpus whose name matches a family below is run through the kernel with
+//! the node's ONNX attributes and compared with its golden outputs (rtol 1e-3, atol 1e-7).
+//! Cases with element types tahoma does not support are counted as not applicable; every other
+//! case must pass or be listed in `KNOWN`. Needs the corpus from `tests/corpus/fetch.sh`; a
+//! missing corpus fails.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
