@@ -21,24 +21,7 @@ use tahoma_compiler::onnx::proto::{AttributeProto, NodeProto};
 use tahoma_compiler::tensor::Tensor;
 
 /// Cases whose kernel is expected to refuse them, with the reason.
-const KNOWN: &[(&str, &str)] = &[
-    (
-        "test_resize_downsample_scales_cubic_antialias",
-        "antialias is not implemented",
-    ),
-    (
-        "test_resize_downsample_scales_linear_antialias",
-        "antialias is not implemented",
-    ),
-    (
-        "test_resize_downsample_sizes_cubic_antialias",
-        "antialias is not implemented",
-    ),
-    (
-        "test_resize_downsample_sizes_linear_antialias",
-        "antialias is not implemented",
-    ),
-];
+const KNOWN: &[(&str, &str)] = &[];
 
 struct Attrs<'a>(&'a [AttributeProto]);
 

@@ -1,6 +1,7 @@
 //! `Resize` (and the older `Upsample`): nearest, linear and cubic interpolation, applied one
 //! axis at a time, with every coordinate transformation mode, nearest rounding mode, scales
-//! or sizes (with `keep_aspect_ratio_policy` and `axes`) and `tf_crop_and_resize` extrapolation.
+//! or sizes (with `keep_aspect_ratio_policy` and `axes`), `tf_crop_and_resize` extrapolation and
+//! antialiased downsampling.
 
 use super::elementwise::cast;
 use super::value::{any_as_f32, checked_numel, contiguous, err, norm_axes, shaped, Result};
@@ -184,6 +185,53 @@ fn cubic_coeffs(t: f64, a: f64) -> [f64; 4] {
     [f(t + 1.0), f(t), f(1.0 - t), f(2.0 - t)]
 }
 
+/// Antialiased linear/cubic taps: the filter is stretched by `1 / scale` when downsampling
+/// (so every input sample under the output pixel contributes) and normalised to sum 1.
+/// Taps are placed relative to `i0 = ceil(xo) - 1`, with `ratio = xo - i0` in `(0, 1]`, the
+/// convention of ONNX's definition; indices beyond the edges repeat the edge sample unless
+/// `exclude_outside` drops them.
+fn antialias_taps(p: &ResizeParams, xo: f64, scale: f64, last: i64) -> Vec<(usize, f64)> {
+    let s = scale.min(1.0);
+    let a = p.cubic_coeff_a as f64;
+    let (reach, filter): (f64, Box<dyn Fn(f64) -> f64>) = match p.mode {
+        ResizeMode::Cubic => (
+            2.0,
+            Box::new(move |t: f64| {
+                let t = t.abs();
+                if t <= 1.0 {
+                    ((a + 2.0) * t - (a + 3.0)) * t * t + 1.0
+                } else if t < 2.0 {
+                    ((a * t - 5.0 * a) * t + 8.0 * a) * t - 4.0 * a
+                } else {
+                    0.0
+                }
+            }),
+        ),
+        _ => (1.0, Box::new(|t: f64| (1.0 - t.abs()).max(0.0))),
+    };
+    let start = (-reach / s).floor() as i64 + 1;
+    let count = 2 - 2 * start;
+    let i0 = xo.ceil() as i64 - 1;
+    let ratio = xo - i0 as f64;
+    let mut taps: Vec<(i64, f64)> = (start..start + count)
+        .map(|k| (i0 + k, filter((k as f64 - ratio) * s)))
+        .collect();
+    if p.exclude_outside {
+        taps.iter_mut().for_each(|(i, w)| {
+            if *i < 0 || *i > last {
+                *w = 0.0
+            }
+        });
+    }
+    let sum: f64 = taps.iter().map(|t| t.1).sum();
+    if sum != 0.0 {
+        taps.iter_mut().for_each(|t| t.1 /= sum);
+    }
+    taps.into_iter()
+        .map(|(i, w)| (i.clamp(0, last.max(0)) as usize, w))
+        .collect()
+}
+
 fn axis_taps(
     p: &ResizeParams,
     scale: f64,
@@ -198,6 +246,9 @@ fn axis_taps(
             let xo = original_coord(p, x, scale, l_in, l_out, roi);
             if p.coord == CoordMode::TfCropAndResize && (xo < 0.0 || xo > last as f64) {
                 return None;
+            }
+            if p.antialias && p.mode != ResizeMode::Nearest {
+                return Some(antialias_taps(p, xo, scale, last));
             }
             Some(match p.mode {
                 ResizeMode::Nearest => {
@@ -359,9 +410,6 @@ pub fn resize_explicit(
         Some(a) => norm_axes(op, a, rank)?,
         None => (0..rank).collect(),
     };
-    if p.antialias && p.mode != ResizeMode::Nearest && axis_scale.iter().any(|&s| s < 1.0) {
-        return err(op, "antialias=1 when downsampling is not supported");
-    }
     let roi_of = |a: usize| -> Result<(f64, f64)> {
         if p.coord != CoordMode::TfCropAndResize {
             return Ok((0.0, 1.0));
