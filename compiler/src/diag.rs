@@ -55,6 +55,15 @@ pub enum Code {
     /// Graph-IR node whose stored output types differ from the op's inferred types, or whose
     /// operands the op rejects.
     IrTypeError,
+    /// A node whose op (or this use of it) has no lowering to the chip yet.
+    NotLowered,
+    /// A kernel needs more SBUF or PSUM than the chip has.
+    OnChipMemory,
+    /// Kernel-IR text syntax error (with line and column).
+    KernelSyntax,
+    /// A kernel-IR program that is well-formed text but inconsistent (unknown buffer, view out
+    /// of its buffer, loop variable not in scope, ...).
+    KernelInvalid,
 }
 
 impl Code {
@@ -83,6 +92,10 @@ impl Code {
             Code::IrBadId => "E1202",
             Code::IrUseBeforeDef => "E1203",
             Code::IrTypeError => "E1204",
+            Code::NotLowered => "E1301",
+            Code::OnChipMemory => "E1302",
+            Code::KernelSyntax => "E1303",
+            Code::KernelInvalid => "E1304",
         }
     }
 }

@@ -1,0 +1,413 @@
+//! Kernel ops -> instructions: unrolls loops, resolves views into access patterns (checking that
+//! each view stays inside its buffer or tensor), chooses the engine stream of each op and
+//! spreads DMAs over the queues round-robin. Output: one flat list in program order.
+
+use super::layout::Layout;
+use crate::diag::{Code, Diagnostic};
+use crate::kernel::{
+    text::op_text, Accumulate, Base, KOp, Kernel, KernelProgram, ScalarArg, Stmt, View,
+};
+use std::collections::{BTreeMap, HashMap};
+use tahoma_isa::program::StreamId;
+use tahoma_isa::*;
+
+/// One instruction in global program order, with the kernel it came from.
+#[derive(Clone, Debug)]
+pub struct FlatInst {
+    pub stream: StreamId,
+    pub inst: Inst,
+    pub kernel: usize,
+}
+
+struct Cx<'a> {
+    kp: &'a KernelProgram,
+    layout: &'a Layout,
+    kernel: &'a Kernel,
+    kidx: usize,
+    buffers: &'a HashMap<String, u64>,
+    /// Loop variable -> (value, start).
+    env: BTreeMap<String, (i64, i64)>,
+    next_queue: u64,
+    out: Vec<FlatInst>,
+}
+
+/// Element span [lo, hi) a view touches relative to its offset, including the partition dim
+/// when `outer` is given.
+fn span(dims: &[(u64, i64)], outer: Option<(u64, i64)>) -> Option<(i64, i64)> {
+    let (mut lo, mut hi) = (0i64, 0i64);
+    for &(size, stride) in dims.iter().chain(outer.iter()) {
+        if size == 0 {
+            return None;
+        }
+        let ext = (size as i64 - 1) * stride;
+        if ext < 0 {
+            lo += ext;
+        } else {
+            hi += ext;
+        }
+    }
+    Some((lo, hi + 1))
+}
+
+impl Cx<'_> {
+    fn fail(&self, op: &KOp, msg: String) -> Diagnostic {
+        Diagnostic::new(Code::KernelInvalid, format!("{msg} in `{}`", op_text(op)))
+            .at_node(self.kernel.name.clone(), self.kernel.op.clone())
+    }
+
+    fn eval(&self, e: &crate::kernel::Expr, op: &KOp) -> Result<i64, Diagnostic> {
+        let env: BTreeMap<String, i64> = self.env.iter().map(|(k, v)| (k.clone(), v.0)).collect();
+        e.eval(&env).map_err(|m| self.fail(op, m))
+    }
+
+    /// An on-chip view as an engine access pattern.
+    fn ap(&self, v: &View, op: &KOp) -> Result<Ap, Diagnostic> {
+        let Base::Buf(name) = &v.base else {
+            return Err(self.fail(
+                op,
+                format!(
+                    "engines cannot read HBM tensor {:?} directly; DMA it into a buffer",
+                    v.base
+                ),
+            ));
+        };
+        let b = self
+            .kernel
+            .buffer(name)
+            .ok_or_else(|| self.fail(op, format!("unknown buffer %{name}")))?;
+        let ps = self.eval(&v.part_start, op)?;
+        let off = self.eval(&v.offset, op)?;
+        if v.part_stride != 0 {
+            return Err(self.fail(
+                op,
+                format!("on-chip view of %{name} has a partition stride"),
+            ));
+        }
+        if ps < 0 || ps as u64 + v.part_count > b.partitions {
+            return Err(self.fail(
+                op,
+                format!(
+                    "partitions [{ps}, {}) are outside %{name}'s {}",
+                    ps + v.part_count as i64,
+                    b.partitions
+                ),
+            ));
+        }
+        if let Some((lo, hi)) = span(&v.dims, None) {
+            if off + lo < 0 || off + hi > b.free as i64 {
+                return Err(self.fail(
+                    op,
+                    format!(
+                        "elements [{}, {}) are outside %{name}'s {} per partition",
+                        off + lo,
+                        off + hi,
+                        b.free
+                    ),
+                ));
+            }
+        }
+        let addr = self.buffers[name] as i64 + off * b.dtype.size_bytes() as i64;
+        Ok(Ap::new(
+            b.mem,
+            b.dtype,
+            ps as u64,
+            v.part_count,
+            addr as u64,
+            &v.dims,
+        ))
+    }
+
+    /// Any view as a DMA access pattern.
+    fn dma_ap(&self, v: &View, op: &KOp) -> Result<DmaAp, Diagnostic> {
+        match &v.base {
+            Base::Buf(_) => {
+                let a = self.ap(v, op)?;
+                Ok(DmaAp::new(
+                    a.mem,
+                    a.dtype,
+                    a.part_start,
+                    a.part_count,
+                    0,
+                    a.offset,
+                    &a.dims(),
+                ))
+            }
+            Base::Hbm(name) => {
+                let t = self
+                    .kp
+                    .tensor(name)
+                    .ok_or_else(|| self.fail(op, format!("unknown HBM tensor @{name}")))?;
+                let off = self.eval(&v.offset, op)?;
+                if let Some((lo, hi)) = span(&v.dims, Some((v.part_count, v.part_stride))) {
+                    if off + lo < 0 || off + hi > t.elems() as i64 {
+                        return Err(self.fail(
+                            op,
+                            format!(
+                                "elements [{}, {}) are outside @{name}'s {}",
+                                off + lo,
+                                off + hi,
+                                t.elems()
+                            ),
+                        ));
+                    }
+                }
+                let addr = self.layout.hbm[name] as i64 + off * t.dtype.size_bytes() as i64;
+                Ok(DmaAp::new(
+                    Mem::Hbm,
+                    t.dtype,
+                    0,
+                    v.part_count,
+                    v.part_stride,
+                    addr as u64,
+                    &v.dims,
+                ))
+            }
+        }
+    }
+
+    fn scalar(&self, s: &ScalarArg, op: &KOp) -> Result<Scalar, Diagnostic> {
+        Ok(match s {
+            ScalarArg::Imm(v) => Scalar::imm(*v),
+            ScalarArg::PerPartition(v) => Scalar::per_partition(self.ap(v, op)?),
+        })
+    }
+
+    fn emit(&mut self, stream: StreamId, inst: Inst) {
+        self.out.push(FlatInst {
+            stream,
+            inst,
+            kernel: self.kidx,
+        });
+    }
+
+    fn op(&mut self, op: &KOp) -> Result<(), Diagnostic> {
+        let sync = Header::default();
+        match op {
+            KOp::Dma { dst, src } => {
+                let queue = self.next_queue % machine::DMA_QUEUES;
+                self.next_queue += 1;
+                let inst = Inst::DmaCopy(DmaCopy {
+                    sync,
+                    src: self.dma_ap(src, op)?,
+                    dst: self.dma_ap(dst, op)?,
+                    queue,
+                });
+                self.emit(StreamId::Dma(queue as u8), inst);
+            }
+            KOp::LoadStationary { src } => {
+                let inst = Inst::LoadStationary(LoadStationary {
+                    sync,
+                    src: self.ap(src, op)?,
+                });
+                self.emit(StreamId::Tensor, inst);
+            }
+            KOp::Matmul { dst, moving, acc } => {
+                let accumulate = match acc {
+                    Accumulate::Never => false,
+                    Accumulate::Always => true,
+                    Accumulate::AfterFirst(var) => {
+                        let (v, start) = *self.env.get(var).ok_or_else(|| {
+                            self.fail(op, format!("loop variable ${var} is not bound here"))
+                        })?;
+                        v != start
+                    }
+                };
+                let inst = Inst::Matmul(Matmul {
+                    sync,
+                    moving: self.ap(moving, op)?,
+                    dst: self.ap(dst, op)?,
+                    accumulate,
+                });
+                self.emit(StreamId::Tensor, inst);
+            }
+            KOp::Activate {
+                dst,
+                src,
+                func,
+                scale,
+                bias,
+                acc,
+            } => {
+                let inst = Inst::Activate(Activate {
+                    sync,
+                    dst: self.ap(dst, op)?,
+                    src: self.ap(src, op)?,
+                    scale: self.scalar(scale, op)?,
+                    bias: self.scalar(bias, op)?,
+                    acc: match acc {
+                        Some(a) => self.ap(a, op)?,
+                        None => Ap::default(),
+                    },
+                    func: *func,
+                    accumulate: acc.is_some(),
+                });
+                self.emit(StreamId::Scalar, inst);
+            }
+            KOp::TensorTensor { dst, a, b, op: alu } => {
+                let inst = Inst::TensorTensor(TensorTensor {
+                    sync,
+                    dst: self.ap(dst, op)?,
+                    a: self.ap(a, op)?,
+                    b: self.ap(b, op)?,
+                    op: *alu,
+                });
+                self.emit(StreamId::Vector, inst);
+            }
+            KOp::TensorScalar {
+                dst,
+                src,
+                op0,
+                scalar0,
+                op1,
+                scalar1,
+                reverse0,
+                reverse1,
+            } => {
+                let inst = Inst::TensorScalar(TensorScalar {
+                    sync,
+                    dst: self.ap(dst, op)?,
+                    src: self.ap(src, op)?,
+                    scalar0: self.scalar(scalar0, op)?,
+                    scalar1: self.scalar(scalar1, op)?,
+                    op0: *op0,
+                    op1: *op1,
+                    reverse0: *reverse0,
+                    reverse1: *reverse1,
+                });
+                self.emit(StreamId::Vector, inst);
+            }
+            KOp::Reduce {
+                dst,
+                src,
+                op: r,
+                axes,
+                negate,
+            } => {
+                let inst = Inst::TensorReduce(TensorReduce {
+                    sync,
+                    dst: self.ap(dst, op)?,
+                    src: self.ap(src, op)?,
+                    op: *r,
+                    axes: *axes,
+                    negate: *negate,
+                });
+                self.emit(StreamId::Vector, inst);
+            }
+            KOp::Copy { dst, src } => {
+                let inst = Inst::TensorCopy(TensorCopy {
+                    sync,
+                    dst: self.ap(dst, op)?,
+                    src: self.ap(src, op)?,
+                });
+                self.emit(StreamId::Vector, inst);
+            }
+            KOp::Memset { dst, value } => {
+                let inst = Inst::Memset(Memset {
+                    sync,
+                    dst: self.ap(dst, op)?,
+                    value: *value,
+                });
+                self.emit(StreamId::Vector, inst);
+            }
+            KOp::Select {
+                dst,
+                pred,
+                on_true,
+                on_false,
+            } => {
+                let inst = Inst::Select(Select {
+                    sync,
+                    dst: self.ap(dst, op)?,
+                    pred: self.ap(pred, op)?,
+                    on_true: self.ap(on_true, op)?,
+                    on_false: self.ap(on_false, op)?,
+                });
+                self.emit(StreamId::Vector, inst);
+            }
+            KOp::Iota {
+                dst,
+                base,
+                part_step,
+                steps,
+            } => {
+                if steps.len() > machine::MAX_FREE_DIMS as usize {
+                    return Err(self.fail(
+                        op,
+                        format!("{} steps, at most {}", steps.len(), machine::MAX_FREE_DIMS),
+                    ));
+                }
+                let s = |i: usize| steps.get(i).copied().unwrap_or(0);
+                let inst = Inst::Iota(Iota {
+                    sync,
+                    dst: self.ap(dst, op)?,
+                    base: *base,
+                    part_step: *part_step,
+                    step0: s(0),
+                    step1: s(1),
+                    step2: s(2),
+                    step3: s(3),
+                });
+                self.emit(StreamId::Vector, inst);
+            }
+            KOp::Transpose32 { dst, src } => {
+                let inst = Inst::Transpose32(Transpose32 {
+                    sync,
+                    dst: self.ap(dst, op)?,
+                    src: self.ap(src, op)?,
+                });
+                self.emit(StreamId::Vector, inst);
+            }
+        }
+        Ok(())
+    }
+
+    fn body(&mut self, body: &[Stmt]) -> Result<(), Diagnostic> {
+        for s in body {
+            match s {
+                Stmt::Op(op) => self.op(op)?,
+                Stmt::Loop {
+                    var,
+                    start,
+                    end,
+                    body,
+                } => {
+                    if self.env.contains_key(var) {
+                        return Err(Diagnostic::new(
+                            Code::KernelInvalid,
+                            format!("loop variable ${var} shadows an enclosing loop's"),
+                        )
+                        .at_node(self.kernel.name.clone(), self.kernel.op.clone()));
+                    }
+                    for i in *start..*end {
+                        self.env.insert(var.clone(), (i, *start));
+                        self.body(body)?;
+                    }
+                    self.env.remove(var);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Unrolls and resolves every kernel, in order.
+pub fn flatten(kp: &KernelProgram, layout: &Layout) -> Result<Vec<FlatInst>, Diagnostic> {
+    let mut out = Vec::new();
+    let mut next_queue = 0;
+    for (kidx, kernel) in kp.kernels.iter().enumerate() {
+        let mut cx = Cx {
+            kp,
+            layout,
+            kernel,
+            kidx,
+            buffers: &layout.buffers[kidx],
+            env: BTreeMap::new(),
+            next_queue,
+            out: Vec::new(),
+        };
+        cx.body(&kernel.body)?;
+        next_queue = cx.next_queue;
+        out.append(&mut cx.out);
+    }
+    Ok(out)
+}

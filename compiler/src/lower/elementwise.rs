@@ -1,0 +1,287 @@
+//! Elementwise ops: activations on the scalar engine (`ACTIVATE f(x * scale + bias)`), arithmetic
+//! and clamps on the vector engine, `Cast` as a converting DMA. Operands are broadcast to the
+//! output shape in HBM first (see [`super::movement::broadcast_to`]); the kernel then streams the
+//! flat data through SBUF in `[partitions x free]` tiles, computing in fp32.
+
+use super::movement::broadcast_to;
+use super::tiles::{dma_strided, flat_tiles, Dim, ELEMENTWISE_FREE_MAX};
+use super::{node_error, Lowerer, Placed};
+use crate::diag::{Code, Diagnostic};
+use crate::graph::{Node, Op};
+use crate::kernel::{Buffer, Expr, KOp, Kernel, ScalarArg, Stmt, View};
+use tahoma_isa::{machine, Act, Alu, Dtype, Mem};
+
+/// What one tile computes, given the input tiles, the output tile and a scratch tile.
+type Compute<'a> = dyn Fn(&[View], &View, &View) -> Vec<KOp> + 'a;
+
+fn act(func: Act, scale: f32, bias: f32) -> impl Fn(&[View], &View, &View) -> Vec<KOp> {
+    move |x, y, _| {
+        vec![KOp::Activate {
+            dst: y.clone(),
+            src: x[0].clone(),
+            func,
+            scale: ScalarArg::Imm(scale),
+            bias: ScalarArg::Imm(bias),
+            acc: None,
+        }]
+    }
+}
+
+fn ts(dst: &View, src: &View, op0: Alu, s0: f32, op1: Alu, s1: f32) -> KOp {
+    KOp::TensorScalar {
+        dst: dst.clone(),
+        src: src.clone(),
+        op0,
+        scalar0: ScalarArg::Imm(s0),
+        op1,
+        scalar1: ScalarArg::Imm(s1),
+        reverse0: false,
+        reverse1: false,
+    }
+}
+
+fn tt(dst: &View, a: &View, b: &View, op: Alu) -> KOp {
+    KOp::TensorTensor {
+        dst: dst.clone(),
+        a: a.clone(),
+        b: b.clone(),
+        op,
+    }
+}
+
+/// Builds the tiled kernel: DMA inputs in, compute, DMA the result out.
+fn tiled(l: &mut Lowerer, node: &Node, inputs: &[Placed], out: &Placed, compute: &Compute) {
+    let n = out.elems();
+    let tiles = flat_tiles(n, ELEMENTWISE_FREE_MAX);
+    let (p, f) = (machine::PARTITIONS.min(n.max(1)), tiles.free);
+    let mut buffers: Vec<Buffer> = (0..inputs.len())
+        .map(|i| Buffer {
+            name: format!("x{i}"),
+            mem: Mem::Sbuf,
+            dtype: Dtype::Fp32,
+            partitions: p,
+            free: f,
+        })
+        .collect();
+    buffers.push(Buffer {
+        name: "y".into(),
+        mem: Mem::Sbuf,
+        dtype: Dtype::Fp32,
+        partitions: p,
+        free: f,
+    });
+    buffers.push(Buffer {
+        name: "tmp".into(),
+        mem: Mem::Sbuf,
+        dtype: Dtype::Fp32,
+        partitions: p,
+        free: f,
+    });
+    let tile = |parts: u64, free: u64, offset: Expr| -> Vec<KOp> {
+        let sb = |name: &str| View::buf(name, 0, parts, Expr::constant(0), vec![(free, 1)]);
+        let xs: Vec<View> = (0..inputs.len()).map(|i| sb(&format!("x{i}"))).collect();
+        let mut ops: Vec<KOp> = inputs
+            .iter()
+            .zip(&xs)
+            .map(|(inp, x)| KOp::Dma {
+                dst: x.clone(),
+                src: View::hbm(
+                    &inp.tensor,
+                    parts,
+                    free as i64,
+                    offset.clone(),
+                    vec![(free, 1)],
+                ),
+            })
+            .collect();
+        let y = sb("y");
+        ops.extend(compute(&xs, &y, &sb("tmp")));
+        ops.push(KOp::Dma {
+            dst: View::hbm(&out.tensor, parts, free as i64, offset, vec![(free, 1)]),
+            src: y,
+        });
+        ops
+    };
+    let mut body = Vec::new();
+    if tiles.full > 0 {
+        let step = (machine::PARTITIONS * f) as i64;
+        let ops = tile(machine::PARTITIONS, f, Expr::var("t", step));
+        body.push(Stmt::Loop {
+            var: "t".into(),
+            start: 0,
+            end: tiles.full as i64,
+            body: ops.into_iter().map(Stmt::Op).collect(),
+        });
+    }
+    for &(off, parts, free) in &tiles.rest {
+        body.extend(
+            tile(parts, free, Expr::constant(off as i64))
+                .into_iter()
+                .map(Stmt::Op),
+        );
+    }
+    l.push_kernel(Kernel {
+        name: node.name.clone(),
+        op: node.op.name().to_string(),
+        buffers,
+        body,
+    });
+}
+
+fn float_attr(node: &Node, name: &str) -> Result<f32, Diagnostic> {
+    node.attrs
+        .float(name)
+        .map_err(|m| node_error(node, Code::BadAttribute, m))
+}
+
+/// Lowers an elementwise node, or reports it as not lowered.
+pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
+    let unary_act = match node.op {
+        Op::Relu => Some((Act::Relu, 1.0)),
+        Op::Sigmoid => Some((Act::Sigmoid, 1.0)),
+        Op::Tanh => Some((Act::Tanh, 1.0)),
+        Op::Exp => Some((Act::Exp, 1.0)),
+        Op::Log => Some((Act::Log, 1.0)),
+        Op::Sqrt => Some((Act::Sqrt, 1.0)),
+        Op::Reciprocal => Some((Act::Reciprocal, 1.0)),
+        Op::Erf => Some((Act::Erf, 1.0)),
+        Op::Abs => Some((Act::Abs, 1.0)),
+        Op::Sign => Some((Act::Sign, 1.0)),
+        Op::Neg => Some((Act::Identity, -1.0)),
+        Op::Gelu => {
+            let approx = node.attrs.str("approximate").unwrap_or("none");
+            Some((
+                if approx == "tanh" {
+                    Act::GeluTanh
+                } else {
+                    Act::Gelu
+                },
+                1.0,
+            ))
+        }
+        _ => None,
+    };
+    let binary = match node.op {
+        Op::Add | Op::Sum => Some(Alu::Add),
+        Op::Sub => Some(Alu::Subtract),
+        Op::Mul => Some(Alu::Multiply),
+        Op::Div => Some(Alu::Divide),
+        Op::Max => Some(Alu::Max),
+        Op::Min => Some(Alu::Min),
+        Op::Pow => Some(Alu::Pow),
+        _ => None,
+    };
+    let is_unary_vector = matches!(
+        node.op,
+        Op::LeakyRelu | Op::HardSigmoid | Op::HardSwish | Op::Clip
+    );
+    if unary_act.is_none() && binary.is_none() && !is_unary_vector && node.op != Op::Cast {
+        return Err(node_error(node, Code::NotLowered, format!("{} has no lowering to the chip yet", node.op.name())).help("run it on the interpreter with `tahoma run MODEL --reference`, or rewrite the model without it"));
+    }
+    if l.graph.ty(node.outputs[0]).dtype.is_float()
+        && node.inputs.iter().any(|&i| !l.graph.ty(i).dtype.is_float())
+        && node.op != Op::Cast
+    {
+        return Err(node_error(
+            node,
+            Code::NotLowered,
+            "mixes integer and float operands",
+        ));
+    }
+    let out = l.place_output(node.outputs[0], node)?;
+    if node.op == Op::Cast {
+        let x = l.placed(node.inputs[0]);
+        let mut ops = Vec::new();
+        dma_strided(
+            &x.tensor,
+            0,
+            &out.tensor,
+            0,
+            &[Dim {
+                size: out.elems(),
+                src: 1,
+                dst: 1,
+            }],
+            &mut ops,
+        );
+        l.push_kernel(Kernel {
+            name: node.name.clone(),
+            op: "Cast".into(),
+            buffers: vec![],
+            body: ops.into_iter().map(Stmt::Op).collect(),
+        });
+        return Ok(());
+    }
+    let ins: Vec<Placed> = node
+        .inputs
+        .iter()
+        .map(|&i| broadcast_to(l, node, i, &out.shape))
+        .collect();
+    if let Some((func, scale)) = unary_act {
+        tiled(l, node, &ins, &out, &act(func, scale, 0.0));
+        return Ok(());
+    }
+    if let Some(op) = binary {
+        let chain = move |x: &[View], y: &View, _: &View| -> Vec<KOp> {
+            if x.len() == 1 {
+                return vec![KOp::Copy {
+                    dst: y.clone(),
+                    src: x[0].clone(),
+                }];
+            }
+            let mut ops = vec![tt(y, &x[0], &x[1], op)];
+            for xi in &x[2..] {
+                ops.push(tt(y, y, xi, op));
+            }
+            ops
+        };
+        tiled(l, node, &ins, &out, &chain);
+        return Ok(());
+    }
+    match node.op {
+        Op::LeakyRelu => {
+            let alpha = float_attr(node, "alpha")?;
+            tiled(l, node, &ins, &out, &move |x, y, t| {
+                vec![
+                    ts(t, &x[0], Alu::Multiply, alpha, Alu::Bypass, 0.0),
+                    tt(y, &x[0], t, if alpha <= 1.0 { Alu::Max } else { Alu::Min }),
+                ]
+            });
+        }
+        Op::HardSigmoid => {
+            let (alpha, beta) = (float_attr(node, "alpha")?, float_attr(node, "beta")?);
+            tiled(l, node, &ins, &out, &move |x, y, _| {
+                vec![
+                    ts(y, &x[0], Alu::Multiply, alpha, Alu::Add, beta),
+                    ts(y, y, Alu::Max, 0.0, Alu::Min, 1.0),
+                ]
+            });
+        }
+        Op::HardSwish => {
+            tiled(l, node, &ins, &out, &move |x, y, t| {
+                vec![
+                    ts(t, &x[0], Alu::Multiply, 1.0 / 6.0, Alu::Add, 0.5),
+                    ts(t, t, Alu::Max, 0.0, Alu::Min, 1.0),
+                    tt(y, &x[0], t, Alu::Multiply),
+                ]
+            });
+        }
+        Op::Clip => {
+            let lo = node
+                .attrs
+                .opt_float("min")
+                .map_err(|m| node_error(node, Code::BadAttribute, m))?
+                .unwrap_or(f32::NEG_INFINITY);
+            let hi = node
+                .attrs
+                .opt_float("max")
+                .map_err(|m| node_error(node, Code::BadAttribute, m))?
+                .unwrap_or(f32::INFINITY);
+            tiled(l, node, &ins, &out, &move |x, y, _| {
+                vec![ts(y, &x[0], Alu::Max, lo, Alu::Min, hi)]
+            });
+        }
+        _ => unreachable!("filtered above"),
+    }
+    Ok(())
+}

@@ -1,0 +1,301 @@
+//! Lowering: graph IR -> kernel IR. Every graph node becomes one kernel (named after the ONNX
+//! node, so every instruction keeps its provenance) that reads its operands from HBM, computes on
+//! the engines and writes its result back to HBM; views (Reshape, Identity, Dropout) become
+//! aliases of their input's HBM tensor and cost nothing.
+//!
+//! Modules, one per op family: [`elementwise`] (activations on the scalar engine, arithmetic on
+//! the vector engine), [`matmul`] (MatMul/Gemm on the tensor engine with K accumulated in PSUM),
+//! [`movement`] (transposes and broadcasts as DMA access patterns). [`tiles`] holds the tiling
+//! helpers they share.
+//!
+//! A node no family handles is reported with [`Code::NotLowered`], all such nodes at once.
+
+pub mod elementwise;
+pub mod matmul;
+pub mod movement;
+pub mod tiles;
+
+use crate::diag::{Code, Diagnostic, Diagnostics};
+use crate::graph::{Graph, Node, Op, ValueId};
+use crate::kernel::{HbmKind, HbmTensor, Kernel, KernelProgram};
+use crate::tensor::DType;
+use std::collections::HashMap;
+use tahoma_isa::Dtype;
+
+/// Precision of tensor-engine operands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// Matmul/conv operands in bf16, fp32 accumulation; fp32 elsewhere (the default).
+    #[default]
+    Bf16,
+    /// Everything in fp32 (the tensor engine at its fp32 rate).
+    Fp32,
+}
+
+impl Precision {
+    /// Dtype of tensor-engine operands.
+    pub fn operand_dtype(self) -> Dtype {
+        match self {
+            Precision::Bf16 => Dtype::Bf16,
+            Precision::Fp32 => Dtype::Fp32,
+        }
+    }
+}
+
+/// Options of lowering.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LowerOptions {
+    pub precision: Precision,
+}
+
+/// The chip dtype of a graph dtype, if the chip has one.
+pub fn chip_dtype(d: DType) -> Option<Dtype> {
+    match d {
+        DType::F32 => Some(Dtype::Fp32),
+        DType::F16 => Some(Dtype::Fp16),
+        DType::BF16 => Some(Dtype::Bf16),
+        DType::I32 => Some(Dtype::I32),
+        DType::I64 | DType::Bool => None,
+    }
+}
+
+/// Where a graph value lives: an HBM tensor (possibly shared by aliases) and its own shape.
+#[derive(Clone, Debug)]
+pub struct Placed {
+    pub tensor: String,
+    pub dtype: Dtype,
+    pub shape: Vec<u64>,
+}
+
+impl Placed {
+    pub fn elems(&self) -> u64 {
+        self.shape.iter().product()
+    }
+}
+
+/// State shared by the op lowerings of one graph.
+pub struct Lowerer<'g> {
+    pub graph: &'g Graph,
+    pub opts: LowerOptions,
+    pub program: KernelProgram,
+    placed: HashMap<ValueId, Placed>,
+    /// Constants already converted to another dtype (weights at operand precision).
+    converted: HashMap<(ValueId, Dtype), String>,
+    next_tensor: usize,
+}
+
+/// An error about `node`.
+pub fn node_error(node: &Node, code: Code, msg: impl Into<String>) -> Diagnostic {
+    Diagnostic::new(code, msg).at_node(node.name.clone(), node.op.name())
+}
+
+impl<'g> Lowerer<'g> {
+    fn new_tensor(&mut self, hint: &str, dtype: Dtype, shape: Vec<u64>, kind: HbmKind) -> String {
+        let clean: String = hint
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .take(24)
+            .collect();
+        let name = format!("t{}_{clean}", self.next_tensor);
+        self.next_tensor += 1;
+        self.program.tensors.push(HbmTensor {
+            name: name.clone(),
+            dtype,
+            shape,
+            kind,
+        });
+        name
+    }
+
+    /// The HBM placement of value `v`: graph inputs and node outputs are placed before the nodes
+    /// reading them run; constants are placed (in their own dtype) on first use.
+    pub fn placed(&mut self, v: ValueId) -> Placed {
+        if let Some(p) = self.placed.get(&v) {
+            return p.clone();
+        }
+        let dtype = chip_dtype(self.graph.ty(v).dtype).expect("placeable() was checked");
+        let p = self.const_as(v, dtype).expect("placeable() was checked");
+        self.placed.insert(v, p.clone());
+        p
+    }
+
+    /// The placement of `v` for an operand the engines want in `dtype`: constants are stored
+    /// converted (weights at the compiled precision); other values keep their dtype and the DMA
+    /// that loads them converts.
+    pub fn operand(&mut self, v: ValueId, dtype: Dtype) -> Placed {
+        if self.graph.const_value(v).is_some() {
+            if let Some(p) = self.const_as(v, dtype) {
+                return p;
+            }
+        }
+        self.placed(v)
+    }
+
+    /// Whether `v` has (or can get) an HBM placement.
+    fn placeable(&self, v: ValueId) -> bool {
+        self.placed.contains_key(&v)
+            || (self.graph.const_value(v).is_some() && chip_dtype(self.graph.ty(v).dtype).is_some())
+    }
+
+    /// A constant graph value converted to `dtype` (e.g. weights stored at the compiled
+    /// precision), placed as its own HBM constant once.
+    pub fn const_as(&mut self, v: ValueId, dtype: Dtype) -> Option<Placed> {
+        let t = self.graph.const_value(v)?;
+        let shape: Vec<u64> = t.shape().iter().map(|&d| d as u64).collect();
+        if let Some(name) = self.converted.get(&(v, dtype)) {
+            return Some(Placed {
+                tensor: name.clone(),
+                dtype,
+                shape,
+            });
+        }
+        let values = t.to_f32_vec();
+        let name = self.new_tensor(
+            &self.graph.value(v).name.clone(),
+            dtype,
+            shape.clone(),
+            HbmKind::Const { values },
+        );
+        self.converted.insert((v, dtype), name.clone());
+        Some(Placed {
+            tensor: name,
+            dtype,
+            shape,
+        })
+    }
+
+    /// Places a node output in a fresh HBM tensor (scratch, or the graph output it is).
+    pub fn place_output(&mut self, v: ValueId, node: &Node) -> Result<Placed, Diagnostic> {
+        let val = self.graph.value(v);
+        let dtype = chip_dtype(val.ty.dtype).ok_or_else(|| {
+            node_error(
+                node,
+                Code::NotLowered,
+                format!(
+                    "produces {} values; the chip computes fp32, bf16, fp16 and i32",
+                    val.ty.dtype
+                ),
+            )
+        })?;
+        let shape: Vec<u64> = val.ty.shape.iter().map(|&d| d as u64).collect();
+        let kind = match self.graph.outputs.iter().position(|&o| o == v) {
+            Some(_) => HbmKind::Output {
+                io: val.name.clone(),
+            },
+            None => HbmKind::Scratch,
+        };
+        let name = self.new_tensor(&val.name.clone(), dtype, shape.clone(), kind);
+        let p = Placed {
+            tensor: name,
+            dtype,
+            shape,
+        };
+        self.placed.insert(v, p.clone());
+        Ok(p)
+    }
+
+    /// Makes `out` an alias of `input`'s storage with `out`'s shape (no kernel).
+    pub fn alias(&mut self, out: ValueId, input: ValueId) {
+        let mut p = self.placed(input);
+        p.shape = self.graph.ty(out).shape.iter().map(|&d| d as u64).collect();
+        self.placed.insert(out, p);
+    }
+
+    pub fn push_kernel(&mut self, k: Kernel) {
+        self.program.kernels.push(k);
+    }
+}
+
+/// Lowers a whole graph. Reports every node that cannot be lowered, all at once.
+pub fn lower(graph: &Graph, opts: LowerOptions) -> Result<KernelProgram, Diagnostics> {
+    let mut l = Lowerer {
+        graph,
+        opts,
+        program: KernelProgram::default(),
+        placed: HashMap::new(),
+        converted: HashMap::new(),
+        next_tensor: 0,
+    };
+    let mut errors = Vec::new();
+    for &v in &graph.inputs {
+        let val = graph.value(v);
+        match chip_dtype(val.ty.dtype) {
+            Some(dtype) => {
+                let shape: Vec<u64> = val.ty.shape.iter().map(|&d| d as u64).collect();
+                let name = l.new_tensor(
+                    &val.name.clone(),
+                    dtype,
+                    shape.clone(),
+                    HbmKind::Input {
+                        io: val.name.clone(),
+                    },
+                );
+                l.placed.insert(
+                    v,
+                    Placed {
+                        tensor: name,
+                        dtype,
+                        shape,
+                    },
+                );
+            }
+            None => errors.push(Diagnostic::new(
+                Code::NotLowered,
+                format!(
+                    "graph input `{}` is {}; the chip takes fp32, bf16, fp16 and i32 inputs",
+                    val.name, val.ty.dtype
+                ),
+            )),
+        }
+    }
+    for node in &graph.nodes {
+        if node.inputs.iter().any(|&i| !l.placeable(i)) {
+            let bad: Vec<String> = node
+                .inputs
+                .iter()
+                .filter(|&&i| !l.placeable(i))
+                .map(|&i| format!("`{}` ({})", graph.value(i).name, graph.ty(i)))
+                .collect();
+            errors.push(node_error(
+                node,
+                Code::NotLowered,
+                format!("reads {} which the chip cannot hold", bad.join(", ")),
+            ));
+            continue;
+        }
+        let r = match node.op {
+            Op::Identity | Op::Reshape => {
+                l.alias(node.outputs[0], node.inputs[0]);
+                Ok(())
+            }
+            Op::MatMul | Op::Gemm => matmul::lower(&mut l, node),
+            Op::Transpose | Op::Expand => movement::lower(&mut l, node),
+            _ => elementwise::lower(&mut l, node),
+        };
+        if let Err(e) = r {
+            errors.push(e);
+        }
+    }
+    // Graph outputs that alias an input, a constant or another output need their own copy.
+    for &o in &graph.outputs {
+        let is_own_output = l.placed.get(&o).is_some_and(|p| {
+            l.program.tensor(&p.tensor).is_some_and(
+                |t| matches!(&t.kind, HbmKind::Output { io } if *io == graph.value(o).name),
+            )
+        });
+        if !is_own_output && l.placeable(o) {
+            movement::copy_to_output(&mut l, o);
+        }
+    }
+    if errors.is_empty() {
+        Ok(l.program)
+    } else {
+        Err(Diagnostics(errors))
+    }
+}

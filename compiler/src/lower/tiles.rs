@@ -1,0 +1,212 @@
+//! Tiling helpers shared by the op lowerings: covering a flat range of elements with
+//! `[partitions x free]` tiles, and strided DMA copies split to fit the access-pattern limits.
+
+use crate::kernel::{Expr, KOp, View};
+use tahoma_isa::machine;
+
+/// Largest free size of an elementwise tile, in elements (a tiling choice of the compiler).
+pub const ELEMENTWISE_FREE_MAX: u64 = 2048;
+
+/// A covering of `[0, n)` by tiles: `full` tiles of `[PARTITIONS x free]` starting at
+/// `t * PARTITIONS * free`, then the `rest` tiles `(offset, partitions, free)`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FlatTiles {
+    pub free: u64,
+    pub full: u64,
+    pub rest: Vec<(u64, u64, u64)>,
+}
+
+/// Tiles `n` elements with free sizes up to `free_max`.
+pub fn flat_tiles(n: u64, free_max: u64) -> FlatTiles {
+    let p = machine::PARTITIONS;
+    let free = n.div_ceil(p).clamp(1, free_max);
+    let full = n / (p * free);
+    let mut at = full * p * free;
+    let mut rest = Vec::new();
+    let rem = n - at;
+    if rem >= free {
+        rest.push((at, rem / free, free));
+        at += rem / free * free;
+    }
+    if n > at {
+        rest.push((at, 1, n - at));
+    }
+    FlatTiles { free, full, rest }
+}
+
+/// One dimension of a strided copy: its size and the element strides on each side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dim {
+    pub size: u64,
+    pub src: i64,
+    pub dst: i64,
+}
+
+/// Row-major strides of `shape`.
+pub fn contiguous_strides(shape: &[u64]) -> Vec<i64> {
+    let mut s = vec![1i64; shape.len()];
+    for i in (0..shape.len().saturating_sub(1)).rev() {
+        s[i] = s[i + 1] * shape[i + 1] as i64;
+    }
+    s
+}
+
+/// Drops unit dims and merges neighbours that are contiguous on both sides.
+pub fn simplify(dims: &[Dim]) -> Vec<Dim> {
+    let mut out: Vec<Dim> = Vec::new();
+    for &d in dims.iter().filter(|d| d.size != 1) {
+        match out.last_mut() {
+            Some(prev)
+                if prev.src == d.src * d.size as i64 && prev.dst == d.dst * d.size as i64 =>
+            {
+                prev.size *= d.size;
+                prev.src = d.src;
+                prev.dst = d.dst;
+            }
+            _ => out.push(d),
+        }
+    }
+    out
+}
+
+/// Emits DMAs copying the elements enumerated by `dims` (outermost first) from HBM tensor
+/// `src` at element `src_off` to HBM tensor `dst` at `dst_off`, splitting what does not fit one
+/// access pattern (at most one partition dim plus `MAX_FREE_DIMS` free dims, bounded sizes).
+pub fn dma_strided(
+    src: &str,
+    src_off: i64,
+    dst: &str,
+    dst_off: i64,
+    dims: &[Dim],
+    out: &mut Vec<KOp>,
+) {
+    let dims = simplify(dims);
+    let max_free = machine::MAX_FREE_ELEMS_SBUF;
+    let max_dims = machine::MAX_FREE_DIMS as usize + 1;
+    if dims.len() > max_dims {
+        // Too many dims: one copy per index of the outermost.
+        let d = dims[0];
+        for k in 0..d.size as i64 {
+            dma_strided(
+                src,
+                src_off + k * d.src,
+                dst,
+                dst_off + k * d.dst,
+                &dims[1..],
+                out,
+            );
+        }
+        return;
+    }
+    // With all dims in use the outermost is the partition dim, bounded by the partition count.
+    let limit = |i: usize| {
+        if dims.len() == max_dims && i == 0 {
+            machine::PARTITIONS
+        } else {
+            max_free
+        }
+    };
+    if let Some(i) = (0..dims.len()).find(|&i| dims[i].size > limit(i)) {
+        let d = dims[i];
+        let mut start = 0;
+        while start < d.size {
+            let len = limit(i).min(d.size - start);
+            let mut sub = dims.clone();
+            sub[i].size = len;
+            dma_strided(
+                src,
+                src_off + start as i64 * d.src,
+                dst,
+                dst_off + start as i64 * d.dst,
+                &sub,
+                out,
+            );
+            start += len;
+        }
+        return;
+    }
+    let (part, free): (Option<Dim>, &[Dim]) = if dims.len() == max_dims {
+        (Some(dims[0]), &dims[1..])
+    } else {
+        (None, &dims[..])
+    };
+    let (pc, ps, pd) = part.map_or((1, 0, 0), |p| (p.size, p.src, p.dst));
+    let mut sd: Vec<(u64, i64)> = free.iter().map(|d| (d.size, d.src)).collect();
+    let mut dd: Vec<(u64, i64)> = free.iter().map(|d| (d.size, d.dst)).collect();
+    if sd.is_empty() {
+        sd.push((1, 1));
+        dd.push((1, 1));
+    }
+    out.push(KOp::Dma {
+        dst: View::hbm(dst, pc, pd, Expr::constant(dst_off), dd),
+        src: View::hbm(src, pc, ps, Expr::constant(src_off), sd),
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn covered(t: &FlatTiles) -> u64 {
+        t.full * machine::PARTITIONS * t.free + t.rest.iter().map(|r| r.1 * r.2).sum::<u64>()
+    }
+
+    #[test]
+    fn flat_tiles_cover_every_element_once() {
+        for n in [
+            1,
+            7,
+            128,
+            129,
+            1000,
+            128 * 2048,
+            128 * 2048 + 5,
+            3 * 128 * 2048 + 129 * 7,
+        ] {
+            let t = flat_tiles(n, ELEMENTWISE_FREE_MAX);
+            assert_eq!(covered(&t), n, "{n}: {t:?}");
+            let mut at = t.full * machine::PARTITIONS * t.free;
+            for &(off, p, f) in &t.rest {
+                assert_eq!(off, at);
+                assert!(p <= machine::PARTITIONS && f <= ELEMENTWISE_FREE_MAX);
+                at += p * f;
+            }
+        }
+    }
+
+    #[test]
+    fn strided_copies_merge_contiguous_dims_and_split_large_ones() {
+        let mut ops = Vec::new();
+        // A contiguous [4, 8, 16] copy is one run of 512.
+        let dims: Vec<Dim> = [4u64, 8, 16]
+            .iter()
+            .zip(contiguous_strides(&[4, 8, 16]))
+            .map(|(&s, st)| Dim {
+                size: s,
+                src: st,
+                dst: st,
+            })
+            .collect();
+        dma_strided("a", 0, "b", 0, &dims, &mut ops);
+        assert_eq!(ops.len(), 1);
+        let KOp::Dma { src, .. } = &ops[0] else {
+            panic!()
+        };
+        assert_eq!(src.dims, vec![(512, 1)]);
+        // A run longer than a dim can hold is split.
+        ops.clear();
+        dma_strided(
+            "a",
+            0,
+            "b",
+            0,
+            &[Dim {
+                size: 3 * machine::MAX_FREE_ELEMS_SBUF,
+                src: 1,
+                dst: 1,
+            }],
+            &mut ops,
+        );
+        assert_eq!(ops.len(), 3);
+    }
+}
