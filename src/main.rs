@@ -48,27 +48,44 @@ enum Command {
         #[command(flatten)]
         bindings: cli::model::ModelArgs,
     },
-    /// Compile a model: `tahoma compile model.onnx --emit graph -o model.graph`.
+    /// Compile a model to a program: `tahoma compile model.onnx -o model.tbin`, or print a
+    /// stage: `tahoma compile model.onnxtxt --emit kernel`. Also takes graph IR (`.graph`) and
+    /// kernel IR (`.tk`) written by hand.
     Compile {
-        /// ONNX model (binary, or text syntax if it ends in `.onnxtxt`).
+        /// ONNX model (`.onnx`, or text syntax `.onnxtxt`), graph IR `.graph` or kernel IR `.tk`.
         model: PathBuf,
         #[command(flatten)]
         bindings: cli::model::ModelArgs,
-        /// The stage to print.
-        #[arg(long, value_enum, default_value = "graph")]
-        emit: cli::compile::Emit,
-        /// Write the dump here instead of stdout.
+        /// Print this stage instead of writing the program.
+        #[arg(long, value_enum)]
+        emit: Option<cli::compile::Emit>,
+        /// Output file: the `.tbin` program, or the `--emit` dump.
         #[arg(short, long)]
         output: Option<PathBuf>,
+        /// Precision of matmul operands.
+        #[arg(long, value_enum, default_value = "bf16")]
+        precision: cli::compile::PrecisionArg,
+        /// Print every stage (graph, kernel, asm) on stdout.
+        #[arg(long)]
+        print_after_all: bool,
         /// Print large constants in full on stdout too.
         #[arg(long)]
         full_constants: bool,
     },
-    /// Run a program on the emulator: `tahoma run examples/asm/matmul.s --trace trace.json`.
-    /// Takes a `.tbin` or an assembly `.s` file. Without --input, inputs get seeded random values.
+    /// Run on the emulator: `tahoma run examples/asm/matmul.s --trace trace.json`, or
+    /// `tahoma run model.onnx` (compiled in memory); `--reference` runs a model on the graph
+    /// interpreter instead. Without --input, inputs get seeded random values (the same in both).
     Run {
-        /// Program: `.tbin`, or `.s` (assembled in memory).
+        /// A program (`.tbin`, `.s`) or a model (`.onnx`, `.onnxtxt`, `.graph`, `.tk`).
         program: PathBuf,
+        #[command(flatten)]
+        bindings: cli::model::ModelArgs,
+        /// Precision of matmul operands when compiling a model.
+        #[arg(long, value_enum, default_value = "bf16")]
+        precision: cli::compile::PrecisionArg,
+        /// Run the model on the graph interpreter (the numerical reference) instead.
+        #[arg(long)]
+        reference: bool,
         /// Input values: `NAME=FILE.npy` (repeatable).
         #[arg(long = "input", value_name = "NAME=FILE.npy")]
         inputs: Vec<String>,
@@ -106,6 +123,9 @@ fn main() -> ExitCode {
         Command::Disasm { input, full } => cli::isa::disasm(&input, full),
         Command::Run {
             program,
+            bindings,
+            precision,
+            reference,
             inputs,
             out,
             trace,
@@ -120,6 +140,9 @@ fn main() -> ExitCode {
             report,
             functional,
             seed,
+            model: bindings,
+            precision,
+            reference,
         }),
         Command::Inspect { model, bindings } => cli::inspect::inspect(&model, &bindings),
         Command::Compile {
@@ -127,12 +150,16 @@ fn main() -> ExitCode {
             bindings,
             emit,
             output,
+            precision,
+            print_after_all,
             full_constants,
         } => {
             let opts = cli::compile::CompileOptions {
                 emit,
                 output,
                 full_constants,
+                precision,
+                print_after_all,
             };
             cli::compile::compile(&model, &bindings, &opts)
         }

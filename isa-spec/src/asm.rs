@@ -33,7 +33,8 @@ pub fn format_inst(inst: &Inst) -> String {
     s
 }
 
-fn quote(s: &str) -> String {
+/// Quotes a name for assembly and IR text (`"..."` with `\"`, `\\`, `\n`, `\u{..}` escapes).
+pub fn quote(s: &str) -> String {
     let mut out = String::from("\"");
     for c in s.chars() {
         match c {
@@ -171,7 +172,7 @@ impl std::error::Error for AsmError {}
 
 /// Splits a line into tokens with their 1-based columns; quoted strings are one token
 /// (returned unescaped, with a leading `"` kept as a marker).
-fn tokenize(line: &str, lineno: usize) -> Result<Vec<(String, usize)>, AsmError> {
+pub fn tokenize(line: &str, lineno: usize) -> Result<Vec<(String, usize)>, AsmError> {
     let mut toks = Vec::new();
     let chars: Vec<(usize, char)> = line.char_indices().collect();
     let mut i = 0;

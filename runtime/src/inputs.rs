@@ -110,7 +110,7 @@ pub(crate) fn write_tensor(hbm: &mut Hbm, e: &IoEntry, t: &Tensor) -> Result<(),
 }
 
 /// Seeded random values for input `e`.
-pub(crate) fn random_values(e: &IoEntry, seed: u64) -> Vec<f64> {
+pub fn random_values(e: &IoEntry, seed: u64) -> Vec<f64> {
     let mut rng = Rng::new(seed);
     (0..e.elems())
         .map(|_| match e.dtype {

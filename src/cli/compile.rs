@@ -1,50 +1,183 @@
-//! `tahoma compile MODEL --emit STAGE [-o FILE]`: runs the pipeline up to a stage and writes
-//! that stage's text. Today the stages are `graph` (the imported graph IR); later stages plug
-//! in as new [`Emit`] variants.
+//! `tahoma compile INPUT [-o OUT] [--emit STAGE] [--precision P] [--print-after-all]`: runs the
+//! pipeline from whatever stage INPUT is (an ONNX model `.onnx`/`.onnxtxt`, graph IR `.graph`,
+//! kernel IR `.tk`) and writes either a stage's text (`--emit`) or the `.tbin` program (`-o`).
 
-use super::model::{load_graph, ModelArgs};
+use super::isa::write_file_atomic;
+use super::model::{diag_error, load_graph, ModelArgs};
 use super::CliError;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 use tahoma_compiler::diag::Code;
+use tahoma_compiler::driver::{compile_graph, compile_kernel_text, Compiled};
 use tahoma_compiler::graph::text::{print_with, PrintOptions};
+use tahoma_compiler::graph::Graph;
+use tahoma_compiler::kernel::text as ktext;
+use tahoma_compiler::lower::{LowerOptions, Precision};
 
 /// The stage whose dump `compile` writes.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Emit {
     /// The graph IR after import (shapes static, constants folded).
     Graph,
+    /// The kernel IR: tiles, buffers, engine ops and loops.
+    Kernel,
+    /// The per-engine instruction streams with semaphores (the disassembly of the `.tbin`).
+    Asm,
+}
+
+/// `--precision`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum PrecisionArg {
+    /// bf16 matmul operands, fp32 accumulation and fp32 elsewhere.
+    #[default]
+    Bf16,
+    /// fp32 everywhere (the tensor engine at its fp32 rate).
+    Fp32,
+}
+
+impl PrecisionArg {
+    pub fn lower_options(self) -> LowerOptions {
+        LowerOptions {
+            precision: match self {
+                PrecisionArg::Bf16 => Precision::Bf16,
+                PrecisionArg::Fp32 => Precision::Fp32,
+            },
+        }
+    }
 }
 
 /// Options of `compile` beyond the model flags.
 #[derive(Clone, Debug)]
 pub struct CompileOptions {
-    pub emit: Emit,
+    pub emit: Option<Emit>,
     pub output: Option<PathBuf>,
-    /// Print every constant in full on stdout too (files always get the full, parseable dump);
-    /// otherwise stdout shows constants of more than 16 elements as `<N elements elided>`.
+    /// Print every constant in full on stdout too (files always get the full, parseable dump).
     pub full_constants: bool,
+    pub precision: PrecisionArg,
+    pub print_after_all: bool,
+}
+
+/// What a compile input is, by extension.
+pub enum Input {
+    Graph(Graph),
+    KernelText(String),
+}
+
+/// Reads a compile input: `.tk` kernel IR, `.graph` graph IR, else an ONNX model.
+pub fn read_input(path: &Path, model: &ModelArgs) -> Result<Input, CliError> {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let read_text = || {
+        std::fs::read_to_string(path).map_err(|e| {
+            CliError::new(
+                Code::ReadFailed.as_str(),
+                format!("cannot read '{}': {e}", path.display()),
+            )
+        })
+    };
+    match ext {
+        "tk" => Ok(Input::KernelText(read_text()?)),
+        "graph" => {
+            let g = tahoma_compiler::graph::text::parse(&read_text()?).map_err(diag_error)?;
+            Ok(Input::Graph(g))
+        }
+        _ => Ok(Input::Graph(load_graph(path, model)?)),
+    }
+}
+
+/// Compiles an input to a program; returns the stages and the seconds it took.
+pub fn compile_input(input: &Input, precision: PrecisionArg) -> Result<(Compiled, f64), CliError> {
+    let t0 = Instant::now();
+    let compiled = match input {
+        Input::Graph(g) => compile_graph(g, precision.lower_options()).map_err(diag_error)?,
+        Input::KernelText(src) => compile_kernel_text(src).map_err(diag_error)?,
+    };
+    Ok((compiled, t0.elapsed().as_secs_f64()))
+}
+
+fn graph_text(g: &Graph, full: bool) -> String {
+    print_with(
+        g,
+        PrintOptions {
+            elide_above: if full { None } else { Some(16) },
+        },
+    )
+}
+
+fn kernel_text(c: &Compiled, full: bool) -> String {
+    ktext::print_with(
+        &c.kernel,
+        ktext::PrintOptions {
+            elide_above: if full { None } else { Some(16) },
+        },
+    )
 }
 
 pub fn compile(path: &Path, model: &ModelArgs, opts: &CompileOptions) -> Result<(), CliError> {
-    let g = load_graph(path, model)?;
-    let text = match opts.emit {
-        Emit::Graph => {
-            // A file gets the full dump (it parses back); the terminal gets a readable one.
-            let elide = if opts.full_constants || opts.output.is_some() {
-                None
-            } else {
-                Some(16)
-            };
-            print_with(&g, PrintOptions { elide_above: elide })
+    if opts.emit.is_none() && opts.output.is_none() && !opts.print_after_all {
+        return Err(CliError::new("E0003", "nothing to do: give `-o OUT.tbin` to write the program, or `--emit graph|kernel|asm` to print a stage"));
+    }
+    let input = read_input(path, model)?;
+    // A file gets the full dump (it parses back); the terminal gets a readable one.
+    let full = opts.full_constants || opts.output.is_some();
+    if opts.print_after_all {
+        if let Input::Graph(g) = &input {
+            println!(
+                "# ===== after import: graph =====\n{}",
+                graph_text(g, opts.full_constants)
+            );
         }
-    };
-    match &opts.output {
-        Some(out) => std::fs::write(out, text).map_err(|e| {
-            CliError::new(
-                Code::ReadFailed.as_str(),
-                format!("cannot write '{}': {e}", out.display()),
-            )
-        }),
+    }
+    if opts.emit == Some(Emit::Graph) {
+        let Input::Graph(g) = &input else {
+            return Err(CliError::new(
+                "E0003",
+                "a kernel-IR input has no graph stage to emit",
+            ));
+        };
+        return write_or_print(&opts.output, graph_text(g, full));
+    }
+    let (compiled, seconds) = compile_input(&input, opts.precision)?;
+    if opts.print_after_all {
+        println!(
+            "# ===== after lowering: kernel =====\n{}",
+            kernel_text(&compiled, opts.full_constants)
+        );
+        println!(
+            "# ===== after codegen: asm =====\n{}",
+            tahoma_isa::asm::print_program(&compiled.program, opts.full_constants)
+        );
+    }
+    match opts.emit {
+        Some(Emit::Kernel) => write_or_print(&opts.output, kernel_text(&compiled, full)),
+        Some(Emit::Asm) => write_or_print(
+            &opts.output,
+            tahoma_isa::asm::print_program(&compiled.program, full),
+        ),
+        Some(Emit::Graph) => unreachable!("handled above"),
+        None => match &opts.output {
+            Some(out) => {
+                let bytes = compiled
+                    .program
+                    .to_bytes()
+                    .map_err(|e| CliError::new(e.code(), e.to_string()))?;
+                write_file_atomic(out, &bytes)?;
+                let n: usize = compiled.program.streams.iter().map(|s| s.insts.len()).sum();
+                eprintln!(
+                    "wrote {} ({} bytes, {} kernels, {n} instructions) in {seconds:.3} s",
+                    out.display(),
+                    bytes.len(),
+                    compiled.kernel.kernels.len()
+                );
+                Ok(())
+            }
+            None => Ok(()),
+        },
+    }
+}
+
+fn write_or_print(output: &Option<PathBuf>, text: String) -> Result<(), CliError> {
+    match output {
+        Some(out) => write_file_atomic(out, text.as_bytes()),
         None => {
             print!("{text}");
             Ok(())
