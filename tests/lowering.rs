@@ -20,15 +20,19 @@ use tahoma_isa::program::{IoEntry, IoKind};
 use tahoma_runtime::emulator::{Emulator, RunOptions};
 use tahoma_runtime::tensor::Tensor;
 
+/// The graphs of `tests/kernels/` and the bundled example models of `examples/models/`.
 fn graphs() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kernels");
-    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "onnxtxt"))
-        .collect();
+    let mut v = Vec::new();
+    for dir in ["tests/kernels", "examples/models"] {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+        let files = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path());
+        v.extend(files.filter(|p| p.extension().is_some_and(|e| e == "onnxtxt")));
+    }
     v.sort();
-    assert!(v.len() >= 9, "tests/kernels is missing its graphs");
+    assert!(
+        v.len() >= 10,
+        "tests/kernels or examples/models is missing its graphs"
+    );
     v
 }
 
