@@ -1,7 +1,7 @@
 //! Reference kernels against ONNX node-test data directly, for kernels or kernel features that
 //! the importer does not route yet (LayerNormalization's Mean/InvStdDev, MaxPool indices,
-//! cubic and tf_crop_and_resize Resize, and ops outside the graph IR such as Mod, ArgMax,
-//! GatherElements), and for the kernels' own `auto_pad`/`output_shape` handling of Conv,
+//! cubic, tf_crop_and_resize and antialiased Resize, and ops outside the graph IR such as Mod,
+//! ArgMax, GatherElements, PRelu, CumSum, Trilu), and for the kernels' own `auto_pad`/`output_shape` handling of Conv,
 //! ConvTranspose and the pools (the importer resolves those into pads). Each single-node test
 //! of the onnx 1.23.2 corpus whose name matches a family below is run through the kernel with
 //! the node's ONNX attributes and compared with its golden outputs (rtol 1e-3, atol 1e-7).
@@ -331,6 +331,90 @@ fn families() -> Vec<(&'static str, Family)> {
         ("test_softplus", un(UnaryOp::Softplus)),
         ("test_softsign", un(UnaryOp::Softsign)),
         ("test_sin", un(UnaryOp::Sin)),
+        ("test_tan", un(UnaryOp::Tan)),
+        ("test_asin", un(UnaryOp::Asin)),
+        ("test_acos", un(UnaryOp::Acos)),
+        ("test_atan", un(UnaryOp::Atan)),
+        ("test_sinh", un(UnaryOp::Sinh)),
+        ("test_cosh", un(UnaryOp::Cosh)),
+        ("test_asinh", un(UnaryOp::Asinh)),
+        ("test_acosh", un(UnaryOp::Acosh)),
+        ("test_atanh", un(UnaryOp::Atanh)),
+        ("test_mish", un(UnaryOp::Mish)),
+        (
+            "test_selu",
+            Box::new(|a: &Attrs, ins: &Ins, _| {
+                Ok(vec![ew::selu(
+                    req(ins, 0)?,
+                    a.f("alpha", 1.673_263_2),
+                    a.f("gamma", 1.050_701),
+                )?])
+            }),
+        ),
+        (
+            "test_celu",
+            Box::new(|a: &Attrs, ins: &Ins, _| {
+                Ok(vec![ew::celu(req(ins, 0)?, a.f("alpha", 1.0))?])
+            }),
+        ),
+        (
+            "test_thresholdedrelu",
+            Box::new(|a: &Attrs, ins: &Ins, _| {
+                Ok(vec![ew::thresholded_relu(req(ins, 0)?, a.f("alpha", 1.0))?])
+            }),
+        ),
+        (
+            "test_shrink_",
+            Box::new(|a: &Attrs, ins: &Ins, _| {
+                Ok(vec![ew::shrink(
+                    req(ins, 0)?,
+                    a.f("bias", 0.0),
+                    a.f("lambd", 0.5),
+                )?])
+            }),
+        ),
+        (
+            "test_swish",
+            Box::new(|a: &Attrs, ins: &Ins, _| {
+                Ok(vec![ew::swish(req(ins, 0)?, a.f("alpha", 1.0))?])
+            }),
+        ),
+        (
+            "test_prelu_",
+            Box::new(|_: &Attrs, ins: &Ins, _| Ok(vec![ew::prelu(req(ins, 0)?, req(ins, 1)?)?])),
+        ),
+        (
+            "test_cumsum_",
+            Box::new(|a: &Attrs, ins: &Ins, _| {
+                let axis = req(ins, 1)?.to_i64_vec().first().copied().unwrap_or(0);
+                Ok(vec![reduce::cumsum(
+                    req(ins, 0)?,
+                    axis,
+                    a.i("exclusive", 0) != 0,
+                    a.i("reverse", 0) != 0,
+                )?])
+            }),
+        ),
+        (
+            "test_tril",
+            Box::new(|_: &Attrs, ins: &Ins, _| {
+                let k = ins
+                    .get(1)
+                    .and_then(|t| t.as_ref())
+                    .map_or(0, |t| t.to_i64_vec().first().copied().unwrap_or(0));
+                Ok(vec![index_ops::trilu(req(ins, 0)?, k, false)?])
+            }),
+        ),
+        (
+            "test_triu",
+            Box::new(|_: &Attrs, ins: &Ins, _| {
+                let k = ins
+                    .get(1)
+                    .and_then(|t| t.as_ref())
+                    .map_or(0, |t| t.to_i64_vec().first().copied().unwrap_or(0));
+                Ok(vec![index_ops::trilu(req(ins, 0)?, k, true)?])
+            }),
+        ),
         ("test_cos", un(UnaryOp::Cos)),
         (
             "test_hardmax_",

@@ -31,6 +31,16 @@ pub enum UnaryOp {
     Cos,
     Softplus,
     Softsign,
+    Tan,
+    Asin,
+    Acos,
+    Atan,
+    Sinh,
+    Cosh,
+    Asinh,
+    Acosh,
+    Atanh,
+    Mish,
 }
 
 impl UnaryOp {
@@ -54,6 +64,16 @@ impl UnaryOp {
             UnaryOp::Cos => "Cos",
             UnaryOp::Softplus => "Softplus",
             UnaryOp::Softsign => "Softsign",
+            UnaryOp::Tan => "Tan",
+            UnaryOp::Asin => "Asin",
+            UnaryOp::Acos => "Acos",
+            UnaryOp::Atan => "Atan",
+            UnaryOp::Sinh => "Sinh",
+            UnaryOp::Cosh => "Cosh",
+            UnaryOp::Asinh => "Asinh",
+            UnaryOp::Acosh => "Acosh",
+            UnaryOp::Atanh => "Atanh",
+            UnaryOp::Mish => "Mish",
         }
     }
 
@@ -97,6 +117,19 @@ impl UnaryOp {
                 }
             }
             UnaryOp::Softsign => x / (1.0 + x.abs()),
+            UnaryOp::Tan => x.tan(),
+            UnaryOp::Asin => x.asin(),
+            UnaryOp::Acos => x.acos(),
+            UnaryOp::Atan => x.atan(),
+            UnaryOp::Sinh => x.sinh(),
+            UnaryOp::Cosh => x.cosh(),
+            UnaryOp::Asinh => x.asinh(),
+            UnaryOp::Acosh => x.acosh(),
+            UnaryOp::Atanh => x.atanh(),
+            UnaryOp::Mish => {
+                let sp = if x > 20.0 { x } else { x.exp().ln_1p() };
+                x * sp.tanh()
+            }
         }
     }
 
@@ -175,6 +208,103 @@ pub fn elu(x: &Tensor, alpha: f32) -> Result<Tensor> {
     with_float("Elu", x, |a| {
         Ok(a.mapv(|v| if v >= 0.0 { v } else { alpha * v.exp_m1() }))
     })
+}
+
+/// `Selu`: `gamma * (x if x > 0 else alpha * (exp(x) - 1))`.
+pub fn selu(x: &Tensor, alpha: f32, gamma: f32) -> Result<Tensor> {
+    with_float("Selu", x, |a| {
+        Ok(a.mapv(|v| gamma * if v > 0.0 { v } else { alpha * v.exp_m1() }))
+    })
+}
+
+/// `Celu`: `max(0, x) + min(0, alpha * (exp(x / alpha) - 1))`.
+pub fn celu(x: &Tensor, alpha: f32) -> Result<Tensor> {
+    with_float("Celu", x, |a| {
+        Ok(a.mapv(|v| v.max(0.0) + (alpha * (v / alpha).exp_m1()).min(0.0)))
+    })
+}
+
+/// `ThresholdedRelu`: `x if x > alpha else 0`.
+pub fn thresholded_relu(x: &Tensor, alpha: f32) -> Result<Tensor> {
+    with_float("ThresholdedRelu", x, |a| {
+        Ok(a.mapv(|v| if v > alpha { v } else { 0.0 }))
+    })
+}
+
+/// `Shrink`: `x - bias` if `x > lambd`, `x + bias` if `x < -lambd`, else 0.
+pub fn shrink(x: &Tensor, bias: f32, lambd: f32) -> Result<Tensor> {
+    let f = |v: f32| {
+        if v < -lambd {
+            v + bias
+        } else if v > lambd {
+            v - bias
+        } else {
+            0.0
+        }
+    };
+    match x {
+        Tensor::I64(a) => Ok(Tensor::I64(a.mapv(|v| f(v as f32) as i64))),
+        Tensor::I32(a) => Ok(Tensor::I32(a.mapv(|v| f(v as f32) as i32))),
+        _ => with_float("Shrink", x, |a| Ok(a.mapv(f))),
+    }
+}
+
+/// `Swish`: `x * sigmoid(alpha * x)`.
+pub fn swish(x: &Tensor, alpha: f32) -> Result<Tensor> {
+    with_float("Swish", x, |a| Ok(a.mapv(|v| v * sigmoid(alpha * v))))
+}
+
+/// `PRelu(x, slope)`: `x` if `x >= 0` else `slope * x`; `slope` broadcasts to `x`.
+pub fn prelu(x: &Tensor, slope: &Tensor) -> Result<Tensor> {
+    let op = "PRelu";
+    if x.dtype() != slope.dtype() {
+        return err(
+            op,
+            format!(
+                "x and slope types differ: {} and {}",
+                x.dtype(),
+                slope.dtype()
+            ),
+        );
+    }
+    let r = match (x, slope) {
+        (Tensor::I64(a), Tensor::I64(b)) => {
+            Tensor::I64(zip2(
+                op,
+                a,
+                b,
+                |v, s| if v >= 0 { v } else { v.wrapping_mul(s) },
+            )?)
+        }
+        (Tensor::I32(a), Tensor::I32(b)) => {
+            Tensor::I32(zip2(
+                op,
+                a,
+                b,
+                |v, s| if v >= 0 { v } else { v.wrapping_mul(s) },
+            )?)
+        }
+        _ => {
+            let a = float_view(op, x)?;
+            let b = float_view(op, slope)?;
+            float_out(
+                op,
+                x.dtype(),
+                zip2(op, &a, &b, |v, s| if v >= 0.0 { v } else { s * v })?,
+            )?
+        }
+    };
+    if r.shape() != x.shape() {
+        return err(
+            op,
+            format!(
+                "slope {:?} must broadcast to x {:?}",
+                slope.shape(),
+                x.shape()
+            ),
+        );
+    }
+    Ok(r)
 }
 
 /// `HardSigmoid`: `max(0, min(1, alpha * x + beta))`.

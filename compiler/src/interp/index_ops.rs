@@ -1,5 +1,5 @@
-//! Indexed reads: `Gather`, `GatherElements`, `GatherND`. Negative indices count from the end;
-//! out-of-range indices are errors.
+//! Indexed reads: `Gather`, `GatherElements`, `GatherND`, and the positional mask `Trilu`.
+//! Negative indices count from the end; out-of-range indices are errors.
 
 use super::value::{contiguous, err, int_values, norm_axis, shaped, Result};
 use crate::map_same_kind;
@@ -158,4 +158,45 @@ pub fn gather_nd(data: &Tensor, indices: &Tensor, batch_dims: usize) -> Result<T
         shaped("GatherND", shape, out)
     }
     Ok(map_same_kind!(data, a => go(a, &offsets, inner, &shape)))
+}
+
+/// `Trilu`: keeps the upper (`upper`) or lower triangle of the last two axes, relative to
+/// diagonal `k`, and zeroes the rest.
+pub fn trilu(x: &Tensor, k: i64, upper: bool) -> Result<Tensor> {
+    let op = "Trilu";
+    let s = x.shape().to_vec();
+    if s.len() < 2 {
+        return err(op, format!("input must have rank >= 2, got {s:?}"));
+    }
+    let (rows, cols) = (s[s.len() - 2], s[s.len() - 1]);
+    let keep = move |i: usize, j: usize| {
+        let d = j as i64 - i as i64;
+        if upper {
+            d >= k
+        } else {
+            d <= k
+        }
+    };
+    fn go<T: Clone + Default>(
+        a: &ArrayD<T>,
+        rows: usize,
+        cols: usize,
+        keep: impl Fn(usize, usize) -> bool,
+    ) -> Result<ArrayD<T>> {
+        let v = contiguous(a);
+        let out: Vec<T> = v
+            .iter()
+            .enumerate()
+            .map(|(p, t)| {
+                let (i, j) = ((p / cols.max(1)) % rows.max(1), p % cols.max(1));
+                if keep(i, j) {
+                    t.clone()
+                } else {
+                    T::default()
+                }
+            })
+            .collect();
+        shaped("Trilu", a.shape(), out)
+    }
+    Ok(map_same_kind!(x, a => go(a, rows, cols, keep)))
 }

@@ -1,5 +1,6 @@
 //! Reductions over a set of axes: `ReduceSum`, `ReduceMean`, `ReduceMax`, `ReduceMin`,
-//! `ReduceProd`, `ReduceL1`, `ReduceL2`, `ReduceSumSquare`, `ReduceLogSumExp`, plus `ArgMax`/`ArgMin`.
+//! `ReduceProd`, `ReduceL1`, `ReduceL2`, `ReduceSumSquare`, `ReduceLogSumExp`, plus `ArgMax`/`ArgMin`
+//! and the running sum `CumSum`.
 //! Floats accumulate in f64 and round back to the input type.
 
 use super::value::{err, float_out, float_view, norm_axes, norm_axis, shaped, Result};
@@ -238,4 +239,70 @@ pub fn arg_reduce(
         best as i64
     });
     Ok(Tensor::I64(shaped(name, &shape, out)?))
+}
+
+/// `CumSum` along `axis`; `exclusive` leaves out the current element, `reverse` sums from the end.
+pub fn cumsum(x: &Tensor, axis: i64, exclusive: bool, reverse: bool) -> Result<Tensor> {
+    let op = "CumSum";
+    let shape = x.shape().to_vec();
+    let ax = norm_axis(op, axis, shape.len())?;
+    let outer: usize = shape[..ax].iter().product();
+    let n = shape[ax];
+    let inner: usize = shape[ax + 1..].iter().product();
+    fn scan<T: Copy + Default>(
+        v: &[T],
+        outer: usize,
+        n: usize,
+        inner: usize,
+        exclusive: bool,
+        reverse: bool,
+        add: impl Fn(T, T) -> T,
+    ) -> Vec<T> {
+        let mut out = vec![T::default(); v.len()];
+        for o in 0..outer {
+            for i in 0..inner {
+                let mut acc = T::default();
+                for step in 0..n {
+                    let k = if reverse { n - 1 - step } else { step };
+                    let idx = (o * n + k) * inner + i;
+                    if exclusive {
+                        out[idx] = acc;
+                        acc = add(acc, v[idx]);
+                    } else {
+                        acc = add(acc, v[idx]);
+                        out[idx] = acc;
+                    }
+                }
+            }
+        }
+        out
+    }
+    match x {
+        Tensor::I64(a) => {
+            let v: Vec<i64> = a.iter().copied().collect();
+            Ok(Tensor::I64(shaped(
+                op,
+                &shape,
+                scan(&v, outer, n, inner, exclusive, reverse, i64::wrapping_add),
+            )?))
+        }
+        Tensor::I32(a) => {
+            let v: Vec<i32> = a.iter().copied().collect();
+            Ok(Tensor::I32(shaped(
+                op,
+                &shape,
+                scan(&v, outer, n, inner, exclusive, reverse, i32::wrapping_add),
+            )?))
+        }
+        _ => {
+            let a = float_view(op, x)?;
+            let v: Vec<f64> = a.iter().map(|&f| f as f64).collect();
+            let r = scan(&v, outer, n, inner, exclusive, reverse, |p, q| p + q);
+            float_out(
+                op,
+                x.dtype(),
+                shaped(op, &shape, r.into_iter().map(|f| f as f32).collect())?,
+            )
+        }
+    }
 }
