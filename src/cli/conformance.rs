@@ -50,7 +50,7 @@ impl ExternalData for DirData {
 }
 
 fn io_err(p: &Path, e: impl std::fmt::Display) -> CliError {
-    CliError::new("E2001", format!("{}: {e}", p.display()))
+    CliError::new("E0001", format!("cannot read {}: {e}", p.display()))
 }
 
 /// Test folders under `dir` (itself if it holds `model.onnx`), sorted by path.
@@ -172,7 +172,7 @@ pub fn conformance(dirs: &[PathBuf], json: bool) -> Result<(), CliError> {
     for d in dirs {
         if !d.is_dir() {
             return Err(CliError::new(
-                "E2002",
+                "E0005",
                 format!(
                     "{} is not a folder of ONNX backend tests (run tests/corpus/fetch.sh to build the corpora)",
                     d.display()
@@ -183,7 +183,7 @@ pub fn conformance(dirs: &[PathBuf], json: bool) -> Result<(), CliError> {
         find_cases(d, &mut cases)?;
         if cases.len() == before {
             return Err(CliError::new(
-                "E2003",
+                "E0006",
                 format!(
                     "no test folders (model.onnx + test_data_set_N/) under {}",
                     d.display()

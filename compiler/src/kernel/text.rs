@@ -34,7 +34,8 @@ fn shape_text(shape: &[u64]) -> String {
     format!("[{}]", dims.join(","))
 }
 
-fn view_text(v: &View) -> String {
+/// A view as text: `%buf[START,COUNT]+OFFSET(SIZE:STRIDE,...)`.
+pub fn view_text(v: &View) -> String {
     let mut s = match &v.base {
         Base::Hbm(n) => format!("@{n}"),
         Base::Buf(n) => format!("%{n}"),

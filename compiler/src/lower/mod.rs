@@ -254,19 +254,31 @@ pub fn lower(graph: &Graph, opts: LowerOptions) -> Result<KernelProgram, Diagnos
             )),
         }
     }
+    // A node that fails still gets its outputs placed where their dtype allows, so the nodes
+    // after it are lowered (and their own problems reported); values that cannot be placed are
+    // `failed`, and nodes reading them are skipped rather than blamed for them.
+    let mut failed: std::collections::HashSet<ValueId> = std::collections::HashSet::new();
     for node in &graph.nodes {
-        if node.inputs.iter().any(|&i| !l.placeable(i)) {
-            let bad: Vec<String> = node
-                .inputs
-                .iter()
-                .filter(|&&i| !l.placeable(i))
-                .map(|&i| format!("`{}` ({})", graph.value(i).name, graph.ty(i)))
-                .collect();
-            errors.push(node_error(
-                node,
-                Code::NotLowered,
-                format!("reads {} which the chip cannot hold", bad.join(", ")),
-            ));
+        let missing: Vec<ValueId> = node
+            .inputs
+            .iter()
+            .copied()
+            .filter(|&i| !l.placeable(i))
+            .collect();
+        if !missing.is_empty() {
+            if !missing.iter().all(|v| failed.contains(v)) {
+                let bad: Vec<String> = missing
+                    .iter()
+                    .filter(|v| !failed.contains(v))
+                    .map(|&i| format!("`{}` ({})", graph.value(i).name, graph.ty(i)))
+                    .collect();
+                errors.push(node_error(
+                    node,
+                    Code::NotLowered,
+                    format!("reads {} which the chip cannot hold", bad.join(", ")),
+                ));
+            }
+            failed.extend(node.outputs.iter().copied());
             continue;
         }
         let r = match node.op {
@@ -280,6 +292,11 @@ pub fn lower(graph: &Graph, opts: LowerOptions) -> Result<KernelProgram, Diagnos
         };
         if let Err(e) = r {
             errors.push(e);
+            for &o in &node.outputs {
+                if !l.placeable(o) && l.place_output(o, node).is_err() {
+                    failed.insert(o);
+                }
+            }
         }
     }
     // Graph outputs that alias an input, a constant or another output need their own copy.

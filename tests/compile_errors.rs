@@ -1,0 +1,71 @@
+//! Compiler errors on bad input, file-driven: each file in `tests/kernel_errors/` names on its
+//! first line the code it must produce and, for syntax errors, the line and column
+//! (`# expect: CODE at LINE:COLUMN`; `0:0` when the error concerns a kernel rather than a position).
+//! Graphs with ops the chip cannot run yet are refused listing every such node at once.
+
+use std::path::Path;
+use tahoma_compiler::driver::{compile_graph, compile_kernel_text};
+use tahoma_compiler::lower::LowerOptions;
+use tahoma_compiler::onnx::{import_text, ImportOptions, NoExternalData};
+
+#[test]
+fn each_bad_kernel_file_gives_its_code_and_position() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kernel_errors");
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 8, "the kernel error corpus is missing");
+    let mut report = String::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let name = f.file_name().unwrap().to_string_lossy().to_string();
+        let spec = text
+            .lines()
+            .next()
+            .unwrap()
+            .strip_prefix("# expect: ")
+            .expect("first line is `# expect: CODE at L:C`");
+        let (code, loc) = spec.split_once(" at ").unwrap();
+        let (line, col): (u32, u32) = loc
+            .split_once(':')
+            .map(|(l, c)| (l.parse().unwrap(), c.parse().unwrap()))
+            .unwrap();
+        let err = match compile_kernel_text(&text) {
+            Ok(_) => panic!("{name}: compiled, expected {code}"),
+            Err(e) => e,
+        };
+        assert_eq!(err.code.as_str(), code, "{name}: {err}");
+        let pos = err.pos.map(|p| (p.line, p.col)).unwrap_or((0, 0));
+        assert_eq!(pos, (line, col), "{name}: {err}");
+        if line == 0 {
+            assert!(
+                err.node.is_some(),
+                "{name}: the error names no kernel: {err}"
+            );
+        }
+        report.push_str(&format!("{name}: {err}\n"));
+    }
+    insta::assert_snapshot!("kernel_error_messages", report);
+}
+
+#[test]
+fn unsupported_ops_are_listed_all_at_once_with_node_and_op() {
+    let src = r#"
+<ir_version: 8, opset_import: ["" : 17]>
+g (float[4, 8] X) => (float[4, 8] Y) {
+   [round_down] F = Floor(X)
+   [relu] R = Relu(F)
+   [round_up] Y = Ceil(R)
+}"#;
+    let g = import_text(src, &ImportOptions::default(), &NoExternalData).unwrap();
+    let err = compile_graph(&g, LowerOptions::default()).unwrap_err();
+    let nodes: Vec<(&str, &str)> = err
+        .0
+        .iter()
+        .map(|d| (d.node.as_deref().unwrap(), d.op.as_deref().unwrap()))
+        .collect();
+    assert_eq!(nodes, vec![("round_down", "Floor"), ("round_up", "Ceil")]);
+    assert!(err.0.iter().all(|d| d.code.as_str() == "E1301"), "{err}");
+}
