@@ -21,11 +21,11 @@ fn check_cover(spec: &Spec, what: &str, bits: usize, fields: &[&FieldDef]) {
             f.lsb,
             f.lsb + f.width
         );
-        for b in f.lsb..f.lsb + f.width {
-            if let Some(o) = owner[b] {
+        for (b, slot) in owner.iter_mut().enumerate().skip(f.lsb).take(f.width) {
+            if let Some(o) = slot {
                 panic!("{what}: bit {b} belongs to both `{o}` and `{}`", f.name);
             }
-            owner[b] = Some(&f.name);
+            *slot = Some(&f.name);
         }
         match f.kind.as_str() {
             "uint" | "int" | "sem" => {
