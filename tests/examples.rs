@@ -278,3 +278,28 @@ fn pipelined_and_serial_tile_loops_match_ndarray_and_pipelining_pays() {
     snapshots("pipelined", &piped);
     snapshots("serial", &serial);
 }
+
+#[test]
+fn hand_written_kernel_ir_compiles_and_computes_axpy() {
+    let src = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/kernels/axpy.tk"
+    ))
+    .unwrap();
+    let compiled = tahoma_compiler::driver::compile_kernel_text(&src).unwrap();
+    let x = values(Dtype::Fp32, 512 * 256, 6);
+    let b = values(Dtype::Fp32, 512 * 256, 7);
+    let mut emu = Emulator::new(compiled.program).unwrap();
+    emu.set_input("x", &tensor(Dtype::Fp32, &[512, 256], x.clone()))
+        .unwrap();
+    emu.set_input("b", &tensor(Dtype::Fp32, &[512, 256], b.clone()))
+        .unwrap();
+    let r = emu.run(&RunOptions::timed()).unwrap();
+    // 2x + b is exact in fp32 for these operands up to one rounding of the sum.
+    let want: Vec<f64> = x
+        .iter()
+        .zip(&b)
+        .map(|(&x, &b)| f64::from(2.0 * x + b))
+        .collect();
+    close(&r.outputs["y"].data, &want, 0.0, 0.0);
+}
