@@ -5,7 +5,9 @@
 //!
 //! Modules, one per op family: [`elementwise`] (activations on the scalar engine, arithmetic on
 //! the vector engine), [`matmul`] (MatMul/Gemm on the tensor engine with K accumulated in PSUM),
-//! [`movement`] (transposes and broadcasts as DMA access patterns). [`tiles`] holds the tiling
+//! [`movement`] (transposes and broadcasts as DMA access patterns), [`normalize`] (Softmax,
+//! LogSoftmax, LayerNormalization, BatchNormalization), [`reduce`] (Reduce* and global pools),
+//! [`shape_ops`] (Concat, Split, Slice, Tile, Gather, Resize, Pad as DMA access patterns). [`tiles`] holds the tiling
 //! helpers they share.
 //!
 //! A node no family handles is reported with [`Code::NotLowered`], all such nodes at once.
@@ -13,6 +15,9 @@
 pub mod elementwise;
 pub mod matmul;
 pub mod movement;
+pub mod normalize;
+pub mod reduce;
+pub mod shape_ops;
 pub mod tiles;
 
 use crate::diag::{Code, Diagnostic, Diagnostics};
@@ -259,11 +264,16 @@ pub fn lower(graph: &Graph, opts: LowerOptions) -> Result<KernelProgram, Diagnos
     // `failed`, and nodes reading them are skipped rather than blamed for them.
     let mut failed: std::collections::HashSet<ValueId> = std::collections::HashSet::new();
     for node in &graph.nodes {
+        // Constant indices of a Gather are read at compile time, never placed.
+        let held = |k: usize| {
+            !(node.op == Op::Gather && k == 1 && graph.const_value(node.inputs[1]).is_some())
+        };
         let missing: Vec<ValueId> = node
             .inputs
             .iter()
-            .copied()
-            .filter(|&i| !l.placeable(i))
+            .enumerate()
+            .filter(|&(k, &i)| held(k) && !l.placeable(i))
+            .map(|(_, &i)| i)
             .collect();
         if !missing.is_empty() {
             if !missing.iter().all(|v| failed.contains(v)) {
@@ -288,6 +298,18 @@ pub fn lower(graph: &Graph, opts: LowerOptions) -> Result<KernelProgram, Diagnos
             }
             Op::MatMul | Op::Gemm => matmul::lower(&mut l, node),
             Op::Transpose | Op::Expand => movement::lower(&mut l, node),
+            Op::Softmax | Op::LogSoftmax | Op::LayerNormalization | Op::BatchNormalization => {
+                normalize::lower(&mut l, node)
+            }
+            Op::ReduceSum
+            | Op::ReduceMean
+            | Op::ReduceMax
+            | Op::ReduceMin
+            | Op::GlobalAveragePool
+            | Op::GlobalMaxPool => reduce::lower(&mut l, node),
+            Op::Concat | Op::Split | Op::Slice | Op::Tile | Op::Gather | Op::Resize | Op::Pad => {
+                shape_ops::lower(&mut l, node)
+            }
             _ => elementwise::lower(&mut l, node),
         };
         if let Err(e) = r {

@@ -1,8 +1,121 @@
 //! Tiling helpers shared by the op lowerings: covering a flat range of elements with
-//! `[partitions x free]` tiles, and strided DMA copies split to fit the access-pattern limits.
+//! `[partitions x free]` tiles, strided DMA copies split to fit the access-pattern limits, and
+//! row walks (rows of a tensor on partitions, loops over the rest) for per-row reductions.
 
-use crate::kernel::{Expr, KOp, View};
-use tahoma_isa::machine;
+use crate::kernel::{Buffer, Expr, KOp, Stmt, View};
+use tahoma_isa::{machine, Dtype, Mem};
+
+/// Largest free size of one row tile of a per-row op (softmax, normalisations, reductions), in
+/// fp32 elements (a tiling choice of the compiler).
+pub const ROW_FREE_MAX: u64 = 8192;
+
+/// An fp32 SBUF buffer.
+pub fn sbuf(name: &str, partitions: u64, free: u64) -> Buffer {
+    Buffer {
+        name: name.into(),
+        mem: Mem::Sbuf,
+        dtype: Dtype::Fp32,
+        partitions: partitions.max(1),
+        free: free.max(1),
+    }
+}
+
+/// A contiguous `[parts, free]` view at the start of buffer `name` (plus `offset` elements).
+pub fn tile(name: &str, parts: u64, offset: u64, free: u64) -> View {
+    View::buf(
+        name,
+        0,
+        parts,
+        Expr::constant(offset as i64),
+        vec![(free, 1)],
+    )
+}
+
+/// Rows of a tensor walked in tiles: the innermost row dim goes on partitions (in tiles of at
+/// most `PARTITIONS`), the outer row dims become loops. Each [`Dim`] carries the element stride
+/// of a row step in the input (`src`) and in the output (`dst`).
+#[derive(Clone, Debug)]
+pub struct RowWalk {
+    pub outer: Vec<Dim>,
+    pub part: Dim,
+}
+
+impl RowWalk {
+    /// The walk over `rows` (outermost first; unit dims dropped, contiguous ones merged).
+    pub fn new(rows: &[Dim]) -> RowWalk {
+        let mut dims = simplify(rows);
+        let part = dims.pop().unwrap_or(Dim {
+            size: 1,
+            src: 0,
+            dst: 0,
+        });
+        RowWalk { outer: dims, part }
+    }
+
+    /// Largest partition count of a tile.
+    pub fn max_parts(&self) -> u64 {
+        self.part.size.min(machine::PARTITIONS)
+    }
+
+    /// The statements of the walk: `emit(parts, src_offset, dst_offset)` gives the ops of one
+    /// tile of `parts` rows whose first row sits at those element offsets.
+    pub fn stmts(&self, emit: &dyn Fn(u64, Expr, Expr) -> Vec<KOp>) -> Vec<Stmt> {
+        self.level(0, Expr::constant(0), Expr::constant(0), emit)
+    }
+
+    fn level(
+        &self,
+        depth: usize,
+        src: Expr,
+        dst: Expr,
+        emit: &dyn Fn(u64, Expr, Expr) -> Vec<KOp>,
+    ) -> Vec<Stmt> {
+        let ops = |v: Vec<KOp>| v.into_iter().map(Stmt::Op);
+        if let Some(d) = self.outer.get(depth) {
+            let var = format!("r{depth}");
+            let body = self.level(
+                depth + 1,
+                src.plus_var(&var, d.src),
+                dst.plus_var(&var, d.dst),
+                emit,
+            );
+            return vec![Stmt::Loop {
+                var,
+                start: 0,
+                end: d.size as i64,
+                body,
+            }];
+        }
+        let p = machine::PARTITIONS;
+        let (full, rest) = (self.part.size / p, self.part.size % p);
+        let mut out = Vec::new();
+        if full == 1 {
+            out.extend(ops(emit(p, src.clone(), dst.clone())));
+        } else if full > 1 {
+            let (s, d) = (p as i64 * self.part.src, p as i64 * self.part.dst);
+            out.push(Stmt::Loop {
+                var: "t".into(),
+                start: 0,
+                end: full as i64,
+                body: ops(emit(
+                    p,
+                    src.clone().plus_var("t", s),
+                    dst.clone().plus_var("t", d),
+                ))
+                .collect(),
+            });
+        }
+        if rest > 0 {
+            let k = (full * p) as i64;
+            out.extend(ops(emit(
+                rest,
+                src.plus(k * self.part.src),
+                dst.plus(k * self.part.dst),
+            )));
+        }
+        out
+    }
+}
 
 /// Largest free size of an elementwise tile, in elements (a tiling choice of the compiler).
 pub const ELEMENTWISE_FREE_MAX: u64 = 2048;

@@ -1,0 +1,373 @@
+//! Row-wise normalisations in fp32: `Softmax` and `LogSoftmax` along any axis and
+//! `LayerNormalization` over the trailing axes put one row per partition with the normalised axes
+//! innermost in the free dim (brought there by the DMA's access pattern), and use the free-axis
+//! reductions of the engines: `TENSOR_REDUCE max` (negated) and `ACTIVATE exp` with a
+//! per-partition bias and an accumulated sum; the mean and the variance of a LayerNorm come from
+//! `ACTIVATE` accumulations (`identity(x * -1/D)` and `square(xc / sqrt(D))`), gamma and beta
+//! are loaded once, broadcast across partitions by a partition-stride-0 DMA.
+//! `BatchNormalization` (inference) puts channels on partitions and applies one
+//! `ACTIVATE identity(x * a + b)` with per-partition `a = scale / sqrt(var + eps)` and
+//! `b = B - mean * a`, computed on chip from the four parameter vectors.
+
+use super::movement::broadcast_to;
+use super::reduce::Rows;
+use super::tiles::{sbuf, tile, ELEMENTWISE_FREE_MAX};
+use super::{node_error, Lowerer};
+use crate::diag::{Code, Diagnostic};
+use crate::graph::{Node, Op};
+use crate::kernel::{Expr, KOp, Kernel, ScalarArg, Stmt, View};
+use tahoma_isa::{machine, Act, Alu, Reduce};
+
+fn per_part(name: &str, p: u64) -> ScalarArg {
+    ScalarArg::PerPartition(tile(name, p, 0, 1))
+}
+
+fn activate(dst: View, src: View, func: Act, scale: ScalarArg, bias: ScalarArg) -> KOp {
+    KOp::Activate {
+        dst,
+        src,
+        func,
+        scale,
+        bias,
+        acc: None,
+    }
+}
+
+fn ts2(dst: View, src: View, op0: Alu, s0: ScalarArg, op1: Alu, s1: ScalarArg) -> KOp {
+    KOp::TensorScalar {
+        dst,
+        src,
+        op0,
+        scalar0: s0,
+        op1,
+        scalar1: s1,
+        reverse0: false,
+        reverse1: false,
+    }
+}
+
+fn tt(dst: View, a: View, b: View, op: Alu) -> KOp {
+    KOp::TensorTensor { dst, a, b, op }
+}
+
+fn attr_axis(node: &Node) -> Result<usize, Diagnostic> {
+    node.attrs
+        .int("axis")
+        .map(|a| a as usize)
+        .map_err(|m| node_error(node, Code::BadAttribute, m))
+}
+
+/// Lowers Softmax, LogSoftmax, LayerNormalization or BatchNormalization.
+pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
+    match node.op {
+        Op::Softmax | Op::LogSoftmax => softmax(l, node),
+        Op::LayerNormalization => layer_norm(l, node),
+        Op::BatchNormalization => batch_norm(l, node),
+        other => Err(node_error(
+            node,
+            Code::NotLowered,
+            format!("{} is not a normalisation", other.name()),
+        )),
+    }
+}
+
+fn softmax(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
+    let x = l.placed(node.inputs[0]);
+    let axis = attr_axis(node)?;
+    let out = l.place_output(node.outputs[0], node)?;
+    let strides = super::tiles::contiguous_strides(&x.shape);
+    let rows = Rows::new(node, &x.shape, &[axis], &strides)?;
+    rows.check_fits(node)?;
+    let (d, log) = (rows.d, node.op == Op::LogSoftmax);
+    let emit = |p: u64, src: Expr, dst: Expr| -> Vec<KOp> {
+        let (xt, yt) = (tile("x", p, 0, d), tile("y", p, 0, d));
+        let mut ops = vec![
+            KOp::Dma {
+                dst: xt.clone(),
+                src: rows.hbm(&x.tensor, p, rows.walk.part.src, src),
+            },
+            KOp::Reduce {
+                dst: tile("m", p, 0, 1),
+                src: xt.clone(),
+                op: Reduce::Max,
+                axes: 1,
+                negate: true,
+            },
+            KOp::Activate {
+                dst: yt.clone(),
+                src: xt.clone(),
+                func: Act::Exp,
+                scale: ScalarArg::Imm(1.0),
+                bias: per_part("m", p),
+                acc: Some(tile("s", p, 0, 1)),
+            },
+        ];
+        if log {
+            ops.push(activate(
+                tile("s", p, 0, 1),
+                tile("s", p, 0, 1),
+                Act::Log,
+                ScalarArg::Imm(1.0),
+                ScalarArg::Imm(0.0),
+            ));
+            ops.push(ts2(
+                yt.clone(),
+                xt,
+                Alu::Add,
+                per_part("m", p),
+                Alu::Subtract,
+                per_part("s", p),
+            ));
+        } else {
+            ops.push(ts2(
+                yt.clone(),
+                yt.clone(),
+                Alu::Divide,
+                per_part("s", p),
+                Alu::Bypass,
+                ScalarArg::Imm(0.0),
+            ));
+        }
+        ops.push(KOp::Dma {
+            dst: rows.hbm(&out.tensor, p, rows.walk.part.dst, dst),
+            src: yt,
+        });
+        ops
+    };
+    let body = rows.walk.stmts(&emit);
+    let p = rows.walk.max_parts();
+    l.push_kernel(Kernel {
+        name: node.name.clone(),
+        op: node.op.name().to_string(),
+        buffers: vec![
+            sbuf("x", p, d),
+            sbuf("y", p, d),
+            sbuf("m", p, 1),
+            sbuf("s", p, 1),
+        ],
+        body,
+    });
+    Ok(())
+}
+
+fn layer_norm(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
+    if node.outputs.len() > 1 {
+        return Err(node_error(
+            node,
+            Code::NotLowered,
+            "the Mean and InvStdDev outputs of LayerNormalization are not lowered",
+        ));
+    }
+    let x = l.placed(node.inputs[0]);
+    let axis = attr_axis(node)?;
+    let eps = node
+        .attrs
+        .float("epsilon")
+        .map_err(|m| node_error(node, Code::BadAttribute, m))?;
+    let norm_shape: Vec<u64> = x.shape[axis..].to_vec();
+    let gamma = broadcast_to(l, node, node.inputs[1], &norm_shape);
+    let beta = node
+        .inputs
+        .get(2)
+        .map(|&b| broadcast_to(l, node, b, &norm_shape));
+    let out = l.place_output(node.outputs[0], node)?;
+    let strides = super::tiles::contiguous_strides(&x.shape);
+    let axes: Vec<usize> = (axis..x.shape.len()).collect();
+    let rows = Rows::new(node, &x.shape, &axes, &strides)?;
+    rows.check_fits(node)?;
+    let d = rows.d;
+    let pmax = rows.walk.max_parts();
+    let mut body = vec![Stmt::Op(KOp::Dma {
+        dst: tile("g", pmax, 0, d),
+        src: View::hbm(&gamma.tensor, pmax, 0, Expr::constant(0), vec![(d, 1)]),
+    })];
+    if let Some(b) = &beta {
+        body.push(Stmt::Op(KOp::Dma {
+            dst: tile("b", pmax, 0, d),
+            src: View::hbm(&b.tensor, pmax, 0, Expr::constant(0), vec![(d, 1)]),
+        }));
+    }
+    let has_beta = beta.is_some();
+    let emit = |p: u64, src: Expr, dst: Expr| -> Vec<KOp> {
+        let (xt, yt) = (tile("x", p, 0, d), tile("y", p, 0, d));
+        let imm = ScalarArg::Imm;
+        let mut ops = vec![
+            KOp::Dma {
+                dst: xt.clone(),
+                src: rows.hbm(&x.tensor, p, rows.walk.part.src, src),
+            },
+            // nm = -mean(x)
+            KOp::Activate {
+                dst: yt.clone(),
+                src: xt.clone(),
+                func: Act::Identity,
+                scale: imm(-1.0 / d as f32),
+                bias: imm(0.0),
+                acc: Some(tile("nm", p, 0, 1)),
+            },
+            // xc = x - mean
+            ts2(
+                xt.clone(),
+                xt.clone(),
+                Alu::Add,
+                per_part("nm", p),
+                Alu::Bypass,
+                imm(0.0),
+            ),
+            // var = sum((xc / sqrt(D))^2)
+            KOp::Activate {
+                dst: yt.clone(),
+                src: xt.clone(),
+                func: Act::Square,
+                scale: imm(1.0 / (d as f32).sqrt()),
+                bias: imm(0.0),
+                acc: Some(tile("var", p, 0, 1)),
+            },
+            activate(
+                tile("var", p, 0, 1),
+                tile("var", p, 0, 1),
+                Act::Rsqrt,
+                imm(1.0),
+                imm(eps),
+            ),
+            ts2(
+                yt.clone(),
+                xt,
+                Alu::Multiply,
+                per_part("var", p),
+                Alu::Bypass,
+                imm(0.0),
+            ),
+            tt(yt.clone(), yt.clone(), tile("g", p, 0, d), Alu::Multiply),
+        ];
+        if has_beta {
+            ops.push(tt(yt.clone(), yt.clone(), tile("b", p, 0, d), Alu::Add));
+        }
+        ops.push(KOp::Dma {
+            dst: rows.hbm(&out.tensor, p, rows.walk.part.dst, dst),
+            src: yt,
+        });
+        ops
+    };
+    body.extend(rows.walk.stmts(&emit));
+    let mut buffers = vec![
+        sbuf("x", pmax, d),
+        sbuf("y", pmax, d),
+        sbuf("g", pmax, d),
+        sbuf("nm", pmax, 1),
+        sbuf("var", pmax, 1),
+    ];
+    if has_beta {
+        buffers.push(sbuf("b", pmax, d));
+    }
+    l.push_kernel(Kernel {
+        name: node.name.clone(),
+        op: node.op.name().to_string(),
+        buffers,
+        body,
+    });
+    Ok(())
+}
+
+fn batch_norm(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
+    if node.outputs.len() > 1 || node.inputs.len() != 5 {
+        return Err(node_error(
+            node,
+            Code::NotLowered,
+            "only inference BatchNormalization (5 inputs, 1 output) is lowered",
+        ));
+    }
+    let x = l.placed(node.inputs[0]);
+    if x.shape.len() < 2 {
+        return Err(node_error(
+            node,
+            Code::NotLowered,
+            "input has no channel axis",
+        ));
+    }
+    let eps = node
+        .attrs
+        .float("epsilon")
+        .map_err(|m| node_error(node, Code::BadAttribute, m))?;
+    let params: Vec<String> = node.inputs[1..]
+        .iter()
+        .map(|&v| l.placed(v).tensor)
+        .collect();
+    let out = l.place_output(node.outputs[0], node)?;
+    let (n, c) = (x.shape[0], x.shape[1]);
+    let s: u64 = x.shape[2..].iter().product();
+    // Pieces of the (n, spatial) free extent: (n0, nlen, s0, slen).
+    let mut pieces = Vec::new();
+    if s >= ELEMENTWISE_FREE_MAX {
+        for i in 0..n {
+            let mut s0 = 0;
+            while s0 < s {
+                let len = ELEMENTWISE_FREE_MAX.min(s - s0);
+                pieces.push((i, 1, s0, len));
+                s0 += len;
+            }
+        }
+    } else {
+        let nb = (ELEMENTWISE_FREE_MAX / s.max(1)).max(1);
+        let mut i = 0;
+        while i < n {
+            let len = nb.min(n - i);
+            pieces.push((i, len, 0, s));
+            i += len;
+        }
+    }
+    let free_max = pieces.iter().map(|p| p.1 * p.3).max().unwrap_or(1);
+    let pmax = c.min(machine::PARTITIONS);
+    let mut body = Vec::new();
+    let names = ["sc", "bi", "mu", "va"];
+    let mut c0 = 0;
+    while c0 < c {
+        let ct = machine::PARTITIONS.min(c - c0);
+        let col = |name: &str| tile(name, ct, 0, 1);
+        for (name, t) in names.iter().zip(&params) {
+            body.push(Stmt::Op(KOp::Dma {
+                dst: col(name),
+                src: View::hbm(t, ct, 1, Expr::constant(c0 as i64), vec![(1, 1)]),
+            }));
+        }
+        let imm = ScalarArg::Imm;
+        for op in [
+            activate(col("va"), col("va"), Act::Rsqrt, imm(1.0), imm(eps)),
+            tt(col("sc"), col("sc"), col("va"), Alu::Multiply),
+            tt(col("mu"), col("mu"), col("sc"), Alu::Multiply),
+            tt(col("bi"), col("bi"), col("mu"), Alu::Subtract),
+        ] {
+            body.push(Stmt::Op(op));
+        }
+        for &(n0, nlen, s0, slen) in &pieces {
+            let off = (n0 * c * s + c0 * s + s0) as i64;
+            let dims = vec![(nlen, (c * s) as i64), (slen, 1)];
+            let f = nlen * slen;
+            body.push(Stmt::Op(KOp::Dma {
+                dst: tile("x", ct, 0, f),
+                src: View::hbm(&x.tensor, ct, s as i64, Expr::constant(off), dims.clone()),
+            }));
+            body.push(Stmt::Op(activate(
+                tile("y", ct, 0, f),
+                tile("x", ct, 0, f),
+                Act::Identity,
+                per_part("sc", ct),
+                per_part("bi", ct),
+            )));
+            body.push(Stmt::Op(KOp::Dma {
+                dst: View::hbm(&out.tensor, ct, s as i64, Expr::constant(off), dims),
+                src: tile("y", ct, 0, f),
+            }));
+        }
+        c0 += ct;
+    }
+    let mut buffers = vec![sbuf("x", pmax, free_max), sbuf("y", pmax, free_max)];
+    buffers.extend(names.iter().map(|n| sbuf(n, pmax, 1)));
+    l.push_kernel(Kernel {
+        name: node.name.clone(),
+        op: "BatchNormalization".into(),
+        buffers,
+        body,
+    });
+    Ok(())
+}
