@@ -244,3 +244,60 @@ fn opset_migrations_give_the_same_graph() {
     };
     assert_eq!(sig(&g_old), sig(&g_new));
 }
+
+#[test]
+fn legacy_opsets_convert_to_the_same_graph() {
+    // Opset 6 binary broadcasting with `axis`, BatchNormalization `is_test`, Reshape-1's
+    // `shape` attribute, Pad-1's `paddings`, Cast-1's string type, Concat-1's default axis.
+    let old = "<opset_import: [\"\": 1]> g (float[2, 3, 4] X, float[3] b) => (float[2, 3, 4] Y, float[2, 12] R, float[2, 3, 6] P, int64[2, 3, 4] C, float[2, 6, 4] K)
+        { Y = Add <broadcast = 1, axis = 1> (X, b)  R = Reshape <shape = [2, 12]> (X)
+          P = Pad <paddings = [0, 0, 1, 0, 0, 1]> (X)  C = Cast <to = \"INT64\"> (X)  K = Concat (X, X) }";
+    let new = "<opset_import: [\"\": 17]> g (float[2, 3, 4] X, float[3] b) => (float[2, 3, 4] Y, float[2, 12] R, float[2, 3, 6] P, int64[2, 3, 4] C, float[2, 6, 4] K)
+        <int64[2] s = {2, 12}, int64[6] p = {0, 0, 1, 0, 0, 1}, int64[2] bs = {3, 1}>
+        { bb = Reshape (b, bs)  Y = Add (X, bb)  R = Reshape (X, s)
+          P = Pad (X, p)  C = Cast <to = 7> (X)  K = Concat <axis = 1> (X, X) }";
+    let g_old = import(old).unwrap();
+    let g_new = import(new).unwrap();
+    let sig = |g: &tahoma_compiler::graph::Graph| -> Vec<String> {
+        g.nodes
+            .iter()
+            .map(|n| {
+                let ins: Vec<String> = n.inputs.iter().map(|&v| g.ty(v).to_string()).collect();
+                format!("{} {:?} {ins:?}", n.op, n.attrs)
+            })
+            .collect()
+    };
+    assert_eq!(sig(&g_old), sig(&g_new));
+    // Legacy forms tahoma does not convert are reported per node, as unsupported.
+    let (c, d) = code_of(
+        "<opset_import: [\"\": 5]> g (float[2, 3] X, int64[1] t, int64[1] a) => (float[4, 3] Y) { [tile] Y = Tile (X, t, a) }",
+    );
+    assert_eq!(c, Code::UnsupportedOp);
+    assert_eq!(d.0[0].node.as_deref(), Some("tile"));
+    // Without broadcast=1, opset-6 operands must have one shape.
+    let (c, _) = code_of(
+        "<opset_import: [\"\": 6]> g (float[2, 3] X, float[3] b) => (float[2, 3] Y) { Y = Add (X, b) }",
+    );
+    assert_eq!(c, Code::ShapeMismatch);
+    // Training-mode BatchNormalization (is_test = 0, the opset-6 default) is refused.
+    let (c, _) = code_of(
+        "<opset_import: [\"\": 6]> g (float[2, 3] X, float[3] s, float[3] b, float[3] m, float[3] v) => (float[2, 3] Y) { Y = BatchNormalization (X, s, b, m, v) }",
+    );
+    assert_eq!(c, Code::BadAttribute);
+}
+
+#[test]
+fn dropout_mask_is_all_true_in_inference() {
+    let g = import(
+        "<opset_import: [\"\": 13]> g (float[2, 3] X) => (float[2, 3] Y, bool[2, 3] M) { Y, M = Dropout (X) }",
+    )
+    .unwrap();
+    let m = g.const_value(g.outputs[1]).expect("the mask is a constant");
+    assert!(m.to_i64_vec().iter().all(|&v| v == 1));
+    // Opset 7-9: the mask has the input's type.
+    let g = import(
+        "<opset_import: [\"\": 9]> g (float[2, 3] X) => (float[2, 3] Y, float[2, 3] M) { Y, M = Dropout (X) }",
+    )
+    .unwrap();
+    assert_eq!(g.ty(g.outputs[1]).to_string(), "float[2, 3]");
+}

@@ -23,8 +23,11 @@ use std::collections::BTreeMap;
 pub use import::{model_op_histogram, SUPPORTED_OPS};
 pub use tensor::check_location;
 
-/// Lowest and highest default-domain opset versions tahoma imports.
-pub const MIN_OPSET: i64 = 7;
+/// Lowest and highest default-domain opset versions tahoma imports. Before opset 7 the
+/// importer applies the older semantics where they differ (legacy broadcasting of binary ops,
+/// `is_test`, attribute forms of Reshape/Pad/Cast/Split); the few old forms it does not
+/// convert (Tile-1) are reported per node.
+pub const MIN_OPSET: i64 = 1;
 pub const MAX_OPSET: i64 = 28;
 
 /// Bindings for symbolic input dimensions.

@@ -333,15 +333,40 @@ impl Cx<'_> {
                         }
                     }
                 }
-                if outs.len() > 1 {
+                if opset < 7 && n.int("is_test", 0)? == 0 && n.float("ratio", 0.5)? != 0.0 {
                     return Err(n.err(
                         Code::BadAttribute,
-                        "Dropout's mask output is not supported (inference only)",
-                    ));
+                        "Dropout with is_test=0 (training mode) is not supported (inference only)",
+                    )
+                    .help("export the model in inference mode (is_test=1)"));
                 }
-                self.emit(n, Op::Identity, Attrs::new(), vec![x(0)?], outs)?;
+                let xv = x(0)?;
+                self.emit(
+                    n,
+                    Op::Identity,
+                    Attrs::new(),
+                    vec![xv],
+                    &outs[..outs.len().min(1)],
+                )?;
+                if let Some(mask) = outs.get(1).filter(|m| !m.is_empty()) {
+                    // Inference keeps every element: the mask is all true (bool from opset 10,
+                    // the input's type before).
+                    let ty = self.ty(xv).clone();
+                    let t = if opset >= 10 {
+                        Tensor::Bool(ndarray::ArrayD::from_elem(ndarray::IxDyn(&ty.shape), true))
+                    } else {
+                        Tensor::from_f32(ty.dtype, &ty.shape, &vec![1.0; ty.numel()])
+                    };
+                    self.bind_const(mask, t);
+                }
             }
             // ---- elementwise ----------------------------------------------------------------
+            "Add" | "Sub" | "Mul" | "Div" | "Pow" | "Equal" | "Less" | "Greater" | "And" | "Or"
+            | "Xor"
+                if opset < 7 =>
+            {
+                self.legacy_broadcast(n, outs)?;
+            }
             "Abs" | "Neg" | "Sqrt" | "Exp" | "Log" | "Reciprocal" | "Relu" | "Sigmoid" | "Tanh"
             | "Erf" | "Floor" | "Ceil" | "Sign" | "Not" | "IsNaN" | "HardSwish" | "Add" | "Sub"
             | "Mul" | "Div" | "Pow" | "Equal" | "Less" | "Greater" | "LessOrEqual"
@@ -396,7 +421,21 @@ impl Cx<'_> {
                 self.emit(n, Op::Clip, a, vec![x(0)?], outs)?;
             }
             "Cast" => {
-                let code = n.int("to", 0)? as i32;
+                let code = if opset < 6 {
+                    // Cast-1 names the target type with a string ("FLOAT", "INT64", ...).
+                    let name = n.string("to", "")?;
+                    legacy_type_code(&name).ok_or_else(|| {
+                        n.err(
+                            Code::UnsupportedDtype,
+                            format!("Cast to '{name}' is not supported"),
+                        )
+                        .help(
+                            "supported element types: float, float16, bfloat16, int64, int32, bool",
+                        )
+                    })?
+                } else {
+                    n.int("to", 0)? as i32
+                };
                 let to = DType::from_onnx_code(code).ok_or_else(|| {
                     n.err(
                         Code::UnsupportedDtype,
@@ -484,7 +523,13 @@ impl Cx<'_> {
                 self.emit(n, Op::LayerNormalization, a, inputs, outs)?;
             }
             "BatchNormalization" => {
-                if n.int("training_mode", 0)? != 0 || outs.len() > 1 {
+                // Before opset 7 `is_test` selects inference (1) or training (0, the default).
+                let training = if opset < 7 {
+                    n.int("is_test", 0)? == 0
+                } else {
+                    n.int("training_mode", 0)? != 0
+                };
+                if training || outs.len() > 1 {
                     return Err(n.err(
                         Code::BadAttribute,
                         "BatchNormalization in training mode is not supported (inference only)",
@@ -544,9 +589,17 @@ impl Cx<'_> {
             // ---- shape ops ------------------------------------------------------------------------
             "Reshape" => {
                 let xv = x(0)?;
-                let target = self
-                    .const_ints(n, 1, "shape")?
-                    .ok_or_else(|| n.err(Code::UndefinedValue, "Reshape needs a shape input"))?;
+                let target = if opset < 5 {
+                    n.ints("shape").ok_or_else(|| {
+                        n.err(
+                            Code::BadAttribute,
+                            "Reshape (opset < 5) needs attribute 'shape'",
+                        )
+                    })?
+                } else {
+                    self.const_ints(n, 1, "shape")?
+                        .ok_or_else(|| n.err(Code::UndefinedValue, "Reshape needs a shape input"))?
+                };
                 let allowzero = n.int("allowzero", 0)? != 0;
                 let shape = shape_ops::reshape_target(&self.ty(xv).shape, &target, allowzero)
                     .map_err(|e| {
@@ -640,13 +693,13 @@ impl Cx<'_> {
             "Concat" => {
                 let inputs: Vec<ValueId> = (0..n.p.input.len()).map(&x).collect::<R<_>>()?;
                 let r = self.ty(inputs[0]).rank() as i64;
-                let axis = norm_axis(
-                    n,
-                    n.attr("axis").and_then(|a| a.i).ok_or_else(|| {
-                        n.err(Code::BadAttribute, "Concat needs attribute 'axis'")
-                    })?,
-                    r,
-                )?;
+                // Concat-1 defaults the axis to 1; from opset 4 it is required.
+                let axis = match n.attr("axis").and_then(|a| a.i) {
+                    Some(a) => a,
+                    None if opset < 4 => 1,
+                    None => return Err(n.err(Code::BadAttribute, "Concat needs attribute 'axis'")),
+                };
+                let axis = norm_axis(n, axis, r)?;
                 self.emit(
                     n,
                     Op::Concat,
@@ -660,7 +713,8 @@ impl Cx<'_> {
                 let ty = self.ty(xv).clone();
                 let axis = norm_axis(n, n.int("axis", 0)?, ty.rank() as i64)?;
                 let dim = ty.shape[axis];
-                let given = if opset >= 13 {
+                let given = if opset >= 13 || (opset < 2 && n.input(1).is_some()) {
+                    // Split-1 takes the sizes as an attribute or as a second input.
                     self.const_ints(n, 1, "split")?
                 } else {
                     n.ints("split")
@@ -731,6 +785,16 @@ impl Cx<'_> {
                 self.emit(n, Op::Expand, reshape_attrs(&shape), vec![xv], outs)?;
             }
             "Tile" => {
+                if opset < 6 {
+                    return Err(n
+                        .err(
+                            Code::UnsupportedOp,
+                            "Tile-1 (opset < 6: `tiles` and `axis` inputs) is not supported",
+                        )
+                        .help(
+                            "convert the model to opset 6 or later (Tile with a `repeats` input)",
+                        ));
+                }
                 let xv = x(0)?;
                 let reps = self.const_ints(n, 1, "repeats")?.unwrap_or_default();
                 self.emit(
@@ -761,7 +825,9 @@ impl Cx<'_> {
                 let r = self.ty(xv).rank();
                 let (pads, value, axes) = if opset < 11 {
                     (
-                        n.ints("pads").unwrap_or_default(),
+                        // Pad-1 spells the attribute `paddings`.
+                        n.ints(if opset < 2 { "paddings" } else { "pads" })
+                            .unwrap_or_default(),
                         n.float("value", 0.0)?,
                         None,
                     )
@@ -800,6 +866,53 @@ impl Cx<'_> {
             "Resize" => self.resize(n, outs)?,
             other => return Err(n.err(Code::UnsupportedOp, format!("op {other} is not supported"))),
         }
+        Ok(())
+    }
+
+    /// Binary ops before opset 7: without `broadcast=1` both operands have the same shape;
+    /// with it, B is broadcast onto A, aligned at A's dim `axis` when given (else at A's
+    /// trailing dims, as numpy does). B is reshaped so numpy broadcasting gives that result.
+    fn legacy_broadcast(&mut self, n: &N, outs: &[String]) -> R<()> {
+        let op = Op::from_name(&n.op).ok_or_else(|| n.err(Code::UnsupportedOp, "no graph op"))?;
+        let (a, b) = (n.req(0)?, n.req(1)?);
+        let (at, bt) = (self.ty(a).clone(), self.ty(b).clone());
+        let mut b2 = b;
+        if n.int("broadcast", 0)? == 0 {
+            if at.shape != bt.shape {
+                return Err(n.err(
+                    Code::ShapeMismatch,
+                    format!("{} without broadcast=1 (opset < 7) needs operands of one shape, got {at} and {bt}", n.op),
+                )
+                .help("set broadcast=1 on the node or convert the model to opset 7 or later"));
+            }
+        } else if let Some(axis) = n.attr("axis").and_then(|x| x.i) {
+            let ra = at.rank() as i64;
+            let axis = if axis < 0 { axis + ra } else { axis };
+            let fits = axis >= 0
+                && axis as usize + bt.rank() <= at.rank()
+                && bt
+                    .shape
+                    .iter()
+                    .zip(&at.shape[axis as usize..])
+                    .all(|(&d, &e)| d == e || d == 1);
+            if !fits {
+                return Err(n.err(
+                    Code::ShapeMismatch,
+                    format!(
+                        "{} broadcast of {bt} onto {at} at axis {axis} does not fit",
+                        n.op
+                    ),
+                ));
+            }
+            let trailing = at.rank() - axis as usize - bt.rank();
+            if trailing > 0 {
+                let mut shape = bt.shape.clone();
+                shape.extend(std::iter::repeat_n(1, trailing));
+                let name = self.aux(n, "b_aligned");
+                b2 = self.emit(n, Op::Reshape, reshape_attrs(&shape), vec![b], &[name])?[0];
+            }
+        }
+        self.emit(n, op, Attrs::new(), vec![a, b2], outs)?;
         Ok(())
     }
 
@@ -1112,6 +1225,19 @@ impl Cx<'_> {
         self.emit(n, Op::Resize, a, vec![xv], outs)?;
         Ok(())
     }
+}
+
+/// ONNX element-type code of a Cast-1 `to` string.
+fn legacy_type_code(name: &str) -> Option<i32> {
+    Some(match name.to_ascii_uppercase().as_str() {
+        "FLOAT" => 1,
+        "INT32" => 6,
+        "INT64" => 7,
+        "BOOL" => 9,
+        "FLOAT16" => 10,
+        "BFLOAT16" => 16,
+        _ => return None,
+    })
 }
 
 fn reshape_attrs(shape: &[usize]) -> Attrs {
