@@ -119,7 +119,10 @@ fn data_operands(inst: &Inst) -> Vec<(String, Ap)> {
 
 /// Range of byte offsets an access touches within one partition (or in HBM), end exclusive.
 /// `None` when it touches nothing.
-fn byte_span(
+/// Range of byte offsets an access of `esize`-byte elements touches (end exclusive): `offset`
+/// plus the extents of `dims` and of an optional outer (partition) dim `(count, stride)`.
+/// `None` when it touches nothing. Shared with the compiler's dependency analysis.
+pub fn byte_span(
     offset: u64,
     esize: u64,
     dims: &[(u64, i64)],

@@ -34,19 +34,7 @@ struct Cx<'a> {
 /// Element span [lo, hi) a view touches relative to its offset, including the partition dim
 /// when `outer` is given.
 fn span(dims: &[(u64, i64)], outer: Option<(u64, i64)>) -> Option<(i64, i64)> {
-    let (mut lo, mut hi) = (0i64, 0i64);
-    for &(size, stride) in dims.iter().chain(outer.iter()) {
-        if size == 0 {
-            return None;
-        }
-        let ext = (size as i64 - 1) * stride;
-        if ext < 0 {
-            lo += ext;
-        } else {
-            hi += ext;
-        }
-    }
-    Some((lo, hi + 1))
+    tahoma_isa::check::byte_span(0, 1, dims, outer).map(|(lo, hi)| (lo as i64, hi as i64))
 }
 
 impl Cx<'_> {

@@ -14,7 +14,7 @@ use super::lower_ops::FlatInst;
 use crate::diag::{Code, Diagnostic};
 use crate::kernel::{HbmKind, KernelProgram};
 use std::collections::BTreeMap;
-use tahoma_isa::check::onchip_operands;
+use tahoma_isa::check::{byte_span, onchip_operands};
 use tahoma_isa::program::{ConstImage, IoEntry, IoKind, Program, Stream, StreamId};
 use tahoma_isa::{machine, Ap, DmaAp, End, Header, Inst, Mem, Nop};
 
@@ -23,29 +23,8 @@ use tahoma_isa::{machine, Ap, DmaAp, End, Header, Inst, Mem, Nop};
 struct Region {
     mem: Mem,
     parts: (u64, u64),
-    bytes: (i64, i64),
+    bytes: (i128, i128),
     write: bool,
-}
-
-fn byte_span(
-    offset: u64,
-    esize: u64,
-    dims: &[(u64, i64)],
-    outer: Option<(u64, i64)>,
-) -> Option<(i64, i64)> {
-    let (mut lo, mut hi) = (0i64, 0i64);
-    for &(size, stride) in dims.iter().chain(outer.iter()) {
-        if size == 0 {
-            return None;
-        }
-        let ext = (size as i64 - 1) * stride * esize as i64;
-        if ext < 0 {
-            lo += ext;
-        } else {
-            hi += ext;
-        }
-    }
-    Some((offset as i64 + lo, offset as i64 + hi + esize as i64))
 }
 
 fn ap_region(a: &Ap, write: bool) -> Option<Region> {
