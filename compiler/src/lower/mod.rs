@@ -7,11 +7,13 @@
 //! the vector engine), [`matmul`] (MatMul/Gemm on the tensor engine with K accumulated in PSUM),
 //! [`movement`] (transposes and broadcasts as DMA access patterns), [`normalize`] (Softmax,
 //! LogSoftmax, LayerNormalization, BatchNormalization), [`reduce`] (Reduce* and global pools),
+//! [`conv`] (Conv as matmuls over kernel positions accumulating in PSUM),
 //! [`shape_ops`] (Concat, Split, Slice, Tile, Gather, Resize, Pad as DMA access patterns). [`tiles`] holds the tiling
 //! helpers they share.
 //!
 //! A node no family handles is reported with [`Code::NotLowered`], all such nodes at once.
 
+pub mod conv;
 pub mod elementwise;
 pub mod matmul;
 pub mod movement;
@@ -297,6 +299,7 @@ pub fn lower(graph: &Graph, opts: LowerOptions) -> Result<KernelProgram, Diagnos
                 Ok(())
             }
             Op::MatMul | Op::Gemm => matmul::lower(&mut l, node),
+            Op::Conv => conv::lower(&mut l, node),
             Op::Transpose | Op::Expand => movement::lower(&mut l, node),
             Op::Softmax | Op::LogSoftmax | Op::LayerNormalization | Op::BatchNormalization => {
                 normalize::lower(&mut l, node)
