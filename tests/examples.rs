@@ -124,6 +124,15 @@ fn matmul_matches_ndarray() {
     );
     check_matmul(&r.outputs["c"].data, &a64, &b64, |_, v| v);
     assert_eq!(r.macs, 128 * 512 * 128);
+    // The per-op profile: loads first, the matmul busy on the tensor engine, the store after it.
+    let names: Vec<&str> = r.ops.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["load_a", "load_b", "matmul", "store_c"]);
+    let (mm, store) = (&r.ops[2], &r.ops[3]);
+    assert_eq!(mm.busiest(), "tensor");
+    assert!(
+        store.start >= mm.end && store.busiest() == "dma",
+        "{store:?} after {mm:?}"
+    );
     snapshots("matmul", &r);
 }
 

@@ -11,7 +11,7 @@ use crate::npy::NpyArray;
 use crate::report::{Mode, RunResult};
 use crate::tensor::Tensor;
 use crate::timed::TimingParams;
-use crate::{functional, timed, trace};
+use crate::{functional, profile, timed, trace};
 use std::collections::BTreeMap;
 use std::time::Instant;
 use tahoma_isa::costs::roofline_cycles;
@@ -139,13 +139,9 @@ impl Emulator {
         let (stats, cycles, slices) = match opts.mode {
             Mode::Functional => (functional::run(&mut self.core, &self.program)?, 0, None),
             Mode::Timed => {
-                let (stats, tl) =
-                    timed::run(&mut self.core, &self.program, &opts.timing, opts.trace)?;
-                (
-                    stats,
-                    tl.cycles.ceil() as u64,
-                    opts.trace.then_some(tl.slices),
-                )
+                // Slices are always kept: the per-op profile needs them, the trace only when asked.
+                let (stats, tl) = timed::run(&mut self.core, &self.program, &opts.timing, true)?;
+                (stats, tl.cycles.ceil() as u64, Some(tl.slices))
             }
         };
         let emulate_seconds = t0.elapsed().as_secs_f64();
@@ -168,7 +164,13 @@ impl Emulator {
             .iter()
             .max_by_key(|(_, m)| *m)
             .map_or(Dtype::Bf16, |(d, _)| *d);
-        let trace = slices.map(|s| trace::chrome_trace(&self.program, &s));
+        let ops = slices
+            .as_ref()
+            .map(|s| profile::op_profile(&self.program, s))
+            .unwrap_or_default();
+        let trace = slices
+            .filter(|_| opts.trace)
+            .map(|s| trace::chrome_trace(&self.program, &s));
         Ok(RunResult {
             mode: opts.mode,
             outputs,
@@ -181,6 +183,7 @@ impl Emulator {
             precision,
             emulate_seconds,
             trace,
+            ops,
         })
     }
 }

@@ -23,6 +23,7 @@ pub mod kernels;
 pub mod load;
 pub mod memory;
 pub mod npy;
+pub mod profile;
 pub mod report;
 pub mod sched;
 pub mod tensor;

@@ -52,6 +52,8 @@ pub struct RunResult {
     pub emulate_seconds: f64,
     /// The Chrome trace (timed runs asked for one).
     pub trace: Option<Value>,
+    /// Per-op profile in order of first start (timed mode; empty in functional mode).
+    pub ops: Vec<crate::profile::OpProfile>,
 }
 
 fn pct(a: f64, b: f64) -> f64 {
@@ -61,6 +63,9 @@ fn pct(a: f64, b: f64) -> f64 {
         0.0
     }
 }
+
+/// How many ops the human summary lists.
+const SUMMARY_OPS: usize = 5;
 
 impl RunResult {
     /// The roofline as a percentage of the cycles taken (100% = at the physical limit).
@@ -108,6 +113,11 @@ impl RunResult {
             "hbm_bytes": self.hbm_bytes,
             "compulsory_hbm_bytes": self.compulsory_bytes,
             "engines": engines,
+            "ops": self.ops.iter().map(|p| {
+                let busy: serde_json::Map<String, Value> =
+                    crate::profile::CLASSES.iter().zip(p.busy).map(|(c, b)| (c.to_string(), json!(b))).collect();
+                json!({"name": p.name, "instructions": p.instructions, "start_cycle": p.start, "end_cycle": p.end, "busy_cycles": busy})
+            }).collect::<Vec<_>>(),
             "outputs": outputs,
             "emulate_seconds": self.emulate_seconds,
         })
@@ -184,6 +194,27 @@ impl RunResult {
                 "output {name}: {} min {lo} max {hi} mean {mean:.6}",
                 t.describe()
             );
+        }
+        if !self.ops.is_empty() {
+            // The ops that took longest, with the engine busiest on each: where to look first.
+            let mut top: Vec<&crate::profile::OpProfile> = self.ops.iter().collect();
+            top.sort_by(|a, b| {
+                b.span()
+                    .total_cmp(&a.span())
+                    .then_with(|| a.name.cmp(&b.name))
+            });
+            let shown = top.len().min(SUMMARY_OPS);
+            let _ = writeln!(o, "slowest ops ({shown} of {}):", self.ops.len());
+            for p in &top[..shown] {
+                let _ = writeln!(
+                    o,
+                    "  {:<24} {:>10.0} cycles  busiest: {:<6} ({:.0} busy)",
+                    p.name,
+                    p.span(),
+                    p.busiest(),
+                    p.busy.iter().cloned().fold(0.0, f64::max)
+                );
+            }
         }
         let _ = writeln!(o, "emulated in {:.3} s", self.emulate_seconds);
         o
