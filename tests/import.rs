@@ -139,7 +139,7 @@ fn cycles_are_reported_with_node_names() {
 #[test]
 fn all_unsupported_ops_are_listed_at_once() {
     let (c, d) = code_of(
-        "<opset_import: [\"\": 17]> g (float[2] X) => (float[2] Y) { [s] T = Sin(X) [l] U = LSTM(T) [k] Y = com.ms.Fancy(U) }",
+        "<opset_import: [\"\": 17]> g (float[2] X) => (float[2] Y) { [s] T = Det(X) [l] U = LSTM(T) [k] Y = com.ms.Fancy(U) }",
     );
     assert_eq!(c, Code::UnsupportedOp);
     let nodes: Vec<_> = d.0.iter().map(|x| x.node.clone().unwrap()).collect();
@@ -279,11 +279,11 @@ fn legacy_opsets_convert_to_the_same_graph() {
         "<opset_import: [\"\": 6]> g (float[2, 3] X, float[3] b) => (float[2, 3] Y) { Y = Add (X, b) }",
     );
     assert_eq!(c, Code::ShapeMismatch);
-    // Training-mode BatchNormalization (is_test = 0, the opset-6 default) is refused.
+    // Training-mode BatchNormalization (is_test = 0, the opset-6 default) is reported as unsupported.
     let (c, _) = code_of(
         "<opset_import: [\"\": 6]> g (float[2, 3] X, float[3] s, float[3] b, float[3] m, float[3] v) => (float[2, 3] Y) { Y = BatchNormalization (X, s, b, m, v) }",
     );
-    assert_eq!(c, Code::BadAttribute);
+    assert_eq!(c, Code::UnsupportedOp);
 }
 
 #[test]
@@ -300,4 +300,37 @@ fn dropout_mask_is_all_true_in_inference() {
     )
     .unwrap();
     assert_eq!(g.ty(g.outputs[1]).to_string(), "float[2, 3]");
+}
+
+#[test]
+fn extra_outputs_and_wider_forms_import_and_interpret() {
+    use tahoma_compiler::interp::run_graph;
+    use tahoma_compiler::tensor::{DType, Tensor};
+    // LayerNormalization Mean/InvStdDev, MaxPool Indices, a Resize with axes in descending
+    // order, a ConvTranspose whose output_shape exceeds the full output (negative pads).
+    let g = import(
+        "<opset_import: [\"\": 18]> g (float[1, 1, 2, 4] X) => (float[1, 1, 2, 4] Y, float[1, 1, 1, 1] M, float[1, 1, 1, 1] I, float[1, 1, 1, 2] P, int64[1, 1, 1, 2] K, float[1, 1, 4, 8] R, float[1, 1, 5, 10] T)
+         <float[1] s = {1}, float[2] sc = {2, 2}, float[1, 1, 1, 1] w = {1}>
+         { Y, M, I = LayerNormalization <axis = 1> (X, s)  P, K = MaxPool <kernel_shape = [2, 2], strides = [2, 2]> (X)
+           R = Resize <axes = [3, 2], mode = \"nearest\"> (X, , sc)  T = ConvTranspose <strides = [2, 2], output_shape = [5, 10]> (X, w) }",
+    )
+    .unwrap();
+    verify(&g).unwrap();
+    let back = text::parse(&text::print(&g)).unwrap();
+    assert_eq!(back, g);
+    let x: Vec<f32> = (0..8).map(|v| v as f32).collect();
+    let outs = run_graph(&g, &[Tensor::from_f32(DType::F32, &[1, 1, 2, 4], &x)]).unwrap();
+    assert!((outs[1].to_f32_vec()[0] - 3.5).abs() < 1e-6);
+    assert_eq!(outs[3].to_f32_vec(), [5.0, 7.0]);
+    assert_eq!(outs[4].to_i64_vec(), [5, 7]);
+    assert_eq!(outs[5].shape(), [1, 1, 4, 8]);
+    // Stride-2 transpose of a 1x1 kernel spreads X over every other position; output_shape
+    // [5, 10] exceeds the full [3, 7] output, so pads are (-1, -1) and (-1, -2): X[i, j] lands
+    // at (2i + 1, 2j + 1) and the rest holds zeros.
+    let t = outs[6].to_f32_vec();
+    assert_eq!(t.len(), 50);
+    assert_eq!(
+        (t[0], t[13], t[15], t[31], t[49]),
+        (0.0, 1.0, 2.0, 4.0, 0.0)
+    );
 }

@@ -191,6 +191,7 @@ fn conv_transpose_k(a: &Attrs, ins: &Ins, _: i64) -> Result<Vec<Tensor>, InterpE
         group: a.i("group", 1) as usize,
         auto_pad: auto_pad(a),
         output_padding: a.usizes("output_padding"),
+        signed_pads: None,
         output_shape: a.usizes("output_shape"),
     };
     let b = ins.get(2).and_then(|t| t.as_ref());

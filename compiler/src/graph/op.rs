@@ -5,7 +5,8 @@
 //! that control shapes (axes, pads, shape, repeats, slice bounds, split sizes, Resize scales,
 //! Clip bounds) are moved from constant inputs into attributes. ONNX ops that only reshape
 //! (`Flatten`, `Squeeze`, `Unsqueeze`) become [`Op::Reshape`]; `Dropout` (inference) becomes
-//! [`Op::Identity`]; `Constant`, `ConstantOfShape`, `Shape` and `Range` are folded away.
+//! [`Op::Identity`] (its mask a constant); `CastLike` becomes [`Op::Cast`]; `Constant`,
+//! `ConstantOfShape`, `Shape`, `Size` and `Range` are folded away.
 //!
 //! Broadcasting ops follow ONNX (numpy) multidirectional broadcasting.
 
@@ -39,7 +40,8 @@ ops! {
     /// dim), `pads` (ints, begins then ends), `group` (int).
     Conv,
     /// `(X, W[, B]) -> Y`. Attrs as [`Op::Conv`] plus `output_padding` (ints). `pads` already
-    /// account for ONNX `output_shape`/`auto_pad`.
+    /// account for ONNX `output_shape`/`auto_pad`; they may be negative (an `output_shape`
+    /// larger than the full output: the extra positions hold the bias).
     ConvTranspose,
     /// `(A, B) -> Y`, numpy matmul semantics (batch dims broadcast, 1-D operands promoted).
     MatMul,
@@ -78,7 +80,9 @@ ops! {
     Softmax,
     /// Attrs: `axis` (int, non-negative).
     LogSoftmax,
-    /// `(X, Scale[, B]) -> Y`. Attrs: `axis` (int, non-negative), `epsilon` (float).
+    /// `(X, Scale[, B]) -> (Y[, Mean, InvStdDev])`. Attrs: `axis` (int, non-negative),
+    /// `epsilon` (float), optional `num_outputs` (int 1 or 3, default 1). Mean and InvStdDev
+    /// are float32 with X's shape, ones from `axis` on.
     LayerNormalization,
     /// `(X, scale, B, mean, var) -> Y` (inference). Attrs: `epsilon` (float).
     BatchNormalization,
@@ -90,7 +94,9 @@ ops! {
     ReduceMax,
     /// As [`Op::ReduceSum`].
     ReduceMin,
-    /// Attrs: `kernel_shape`, `strides`, `dilations`, `pads`, `ceil_mode` (int).
+    /// `X -> (Y[, Indices])`. Attrs: `kernel_shape`, `strides`, `dilations`, `pads`,
+    /// `ceil_mode` (int), optional `num_outputs` (int 1 or 2, default 1) and `storage_order`
+    /// (int 0/1, default 0) for the int64 Indices output.
     MaxPool,
     /// Attrs: `kernel_shape`, `strides`, `dilations`, `pads`, `ceil_mode`, `count_include_pad`.
     AveragePool,
@@ -138,9 +144,12 @@ ops! {
     /// Attrs: `to` (type).
     Cast,
     Identity,
-    /// Attrs: `mode` (`nearest` | `linear`), `coordinate_transformation_mode` (string),
-    /// `nearest_mode` (string), `scales` (floats, one per dim: output/input for sizes-given
-    /// models), `sizes` (ints: the output shape), `cubic_coeff_a`, `extrapolation_value` (float), `exclude_outside` (int).
+    /// Attrs: `mode` (`nearest` | `linear` | `cubic`), `coordinate_transformation_mode`
+    /// (string), `nearest_mode` (string), `scales` (floats, one per dim: output/input for
+    /// sizes-given models), `sizes` (ints: the output shape), `cubic_coeff_a`,
+    /// `extrapolation_value` (float), `exclude_outside` (int), optional `antialias` (int 0/1,
+    /// default 0) and `roi` (floats, begins then ends, one pair per dim; for
+    /// `tf_crop_and_resize`).
     Resize,
     /// Attrs: `pads` (ints, 2 x rank: begins then ends; may be negative), `mode` (`constant` |
     /// `reflect` | `edge` | `wrap`), `value` (float, for `constant`).
@@ -153,6 +162,59 @@ ops! {
     Min,
     /// Attrs: `alpha`, `beta`, `bias` (float), `size` (int).
     LRN,
+    /// Attrs: `alpha` (float).
+    Elu,
+    /// Attrs: `alpha`, `gamma` (float).
+    Selu,
+    /// Attrs: `alpha` (float).
+    Celu,
+    /// Attrs: `alpha` (float).
+    ThresholdedRelu,
+    /// Attrs: `bias`, `lambd` (float). Takes float and integer operands.
+    Shrink,
+    Softplus,
+    Softsign,
+    /// Round half to even.
+    Round,
+    Sin,
+    Cos,
+    Tan,
+    Asin,
+    Acos,
+    Atan,
+    Sinh,
+    Cosh,
+    Asinh,
+    Acosh,
+    Atanh,
+    Mish,
+    /// Attrs: `alpha` (float): `x * sigmoid(alpha * x)`.
+    Swish,
+    /// `(X, slope) -> Y`; slope broadcasts to X (unidirectional), Y has X's type.
+    PRelu,
+    /// `(A, B) -> C`, broadcasting. Attrs: `fmod` (int 0/1: the result takes the sign of
+    /// the dividend when 1, of the divisor when 0).
+    Mod,
+    /// Attrs: `axis` (int, non-negative), `keepdims`, `select_last_index` (int 0/1). int64 result.
+    ArgMax,
+    /// As [`Op::ArgMax`].
+    ArgMin,
+    /// Attrs: `axis` (int, non-negative), `exclusive`, `reverse` (int 0/1).
+    CumSum,
+    /// `(data, indices) -> Y` with the indices' shape. Attrs: `axis` (int, non-negative).
+    GatherElements,
+    /// Attrs: `upper` (int 0/1), `k` (int: the diagonal).
+    Trilu,
+    /// Attrs: `axis` (int, non-negative). ONNX-13 semantics (one axis).
+    Hardmax,
+    /// `(X, scale, B) -> Y`. Attrs: `epsilon` (float).
+    InstanceNormalization,
+    /// Attrs: `blocksize` (int), `mode` (`DCR` | `CRD`).
+    DepthToSpace,
+    /// Attrs: `blocksize` (int), `mode` (`DCR` | `CRD`).
+    SpaceToDepth,
+    /// Attrs as [`Op::MaxPool`] plus `p` (int, the norm's exponent).
+    LpPool,
 }
 
 impl Op {
@@ -184,6 +246,27 @@ impl Op {
                 | Ceil
                 | Sign
                 | Identity
+                | Elu
+                | Selu
+                | Celu
+                | ThresholdedRelu
+                | Shrink
+                | Softplus
+                | Softsign
+                | Round
+                | Sin
+                | Cos
+                | Tan
+                | Asin
+                | Acos
+                | Atan
+                | Sinh
+                | Cosh
+                | Asinh
+                | Acosh
+                | Atanh
+                | Mish
+                | Swish
         )
     }
 

@@ -71,7 +71,7 @@ pub fn infer(op: Op, attrs: &Attrs, ins: &[TensorType]) -> Result<Vec<TensorType
         _ if op.is_unary_elementwise() => {
             arity(op, ins, 1, 1)?;
             let t = &ins[0];
-            let needs_float = !matches!(op, Neg | Abs | Relu | Sign | Identity | Clip);
+            let needs_float = !matches!(op, Neg | Abs | Relu | Sign | Identity | Clip | Shrink);
             if needs_float && !t.dtype.is_float() {
                 return Err(InferError::ty(format!(
                     "{op} needs a float operand, got {t}"
@@ -84,7 +84,159 @@ pub fn infer(op: Op, attrs: &Attrs, ins: &[TensorType]) -> Result<Vec<TensorType
                 attrs.opt_float("min").map_err(InferError::attr)?;
                 attrs.opt_float("max").map_err(InferError::attr)?;
             }
+            let needed: &[&str] = match op {
+                LeakyRelu | Elu | Celu | ThresholdedRelu | Swish => &["alpha"],
+                HardSigmoid => &["alpha", "beta"],
+                Selu => &["alpha", "gamma"],
+                Shrink => &["bias", "lambd"],
+                _ => &[],
+            };
+            for a in needed {
+                attrs.float(a).map_err(InferError::attr)?;
+            }
             one(t.clone())
+        }
+        PRelu => {
+            arity(op, ins, 2, 2)?;
+            same_dtype(op, ins)?;
+            if ins[0].dtype == DType::Bool {
+                return Err(InferError::ty(format!("{op} does not take bool operands")));
+            }
+            if broadcast_shapes(&ins[1].shape, &ins[0].shape).as_deref() != Some(&ins[0].shape[..])
+            {
+                return Err(InferError::from(format!(
+                    "PRelu slope {} does not broadcast to X {}",
+                    ins[1], ins[0]
+                )));
+            }
+            one(ins[0].clone())
+        }
+        Mod => {
+            arity(op, ins, 2, 2)?;
+            same_dtype(op, ins)?;
+            if ins[0].dtype == DType::Bool {
+                return Err(InferError::ty(format!("{op} does not take bool operands")));
+            }
+            attrs.int("fmod").map_err(InferError::attr)?;
+            one(TensorType::new(ins[0].dtype, broadcast(op, ins)?))
+        }
+        ArgMax | ArgMin => {
+            arity(op, ins, 1, 1)?;
+            let x = &ins[0];
+            if x.dtype == DType::Bool {
+                return Err(InferError::ty(format!("{op} does not take bool operands")));
+            }
+            let axis = axis_in(attrs, "axis", x.rank())?;
+            let keep = attrs.int("keepdims").map_err(InferError::attr)? != 0;
+            attrs.int("select_last_index").map_err(InferError::attr)?;
+            if x.shape[axis] == 0 {
+                return Err(InferError::from(format!(
+                    "{op} axis {axis} of {x} is empty"
+                )));
+            }
+            let mut shape = x.shape.clone();
+            if keep {
+                shape[axis] = 1;
+            } else {
+                shape.remove(axis);
+            }
+            one(TensorType::new(DType::I64, shape))
+        }
+        CumSum => {
+            arity(op, ins, 1, 1)?;
+            if ins[0].dtype == DType::Bool {
+                return Err(InferError::ty(format!("{op} does not take bool operands")));
+            }
+            axis_in(attrs, "axis", ins[0].rank())?;
+            attrs.int("exclusive").map_err(InferError::attr)?;
+            attrs.int("reverse").map_err(InferError::attr)?;
+            one(ins[0].clone())
+        }
+        GatherElements => {
+            arity(op, ins, 2, 2)?;
+            index_operand(op, &ins[1])?;
+            axis_in(attrs, "axis", ins[0].rank())?;
+            if ins[1].rank() != ins[0].rank() {
+                return Err(InferError::from(format!(
+                    "GatherElements indices {} and data {} differ in rank",
+                    ins[1], ins[0]
+                )));
+            }
+            one(TensorType::new(ins[0].dtype, ins[1].shape.clone()))
+        }
+        Trilu => {
+            arity(op, ins, 1, 1)?;
+            if ins[0].rank() < 2 {
+                return Err(InferError::from(format!(
+                    "Trilu needs rank >= 2, got {}",
+                    ins[0]
+                )));
+            }
+            attrs.int("upper").map_err(InferError::attr)?;
+            attrs.int("k").map_err(InferError::attr)?;
+            one(ins[0].clone())
+        }
+        Hardmax => {
+            arity(op, ins, 1, 1)?;
+            float_operand(op, &ins[0])?;
+            axis_in(attrs, "axis", ins[0].rank())?;
+            one(ins[0].clone())
+        }
+        InstanceNormalization => {
+            arity(op, ins, 3, 3)?;
+            float_operand(op, &ins[0])?;
+            same_dtype(op, ins)?;
+            attrs.float("epsilon").map_err(InferError::attr)?;
+            let x = &ins[0];
+            if x.rank() < 3 {
+                return Err(InferError::from(format!(
+                    "InstanceNormalization needs rank >= 3 (N, C, spatial...), got {x}"
+                )));
+            }
+            for t in &ins[1..] {
+                if t.shape != [x.shape[1]] {
+                    return Err(InferError::from(format!(
+                        "InstanceNormalization scale/B {t} must have shape [{}] (channels of {x})",
+                        x.shape[1]
+                    )));
+                }
+            }
+            one(x.clone())
+        }
+        DepthToSpace | SpaceToDepth => {
+            arity(op, ins, 1, 1)?;
+            let x = &ins[0];
+            let b = usize::try_from(attrs.int("blocksize").map_err(InferError::attr)?)
+                .ok()
+                .filter(|&b| b > 0)
+                .ok_or_else(|| InferError::attr(format!("{op} blocksize must be positive")))?;
+            if x.rank() != 4 {
+                return Err(InferError::from(format!(
+                    "{op} needs [N, C, H, W], got {x}"
+                )));
+            }
+            let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
+            let mode = attrs.str("mode").map_err(InferError::attr)?;
+            if mode != "DCR" && mode != "CRD" {
+                return Err(InferError::attr(format!("{op} mode '{mode}' is unknown")));
+            }
+            let shape = if op == DepthToSpace {
+                if c % (b * b) != 0 {
+                    return Err(InferError::from(format!(
+                        "DepthToSpace channels of {x} are not divisible by blocksize^2 ({})",
+                        b * b
+                    )));
+                }
+                vec![n, c / (b * b), h * b, w * b]
+            } else {
+                if h % b != 0 || w % b != 0 {
+                    return Err(InferError::from(format!(
+                        "SpaceToDepth H and W of {x} are not divisible by blocksize {b}"
+                    )));
+                }
+                vec![n, c * b * b, h / b, w / b]
+            };
+            one(TensorType::new(x.dtype, shape))
         }
         Add | Sub | Mul | Div => {
             arity(op, ins, 2, 2)?;
@@ -198,7 +350,18 @@ pub fn infer(op: Op, attrs: &Attrs, ins: &[TensorType]) -> Result<Vec<TensorType
                     )));
                 }
             }
-            one(ins[0].clone())
+            match opt_int(attrs, "num_outputs", 1)? {
+                1 => one(ins[0].clone()),
+                3 => {
+                    let mut stat = ins[0].shape[..axis].to_vec();
+                    stat.resize(ins[0].rank(), 1);
+                    let st = TensorType::new(DType::F32, stat);
+                    Ok(vec![ins[0].clone(), st.clone(), st])
+                }
+                k => Err(InferError::attr(format!(
+                    "LayerNormalization num_outputs {k} must be 1 or 3"
+                ))),
+            }
         }
         BatchNormalization => {
             arity(op, ins, 5, 5)?;
@@ -223,7 +386,7 @@ pub fn infer(op: Op, attrs: &Attrs, ins: &[TensorType]) -> Result<Vec<TensorType
         ReduceSum | ReduceMean | ReduceMax | ReduceMin => {
             arity(op, ins, 1, 1)?;
             let x = &ins[0];
-            if x.dtype == DType::Bool {
+            if x.dtype == DType::Bool && matches!(op, ReduceSum | ReduceMean) {
                 return Err(InferError::ty(format!("{op} does not take bool operands")));
             }
             let axes = attrs.ints("axes").map_err(InferError::attr)?;
@@ -251,7 +414,7 @@ pub fn infer(op: Op, attrs: &Attrs, ins: &[TensorType]) -> Result<Vec<TensorType
                 .collect::<Vec<_>>();
             one(TensorType::new(x.dtype, shape))
         }
-        MaxPool | AveragePool => pool(op, attrs, ins),
+        MaxPool | AveragePool | LpPool => pool(op, attrs, ins),
         GlobalAveragePool | GlobalMaxPool => {
             arity(op, ins, 1, 1)?;
             float_operand(op, &ins[0])?;
@@ -425,10 +588,20 @@ pub fn infer(op: Op, attrs: &Attrs, ins: &[TensorType]) -> Result<Vec<TensorType
             arity(op, ins, 1, 1)?;
             let scales = attrs.floats("scales").map_err(InferError::attr)?;
             let mode = attrs.str("mode").map_err(InferError::attr)?;
-            if mode != "nearest" && mode != "linear" {
+            if !matches!(mode, "nearest" | "linear" | "cubic") {
                 return Err(InferError::from(format!(
-                    "Resize mode '{mode}' is not supported (nearest, linear)"
+                    "Resize mode '{mode}' is unknown (nearest, linear, cubic)"
                 )));
+            }
+            opt_int(attrs, "antialias", 0)?;
+            if attrs.get("roi").is_some() {
+                let roi = attrs.floats("roi").map_err(InferError::attr)?;
+                if roi.len() != 2 * ins[0].rank() {
+                    return Err(InferError::from(format!(
+                        "Resize roi {roi:?} needs 2 entries per dim of {}",
+                        ins[0]
+                    )));
+                }
             }
             attrs
                 .str("coordinate_transformation_mode")
@@ -651,12 +824,11 @@ fn gemm(attrs: &Attrs, ins: &[TensorType]) -> Result<Vec<TensorType>, InferError
     Ok(vec![TensorType::new(a.dtype, vec![m, n])])
 }
 
-fn spatial_attrs(
-    op: Op,
-    attrs: &Attrs,
-    nsp: usize,
-    dil: bool,
-) -> Result<[Vec<usize>; 4], InferError> {
+/// kernel_shape, strides, dilations (positive) and pads (begins then ends; negative only for
+/// ConvTranspose).
+type SpatialAttrs = (Vec<usize>, Vec<usize>, Vec<usize>, Vec<i64>);
+
+fn spatial_attrs(op: Op, attrs: &Attrs, nsp: usize, dil: bool) -> Result<SpatialAttrs, InferError> {
     let k = attrs.usizes("kernel_shape").map_err(InferError::attr)?;
     let s = attrs.usizes("strides").map_err(InferError::attr)?;
     let d = if dil {
@@ -664,7 +836,7 @@ fn spatial_attrs(
     } else {
         vec![1; nsp]
     };
-    let p = attrs.usizes("pads").map_err(InferError::attr)?;
+    let p = attrs.ints("pads").map_err(InferError::attr)?.to_vec();
     if k.len() != nsp || s.len() != nsp || d.len() != nsp || p.len() != 2 * nsp {
         return Err(InferError::from(format!(
             "{op} kernel_shape {k:?}, strides {s:?}, dilations {d:?}, pads {p:?} do not fit {nsp} spatial dims"
@@ -675,7 +847,12 @@ fn spatial_attrs(
             "{op} kernel_shape, strides and dilations must be positive"
         )));
     }
-    Ok([k, s, d, p])
+    if op != Op::ConvTranspose && p.iter().any(|&x| x < 0) {
+        return Err(InferError::attr(format!(
+            "{op} pads {p:?} must not be negative"
+        )));
+    }
+    Ok((k, s, d, p))
 }
 
 fn conv(attrs: &Attrs, ins: &[TensorType], transpose: bool) -> Result<Vec<TensorType>, InferError> {
@@ -694,7 +871,7 @@ fn conv(attrs: &Attrs, ins: &[TensorType], transpose: bool) -> Result<Vec<Tensor
         )));
     }
     let nsp = x.rank() - 2;
-    let [k, s, d, p] = spatial_attrs(op, attrs, nsp, true)?;
+    let (k, s, d, p) = spatial_attrs(op, attrs, nsp, true)?;
     let group = usize::try_from(attrs.int("group").map_err(InferError::attr)?)
         .ok()
         .filter(|&g| g > 0)
@@ -713,7 +890,7 @@ fn conv(attrs: &Attrs, ins: &[TensorType], transpose: bool) -> Result<Vec<Tensor
         out.push(w.shape[0]);
         for i in 0..nsp {
             let eff = d[i] * (k[i] - 1) + 1;
-            let padded = x.shape[2 + i] + p[i] + p[i + nsp];
+            let padded = x.shape[2 + i] + (p[i] + p[i + nsp]) as usize;
             if padded < eff {
                 return Err(InferError::from(format!(
                     "{op} kernel (dilated {eff}) larger than padded input dim {padded} of {x}"
@@ -736,7 +913,7 @@ fn conv(attrs: &Attrs, ins: &[TensorType], transpose: bool) -> Result<Vec<Tensor
         out.push(w.shape[1] * group);
         for i in 0..nsp {
             let full = s[i] * (x.shape[2 + i].max(1) - 1) + op_pad[i] + (k[i] - 1) * d[i] + 1;
-            let n = full as i64 - p[i] as i64 - p[i + nsp] as i64;
+            let n = full as i64 - p[i] - p[i + nsp];
             out.push(
                 usize::try_from(n)
                     .map_err(|_| format!("{op} pads {p:?} exceed the output size"))?,
@@ -764,15 +941,18 @@ fn pool(op: Op, attrs: &Attrs, ins: &[TensorType]) -> Result<Vec<TensorType>, In
         )));
     }
     let nsp = x.rank() - 2;
-    let [k, s, d, p] = spatial_attrs(op, attrs, nsp, true)?;
+    let (k, s, d, p) = spatial_attrs(op, attrs, nsp, true)?;
     let ceil = attrs.int("ceil_mode").map_err(InferError::attr)? != 0;
     if op == Op::AveragePool {
         attrs.int("count_include_pad").map_err(InferError::attr)?;
     }
+    if op == Op::LpPool {
+        attrs.int("p").map_err(InferError::attr)?;
+    }
     let mut out = x.shape[..2].to_vec();
     for i in 0..nsp {
         let eff = d[i] * (k[i] - 1) + 1;
-        let padded = x.shape[2 + i] + p[i] + p[i + nsp];
+        let padded = x.shape[2 + i] + (p[i] + p[i + nsp]) as usize;
         if padded < eff {
             return Err(InferError::from(format!(
                 "{op} window (dilated {eff}) larger than padded input dim {padded} of {x}"
@@ -784,12 +964,31 @@ fn pool(op: Op, attrs: &Attrs, ins: &[TensorType]) -> Result<Vec<TensorType>, In
             (padded - eff) / s[i] + 1
         };
         // ONNX: with ceil_mode, a last window that starts inside the end padding is dropped.
-        if ceil && (n - 1) * s[i] >= x.shape[2 + i] + p[i] {
+        if ceil && (n - 1) * s[i] >= x.shape[2 + i] + p[i] as usize {
             n -= 1;
         }
         out.push(n);
     }
-    Ok(vec![TensorType::new(x.dtype, out)])
+    let y = TensorType::new(x.dtype, out);
+    match (op, opt_int(attrs, "num_outputs", 1)?) {
+        (_, 1) => Ok(vec![y]),
+        (Op::MaxPool, 2) => {
+            opt_int(attrs, "storage_order", 0)?;
+            let idx = TensorType::new(DType::I64, y.shape.clone());
+            Ok(vec![y, idx])
+        }
+        (_, k) => Err(InferError::attr(format!(
+            "{op} num_outputs {k} is not supported"
+        ))),
+    }
+}
+
+/// An optional int attribute with its default.
+fn opt_int(attrs: &Attrs, name: &str, default: i64) -> Result<i64, InferError> {
+    if attrs.get(name).is_none() {
+        return Ok(default);
+    }
+    attrs.int(name).map_err(InferError::attr)
 }
 
 /// Number of elements a canonical slice `start..end` by `step` selects from a dim of size `dim`.

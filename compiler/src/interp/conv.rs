@@ -201,6 +201,9 @@ pub struct ConvTransposeParams {
     pub auto_pad: AutoPad,
     pub output_padding: Vec<usize>,
     pub output_shape: Vec<usize>,
+    /// Begin/end pads that may be negative (the graph IR's canonical form when an ONNX
+    /// `output_shape` exceeds the full output); when set they replace `pads`.
+    pub signed_pads: Option<Vec<i64>>,
 }
 
 impl Default for ConvTransposeParams {
@@ -214,6 +217,7 @@ impl Default for ConvTransposeParams {
             auto_pad: AutoPad::NotSet,
             output_padding: vec![],
             output_shape: vec![],
+            signed_pads: None,
         }
     }
 }
@@ -317,24 +321,34 @@ pub fn conv_transpose(
                 outsz[i] = t;
             }
             None => {
-                let (b0, e0) = if p.pads.is_empty() {
+                let (b0, e0) = if let Some(sp) = &p.signed_pads {
+                    if sp.len() != 2 * nsp {
+                        return err(
+                            op,
+                            format!("pads has {} values, expected {}", sp.len(), 2 * nsp),
+                        );
+                    }
+                    (sp[i] as i128, sp[nsp + i] as i128)
+                } else if p.pads.is_empty() {
                     (0, 0)
                 } else if p.pads.len() == 2 * nsp {
-                    (p.pads[i], p.pads[nsp + i])
+                    (p.pads[i] as i128, p.pads[nsp + i] as i128)
                 } else {
                     return err(
                         op,
                         format!("pads has {} values, expected {}", p.pads.len(), 2 * nsp),
                     );
                 };
-                let o = (full as i128 - b0 as i128 - e0 as i128).min(isize::MAX as i128) as isize;
-                if o <= 0 {
+                let o = full as i128 - b0 - e0;
+                if o <= 0 || o > super::value::MAX_ELEMENTS as i128 || b0.abs() > o + full as i128 {
                     return err(
                         op,
-                        format!("output extent {o} on spatial axis {i} is not positive"),
+                        format!(
+                            "output extent {o} on spatial axis {i} is not positive or too large"
+                        ),
                     );
                 }
-                pb[i] = b0.min(isize::MAX as usize) as isize;
+                pb[i] = b0 as isize;
                 outsz[i] = o as usize;
             }
         }

@@ -4,17 +4,22 @@
 
 use super::conv::{conv, conv_transpose, ConvParams, ConvTransposeParams};
 use super::elementwise::{
-    binary, cast, clip, compare, gelu, hard_sigmoid, hard_swish, is_inf, is_nan, leaky_relu,
-    logical, not, unary, variadic, where_, BinaryOp, CompareOp, GeluApprox, LogicOp, UnaryOp,
-    VariadicOp,
+    binary, cast, celu, clip, compare, elu, gelu, hard_sigmoid, hard_swish, is_inf, is_nan,
+    leaky_relu, logical, not, prelu, selu, shrink, swish, thresholded_relu, unary, variadic,
+    where_, BinaryOp, CompareOp, GeluApprox, LogicOp, UnaryOp, VariadicOp,
 };
-use super::index_ops::{gather, gather_nd};
+use super::index_ops::{gather, gather_elements, gather_nd, trilu};
 use super::linalg::{gemm, matmul, GemmParams};
-use super::normalize::{batch_norm, layer_norm, log_softmax, lrn, softmax, LrnParams};
-use super::pool::{average_pool, global_pool, max_pool, GlobalPool, PoolParams};
-use super::reduce::{reduce, ReduceOp, ReduceParams};
+use super::normalize::{
+    batch_norm, hardmax, instance_norm, layer_norm, log_softmax, lrn, softmax, LrnParams,
+};
+use super::pool::{average_pool, global_pool, lp_pool, max_pool, GlobalPool, PoolParams};
+use super::reduce::{arg_reduce, cumsum, reduce, ReduceOp, ReduceParams};
 use super::resize::{resize_explicit, CoordMode, NearestMode, ResizeMode, ResizeParams};
-use super::shape_ops::{concat, expand, pad, reshape, slice, split, tile, transpose, PadMode};
+use super::shape_ops::{
+    concat, depth_to_space, expand, pad, reshape, slice, space_to_depth, split, tile, transpose,
+    PadMode,
+};
 use super::value::{InterpError, Result};
 use crate::graph::{Attrs, Graph, Op, TensorType, ValueDef, ValueId};
 use crate::tensor::{DType, Tensor};
@@ -146,6 +151,7 @@ pub fn run_op(op: Op, attrs: &Attrs, ins: &[&Tensor], n_outputs: usize) -> Resul
             ceil_mode: a.int_or("ceil_mode", 0)? != 0,
             count_include_pad: a.int_or("count_include_pad", 0)? != 0,
             storage_order: a.int_or("storage_order", 0)?,
+            p: a.int_or("p", 2)? as f32,
             ..Default::default()
         })
     };
@@ -164,10 +170,12 @@ pub fn run_op(op: Op, attrs: &Attrs, ins: &[&Tensor], n_outputs: usize) -> Resul
         }
         ConvTranspose => {
             arity(name, ins, 2, 3)?;
+            let pads = a.ints_or_empty("pads")?;
             let p = ConvTransposeParams {
                 kernel_shape: a.usizes_or_empty("kernel_shape")?,
                 strides: a.usizes_or_empty("strides")?,
-                pads: a.usizes_or_empty("pads")?,
+                pads: pads.iter().map(|&p| p.max(0) as usize).collect(),
+                signed_pads: pads.iter().any(|&p| p < 0).then_some(pads),
                 dilations: a.usizes_or_empty("dilations")?,
                 group: a.int_or("group", 1)?.max(1) as usize,
                 output_padding: a.usizes_or_empty("output_padding")?,
@@ -323,13 +331,18 @@ pub fn run_op(op: Op, attrs: &Attrs, ins: &[&Tensor], n_outputs: usize) -> Resul
             } else {
                 Some(&axes[..])
             };
-            one(slice(
-                ins[0],
-                &a.ints("starts")?,
-                &a.ints("ends")?,
-                axes,
-                steps,
-            )?)
+            // Canonical end -1 with a negative step means "through index 0"; the ONNX-style
+            // kernel spells that as any end below -dim.
+            let ends: Vec<i64> = match steps {
+                Some(st) if axes.is_none() => a
+                    .ints("ends")?
+                    .iter()
+                    .zip(st)
+                    .map(|(&e, &s)| if s < 0 && e < 0 { i64::MIN } else { e })
+                    .collect(),
+                _ => a.ints("ends")?,
+            };
+            one(slice(ins[0], &a.ints("starts")?, &ends, axes, steps)?)
         }
         Expand => {
             arity(name, ins, 1, 1)?;
@@ -403,12 +416,18 @@ pub fn run_op(op: Op, attrs: &Attrs, ins: &[&Tensor], n_outputs: usize) -> Resul
                 cubic_coeff_a: a.float_or("cubic_coeff_a", -0.75)?,
                 exclude_outside: a.int_or("exclude_outside", 0)? != 0,
                 extrapolation_value: a.float_or("extrapolation_value", 0.0)?,
+                antialias: a.int_or("antialias", 0)? != 0,
                 ..Default::default()
             };
             let sizes = a.usizes_or_empty("sizes")?;
+            let roi = if a.attrs.get("roi").is_some() {
+                Some(a.floats("roi")?)
+            } else {
+                None
+            };
             one(resize_explicit(
                 ins[0],
-                None,
+                roi.as_deref(),
                 &a.floats("scales")?,
                 &sizes,
                 &p,
@@ -424,6 +443,128 @@ pub fn run_op(op: Op, attrs: &Attrs, ins: &[&Tensor], n_outputs: usize) -> Resul
         Sum => one(variadic(VariadicOp::Sum, ins)?),
         Max => one(variadic(VariadicOp::Max, ins)?),
         Min => one(variadic(VariadicOp::Min, ins)?),
+        Elu => {
+            arity(name, ins, 1, 1)?;
+            one(elu(ins[0], a.float_or("alpha", 1.0)?)?)
+        }
+        Selu => {
+            arity(name, ins, 1, 1)?;
+            one(selu(
+                ins[0],
+                a.float_or("alpha", 1.673_263_2)?,
+                a.float_or("gamma", 1.050_701)?,
+            )?)
+        }
+        Celu => {
+            arity(name, ins, 1, 1)?;
+            one(celu(ins[0], a.float_or("alpha", 1.0)?)?)
+        }
+        ThresholdedRelu => {
+            arity(name, ins, 1, 1)?;
+            one(thresholded_relu(ins[0], a.float_or("alpha", 1.0)?)?)
+        }
+        Shrink => {
+            arity(name, ins, 1, 1)?;
+            one(shrink(
+                ins[0],
+                a.float_or("bias", 0.0)?,
+                a.float_or("lambd", 0.5)?,
+            )?)
+        }
+        Swish => {
+            arity(name, ins, 1, 1)?;
+            one(swish(ins[0], a.float_or("alpha", 1.0)?)?)
+        }
+        Softplus => un(UnaryOp::Softplus),
+        Softsign => un(UnaryOp::Softsign),
+        Round => un(UnaryOp::Round),
+        Sin => un(UnaryOp::Sin),
+        Cos => un(UnaryOp::Cos),
+        Tan => un(UnaryOp::Tan),
+        Asin => un(UnaryOp::Asin),
+        Acos => un(UnaryOp::Acos),
+        Atan => un(UnaryOp::Atan),
+        Sinh => un(UnaryOp::Sinh),
+        Cosh => un(UnaryOp::Cosh),
+        Asinh => un(UnaryOp::Asinh),
+        Acosh => un(UnaryOp::Acosh),
+        Atanh => un(UnaryOp::Atanh),
+        Mish => un(UnaryOp::Mish),
+        PRelu => {
+            arity(name, ins, 2, 2)?;
+            one(prelu(ins[0], ins[1])?)
+        }
+        Mod => bin(if a.int_or("fmod", 0)? != 0 {
+            BinaryOp::Fmod
+        } else {
+            BinaryOp::Mod
+        }),
+        ArgMax | ArgMin => {
+            arity(name, ins, 1, 1)?;
+            one(arg_reduce(
+                ins[0],
+                a.int_or("axis", 0)?,
+                a.int_or("keepdims", 1)? != 0,
+                a.int_or("select_last_index", 0)? != 0,
+                op == ArgMax,
+            )?)
+        }
+        CumSum => {
+            arity(name, ins, 1, 1)?;
+            one(cumsum(
+                ins[0],
+                a.int("axis")?,
+                a.int_or("exclusive", 0)? != 0,
+                a.int_or("reverse", 0)? != 0,
+            )?)
+        }
+        GatherElements => {
+            arity(name, ins, 2, 2)?;
+            one(gather_elements(ins[0], ins[1], a.int_or("axis", 0)?)?)
+        }
+        Trilu => {
+            arity(name, ins, 1, 1)?;
+            one(trilu(
+                ins[0],
+                a.int_or("k", 0)?,
+                a.int_or("upper", 1)? != 0,
+            )?)
+        }
+        Hardmax => {
+            arity(name, ins, 1, 1)?;
+            one(hardmax(ins[0], a.int_or("axis", -1)?, false)?)
+        }
+        InstanceNormalization => {
+            arity(name, ins, 3, 3)?;
+            one(instance_norm(
+                ins[0],
+                ins[1],
+                ins[2],
+                a.float_or("epsilon", 1e-5)?,
+            )?)
+        }
+        DepthToSpace | SpaceToDepth => {
+            arity(name, ins, 1, 1)?;
+            let b = a.int("blocksize")?;
+            let b = usize::try_from(b)
+                .ok()
+                .filter(|&b| b > 0)
+                .ok_or_else(|| a.e(format!("blocksize {b} must be positive")))?;
+            let crd = match a.str_or("mode", "DCR")? {
+                "DCR" => false,
+                "CRD" => true,
+                m => return Err(a.e(format!("unknown mode '{m}'"))),
+            };
+            if op == DepthToSpace {
+                one(depth_to_space(ins[0], b, crd)?)
+            } else {
+                one(space_to_depth(ins[0], b, crd)?)
+            }
+        }
+        LpPool => {
+            arity(name, ins, 1, 1)?;
+            one(lp_pool(ins[0], &pool_params()?)?)
+        }
         LRN => {
             arity(name, ins, 1, 1)?;
             let size = a.int("size")?;

@@ -180,8 +180,7 @@ impl Cx<'_> {
         }
         let consts: Option<Vec<&Tensor>> = inputs.iter().map(|&v| self.konst(v)).collect();
         if let Some(cs) = consts.filter(|c| !c.is_empty()) {
-            let numel = tys.iter().map(|t| t.numel()).sum();
-            if let Some(vals) = fold(op, &attrs, &cs, numel) {
+            if let Some(vals) = fold(op, &attrs, &cs, &tys) {
                 let mut ids = Vec::new();
                 for (i, t) in vals.into_iter().enumerate() {
                     let name = outs.get(i).cloned().unwrap_or_default();
@@ -320,25 +319,35 @@ impl Cx<'_> {
                 self.emit(n, Op::Identity, Attrs::new(), vec![x(0)?], outs)?;
             }
             "Dropout" => {
-                if opset >= 12 {
-                    if let Some(v) = n.input(2) {
-                        if self
+                // Training mode drops random elements, except with ratio 0 (then it is the
+                // identity, as in inference).
+                let (training, ratio) = if opset >= 12 {
+                    let training = match n.input(2) {
+                        None => false,
+                        Some(v) => self
                             .konst(v)
-                            .is_none_or(|t| t.to_f32_vec().iter().any(|&b| b != 0.0))
-                        {
-                            return Err(n.err(
-                                Code::BadAttribute,
-                                "Dropout in training mode is not supported (inference only)",
-                            ));
-                        }
-                    }
-                }
-                if opset < 7 && n.int("is_test", 0)? == 0 && n.float("ratio", 0.5)? != 0.0 {
-                    return Err(n.err(
-                        Code::BadAttribute,
-                        "Dropout with is_test=0 (training mode) is not supported (inference only)",
+                            .is_none_or(|t| t.to_f32_vec().iter().any(|&b| b != 0.0)),
+                    };
+                    let ratio = match n.input(1) {
+                        None => 0.5,
+                        Some(v) => match self.konst(v).map(|t| t.to_f32_vec()) {
+                            Some(r) if r.len() == 1 => r[0],
+                            _ => 0.5,
+                        },
+                    };
+                    (training, ratio)
+                } else {
+                    (
+                        opset < 7 && n.int("is_test", 0)? == 0,
+                        n.float("ratio", 0.5)?,
                     )
-                    .help("export the model in inference mode (is_test=1)"));
+                };
+                if training && ratio != 0.0 {
+                    return Err(n.err(
+                        Code::UnsupportedOp,
+                        format!("Dropout in training mode (ratio {ratio}) is not supported: tahoma runs inference only"),
+                    )
+                    .help("export the model in inference mode (training_mode false, or is_test=1 before opset 7)"));
                 }
                 let xv = x(0)?;
                 self.emit(
@@ -371,7 +380,9 @@ impl Cx<'_> {
             | "Erf" | "Floor" | "Ceil" | "Sign" | "Not" | "IsNaN" | "HardSwish" | "Add" | "Sub"
             | "Mul" | "Div" | "Pow" | "Equal" | "Less" | "Greater" | "LessOrEqual"
             | "GreaterOrEqual" | "And" | "Or" | "Xor" | "Where" | "MatMul"
-            | "GlobalAveragePool" | "GlobalMaxPool" | "Sum" | "Max" | "Min" => {
+            | "GlobalAveragePool" | "GlobalMaxPool" | "Sum" | "Max" | "Min" | "Softplus"
+            | "Softsign" | "Round" | "Sin" | "Cos" | "Tan" | "Asin" | "Acos" | "Atan" | "Sinh"
+            | "Cosh" | "Asinh" | "Acosh" | "Atanh" | "Mish" => {
                 let op = simple(
                     Op::from_name(&n.op)
                         .ok_or_else(|| n.err(Code::UnsupportedOp, "no graph op"))?,
@@ -382,6 +393,132 @@ impl Cx<'_> {
             "LeakyRelu" => {
                 let a = Attrs::new().with("alpha", A::Float(n.float("alpha", 0.01)?));
                 self.emit(n, Op::LeakyRelu, a, vec![x(0)?], outs)?;
+            }
+            "Elu" | "Celu" | "ThresholdedRelu" | "Swish" => {
+                let op = Op::from_name(&n.op)
+                    .ok_or_else(|| n.err(Code::UnsupportedOp, "no graph op"))?;
+                let a = Attrs::new().with("alpha", A::Float(n.float("alpha", 1.0)?));
+                self.emit(n, op, a, vec![x(0)?], outs)?;
+            }
+            "Selu" => {
+                let a = Attrs::new()
+                    .with("alpha", A::Float(n.float("alpha", 1.673_263_2)?))
+                    .with("gamma", A::Float(n.float("gamma", 1.050_701)?));
+                self.emit(n, Op::Selu, a, vec![x(0)?], outs)?;
+            }
+            "Shrink" => {
+                let a = Attrs::new()
+                    .with("bias", A::Float(n.float("bias", 0.0)?))
+                    .with("lambd", A::Float(n.float("lambd", 0.5)?));
+                self.emit(n, Op::Shrink, a, vec![x(0)?], outs)?;
+            }
+            "PRelu" => {
+                let (xv, sv) = (x(0)?, x(1)?);
+                let (xt, st) = (self.ty(xv).clone(), self.ty(sv).clone());
+                let mut slope = sv;
+                // Before opset 7 a 1-D slope of C values applies per channel (dim 1).
+                if opset < 7 && st.rank() == 1 && xt.rank() > 2 && st.shape[0] == xt.shape[1] {
+                    let mut shape = st.shape.clone();
+                    shape.resize(xt.rank() - 1, 1);
+                    let name = self.aux(n, "slope");
+                    slope = self.emit(n, Op::Reshape, reshape_attrs(&shape), vec![sv], &[name])?[0];
+                }
+                self.emit(n, Op::PRelu, Attrs::new(), vec![xv, slope], outs)?;
+            }
+            "Mod" => {
+                let a = Attrs::new().with("fmod", A::Int(n.int("fmod", 0)?));
+                self.emit(n, Op::Mod, a, vec![x(0)?, x(1)?], outs)?;
+            }
+            "ArgMax" | "ArgMin" => {
+                let op = if n.op == "ArgMax" {
+                    Op::ArgMax
+                } else {
+                    Op::ArgMin
+                };
+                let xv = x(0)?;
+                let axis = norm_axis(n, n.int("axis", 0)?, self.ty(xv).rank() as i64)?;
+                let a = Attrs::new()
+                    .with("axis", A::Int(axis as i64))
+                    .with("keepdims", A::Int(n.int("keepdims", 1)?))
+                    .with("select_last_index", A::Int(n.int("select_last_index", 0)?));
+                self.emit(n, op, a, vec![xv], outs)?;
+            }
+            "CumSum" => {
+                let xv = x(0)?;
+                let axis = self
+                    .const_ints(n, 1, "axis")?
+                    .and_then(|v| (v.len() == 1).then(|| v[0]))
+                    .ok_or_else(|| {
+                        n.err(Code::BadAttribute, "CumSum needs a one-element axis input")
+                    })?;
+                let axis = norm_axis(n, axis, self.ty(xv).rank() as i64)?;
+                let a = Attrs::new()
+                    .with("axis", A::Int(axis as i64))
+                    .with("exclusive", A::Int(n.int("exclusive", 0)?))
+                    .with("reverse", A::Int(n.int("reverse", 0)?));
+                self.emit(n, Op::CumSum, a, vec![xv], outs)?;
+            }
+            "GatherElements" => {
+                let xv = x(0)?;
+                let axis = norm_axis(n, n.int("axis", 0)?, self.ty(xv).rank() as i64)?;
+                let a = Attrs::new().with("axis", A::Int(axis as i64));
+                self.emit(n, Op::GatherElements, a, vec![xv, x(1)?], outs)?;
+            }
+            "Trilu" => {
+                let k = match self.const_ints(n, 1, "k")? {
+                    None => 0,
+                    Some(v) if v.len() == 1 => v[0],
+                    Some(v) => {
+                        return Err(n.err(
+                            Code::BadAttribute,
+                            format!("Trilu k must hold one value, got {v:?}"),
+                        ))
+                    }
+                };
+                let a = Attrs::new()
+                    .with("upper", A::Int(n.int("upper", 1)?))
+                    .with("k", A::Int(k));
+                self.emit(n, Op::Trilu, a, vec![x(0)?], outs)?;
+            }
+            "InstanceNormalization" => {
+                let a = Attrs::new().with("epsilon", A::Float(n.float("epsilon", 1e-5)?));
+                self.emit(
+                    n,
+                    Op::InstanceNormalization,
+                    a,
+                    vec![x(0)?, x(1)?, x(2)?],
+                    outs,
+                )?;
+            }
+            "DepthToSpace" | "SpaceToDepth" => {
+                let b = n.attr("blocksize").and_then(|a| a.i).ok_or_else(|| {
+                    n.err(
+                        Code::BadAttribute,
+                        format!("{} needs attribute 'blocksize'", n.op),
+                    )
+                })?;
+                let mut a = Attrs::new().with("blocksize", A::Int(b));
+                a.set("mode", A::Str(n.string("mode", "DCR")?));
+                let op = if n.op == "DepthToSpace" {
+                    Op::DepthToSpace
+                } else {
+                    Op::SpaceToDepth
+                };
+                self.emit(n, op, a, vec![x(0)?], outs)?;
+            }
+            "CastLike" => {
+                let to = self.ty(x(1)?).dtype;
+                self.emit(
+                    n,
+                    Op::Cast,
+                    Attrs::new().with("to", A::Type(to)),
+                    vec![x(0)?],
+                    outs,
+                )?;
+            }
+            "Size" => {
+                let numel = self.ty(x(0)?).numel() as i64;
+                self.bind_const(&out0, Tensor::I64(ndarray::arr0(numel).into_dyn()));
             }
             "HardSigmoid" => {
                 let a = Attrs::new()
@@ -463,13 +600,13 @@ impl Cx<'_> {
                 self.emit(n, Op::Gemm, a, inputs, outs)?;
             }
             "Conv" | "ConvTranspose" => self.conv(n, outs)?,
-            "MaxPool" | "AveragePool" => self.pool(n, outs)?,
+            "MaxPool" | "AveragePool" | "LpPool" => self.pool(n, outs)?,
             // ---- normalisation ------------------------------------------------------------
-            "Softmax" | "LogSoftmax" => {
-                let op = if n.op == "Softmax" {
-                    Op::Softmax
-                } else {
-                    Op::LogSoftmax
+            "Softmax" | "LogSoftmax" | "Hardmax" => {
+                let op = match n.op.as_str() {
+                    "Softmax" => Op::Softmax,
+                    "LogSoftmax" => Op::LogSoftmax,
+                    _ => Op::Hardmax,
                 };
                 let xv = x(0)?;
                 let ty = self.ty(xv).clone();
@@ -507,17 +644,21 @@ impl Cx<'_> {
                 }
             }
             "LayerNormalization" => {
-                if outs.len() > 1 {
-                    return Err(n.err(
-                        Code::BadAttribute,
-                        "LayerNormalization's Mean/InvStdDev outputs are not supported",
-                    ));
-                }
                 let xv = x(0)?;
                 let axis = norm_axis(n, n.int("axis", -1)?, self.ty(xv).rank() as i64)?;
-                let a = Attrs::new()
+                let mut a = Attrs::new()
                     .with("axis", A::Int(axis as i64))
                     .with("epsilon", A::Float(n.float("epsilon", 1e-5)?));
+                if outs.len() > 1 {
+                    // Mean and InvStdDev (float32, the default stash_type).
+                    if n.int("stash_type", 1)? != 1 {
+                        return Err(n.err(
+                            Code::UnsupportedDtype,
+                            "LayerNormalization Mean/InvStdDev with a stash_type other than float are not supported",
+                        ));
+                    }
+                    a.set("num_outputs", A::Int(3));
+                }
                 let mut inputs = vec![xv, x(1)?];
                 inputs.extend(n.input(2));
                 self.emit(n, Op::LayerNormalization, a, inputs, outs)?;
@@ -531,9 +672,10 @@ impl Cx<'_> {
                 };
                 if training || outs.len() > 1 {
                     return Err(n.err(
-                        Code::BadAttribute,
-                        "BatchNormalization in training mode is not supported (inference only)",
-                    ));
+                        Code::UnsupportedOp,
+                        "BatchNormalization in training mode (batch statistics, running-mean outputs) is not supported: tahoma runs inference only",
+                    )
+                    .help("export the model in inference mode (training_mode=0, or is_test=1 before opset 7)"));
                 }
                 if n.int("spatial", 1)? != 1 {
                     return Err(n.err(
@@ -993,11 +1135,12 @@ impl Cx<'_> {
                         + out_padding[i]
                         + ((kernel[i] as i64 - 1) * dil[i] as i64 + 1)
                         - want;
-                    let total = total.max(0);
+                    // A negative total (output_shape beyond the full output) gives negative pads.
+                    let half = total.div_euclid(2);
                     let (b, e) = if auto == "SAME_UPPER" {
-                        (total / 2, total - total / 2)
+                        (half, total - half)
                     } else {
-                        (total - total / 2, total / 2)
+                        (total - half, half)
                     };
                     pads[i] = b;
                     pads[i + nsp] = e;
@@ -1028,7 +1171,7 @@ impl Cx<'_> {
                 }
             }
         }
-        if pads.iter().any(|&p| p < 0) {
+        if !transposed && pads.iter().any(|&p| p < 0) {
             return Err(n.err(Code::BadAttribute, format!("negative pads {pads:?}")));
         }
         let to = |v: &[usize]| A::Ints(v.iter().map(|&u| u as i64).collect());
@@ -1074,12 +1217,6 @@ impl Cx<'_> {
     }
 
     fn pool(&mut self, n: &N, outs: &[String]) -> R<()> {
-        if outs.len() > 1 {
-            return Err(n.err(
-                Code::BadAttribute,
-                "MaxPool's Indices output is not supported",
-            ));
-        }
         let xv = n.req(0)?;
         let xt = self.ty(xv).clone();
         let kernel = n.ints("kernel_shape").ok_or_else(|| {
@@ -1091,17 +1228,23 @@ impl Cx<'_> {
         let kernel = kernel.iter().map(|&d| d.max(1) as usize).collect();
         let mut a = self.spatial(n, &xt, kernel, false)?;
         a.set("ceil_mode", A::Int(n.int("ceil_mode", 0)?));
-        let op = if n.op == "MaxPool" {
-            if n.int("storage_order", 0)? != 0 {
-                return Err(n.err(
-                    Code::BadAttribute,
-                    "MaxPool storage_order=1 is not supported",
-                ));
+        let op = match n.op.as_str() {
+            "MaxPool" => {
+                // storage_order only orders the Indices output.
+                if outs.len() > 1 {
+                    a.set("num_outputs", A::Int(2));
+                    a.set("storage_order", A::Int(n.int("storage_order", 0)?));
+                }
+                Op::MaxPool
             }
-            Op::MaxPool
-        } else {
-            a.set("count_include_pad", A::Int(n.int("count_include_pad", 0)?));
-            Op::AveragePool
+            "LpPool" => {
+                a.set("p", A::Int(n.int("p", 2)?));
+                Op::LpPool
+            }
+            _ => {
+                a.set("count_include_pad", A::Int(n.int("count_include_pad", 0)?));
+                Op::AveragePool
+            }
         };
         self.emit(n, op, a, vec![xv], outs)?;
         Ok(())
@@ -1121,10 +1264,10 @@ impl Cx<'_> {
             )
         };
         let mode = n.string("mode", "nearest")?;
-        if mode != "nearest" && mode != "linear" {
+        if !matches!(mode.as_str(), "nearest" | "linear" | "cubic") {
             return Err(n.err(
                 Code::BadAttribute,
-                format!("Resize mode '{mode}' is not supported (nearest, linear)"),
+                format!("Resize mode '{mode}' is unknown (nearest, linear, cubic)"),
             ));
         }
         let ctm = n.string(
@@ -1135,19 +1278,52 @@ impl Cx<'_> {
                 "half_pixel"
             },
         )?;
-        if ctm == "tf_crop_and_resize" {
-            return Err(n.err(
-                Code::BadAttribute,
-                "Resize with tf_crop_and_resize is not supported",
-            ));
-        }
-        if n.int("antialias", 0)? != 0 {
-            return Err(n.err(Code::BadAttribute, "Resize with antialias is not supported"));
-        }
+        // `axes` keeps its order: scales, sizes and roi list values in that order.
         let axes: Vec<usize> = match n.ints("axes") {
-            Some(a) => norm_axes(n, &a, r as i64)?,
+            Some(a) => {
+                let v = a
+                    .iter()
+                    .map(|&x| norm_axis(n, x, r as i64))
+                    .collect::<R<Vec<_>>>()?;
+                let mut sorted = v.clone();
+                sorted.sort_unstable();
+                if sorted.windows(2).any(|w| w[0] == w[1]) {
+                    return Err(n.err(Code::BadAttribute, format!("axes {a:?} repeat an axis")));
+                }
+                v
+            }
             None => (0..r).collect(),
         };
+        let roi = if ctm == "tf_crop_and_resize" {
+            let given = if opset < 11 {
+                None
+            } else {
+                self.const_floats(n, 1, "roi")?.filter(|v| !v.is_empty())
+            };
+            let given = given.ok_or_else(|| {
+                n.err(
+                    Code::BadAttribute,
+                    "Resize with tf_crop_and_resize needs a roi input",
+                )
+            })?;
+            let k = axes.len();
+            if given.len() != 2 * k {
+                return Err(n.err(
+                    Code::ShapeMismatch,
+                    format!("Resize roi {given:?} needs 2 values per resized axis ({k})"),
+                ));
+            }
+            let mut full = vec![0.0f32; r];
+            full.extend(std::iter::repeat_n(1.0f32, r));
+            for (j, &ax) in axes.iter().enumerate() {
+                full[ax] = given[j];
+                full[r + ax] = given[k + j];
+            }
+            Some(full)
+        } else {
+            None
+        };
+        let antialias = n.int("antialias", 0)?;
         let mut full_scales = vec![1.0f32; r];
         let mut full_sizes = xt.shape.clone();
         match (scales, sizes) {
@@ -1222,6 +1398,13 @@ impl Cx<'_> {
                 "extrapolation_value",
                 A::Float(n.float("extrapolation_value", 0.0)?),
             );
+        let mut a = a;
+        if antialias != 0 {
+            a.set("antialias", A::Int(antialias));
+        }
+        if let Some(roi) = roi {
+            a.set("roi", A::Floats(roi));
+        }
         self.emit(n, Op::Resize, a, vec![xv], outs)?;
         Ok(())
     }
