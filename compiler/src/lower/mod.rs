@@ -8,7 +8,7 @@
 //! [`movement`] (transposes and broadcasts as DMA access patterns), [`normalize`] (Softmax,
 //! LogSoftmax, LayerNormalization, BatchNormalization), [`reduce`] (Reduce* and global pools),
 //! [`conv`] (Conv as matmuls over kernel positions accumulating in PSUM),
-//! [`shape_ops`] (Concat, Split, Slice, Tile, Gather, Resize, Pad as DMA access patterns). [`tiles`] holds the tiling
+//! [`pool`] (MaxPool, AveragePool on the vector engine), [`shape_ops`] (Concat, Split, Slice, Tile, Gather, Resize, Pad as DMA access patterns). [`tiles`] holds the tiling
 //! helpers they share.
 //!
 //! A node no family handles is reported with [`Code::NotLowered`], all such nodes at once.
@@ -18,6 +18,7 @@ pub mod elementwise;
 pub mod matmul;
 pub mod movement;
 pub mod normalize;
+pub mod pool;
 pub mod reduce;
 pub mod shape_ops;
 pub mod tiles;
@@ -300,6 +301,7 @@ pub fn lower(graph: &Graph, opts: LowerOptions) -> Result<KernelProgram, Diagnos
             }
             Op::MatMul | Op::Gemm => matmul::lower(&mut l, node),
             Op::Conv => conv::lower(&mut l, node),
+            Op::MaxPool | Op::AveragePool => pool::lower(&mut l, node),
             Op::Transpose | Op::Expand => movement::lower(&mut l, node),
             Op::Softmax | Op::LogSoftmax | Op::LayerNormalization | Op::BatchNormalization => {
                 normalize::lower(&mut l, node)
