@@ -334,3 +334,18 @@ fn extra_outputs_and_wider_forms_import_and_interpret() {
         (0.0, 1.0, 2.0, 4.0, 0.0)
     );
 }
+
+#[test]
+fn dead_values_are_removed_after_import() {
+    // The Shape result, the unused initializer and the node nobody reads all go.
+    let g = import(
+        "<opset_import: [\"\": 17]> g (float[2, 3] X, float[3] unused_in) => (float[6] Y)
+         <float[4] w = {1, 2, 3, 4}, int64[1] six = {6}> { s = Shape (X)  Y = Reshape (X, six)  dead = Relu (X) }",
+    )
+    .unwrap();
+    verify(&g).unwrap();
+    let ops: Vec<&str> = g.nodes.iter().map(|n| n.op.name()).collect();
+    assert_eq!(ops, ["Reshape"]);
+    assert_eq!(g.parameter_count(), 0, "{}", text::print(&g));
+    assert_eq!(g.inputs.len(), 2, "graph inputs stay even when unused");
+}

@@ -273,6 +273,78 @@ impl Graph {
         Ok(self.add_node(name, op, attrs, inputs, outs))
     }
 
+    /// Dead-value elimination: removes nodes none of whose outputs is read (transitively
+    /// from the graph outputs) and constants nothing reads; graph inputs stay (they are the
+    /// signature). Surviving values and nodes keep their relative order; ids are renumbered.
+    /// Returns how many values were removed.
+    pub fn remove_dead_values(&mut self) -> usize {
+        let nv = self.values.len();
+        let mut live = vec![false; nv];
+        for &o in &self.outputs {
+            live[o.index()] = true;
+        }
+        let mut keep_node = vec![false; self.nodes.len()];
+        for (ni, n) in self.nodes.iter().enumerate().rev() {
+            if n.outputs.iter().any(|o| live[o.index()]) {
+                keep_node[ni] = true;
+                for &v in &n.outputs {
+                    live[v.index()] = true;
+                }
+                for &v in &n.inputs {
+                    live[v.index()] = true;
+                }
+            }
+        }
+        for &v in &self.inputs {
+            live[v.index()] = true;
+        }
+        let removed = live.iter().filter(|&&l| !l).count();
+        if removed == 0 && keep_node.iter().all(|&k| k) {
+            return 0;
+        }
+        let mut node_map = vec![u32::MAX; self.nodes.len()];
+        let mut next = 0u32;
+        for (ni, &k) in keep_node.iter().enumerate() {
+            if k {
+                node_map[ni] = next;
+                next += 1;
+            }
+        }
+        let mut value_map = vec![u32::MAX; nv];
+        let mut values = Vec::with_capacity(nv - removed);
+        for (vi, v) in std::mem::take(&mut self.values).into_iter().enumerate() {
+            if !live[vi] {
+                continue;
+            }
+            value_map[vi] = values.len() as u32;
+            let def = match v.def {
+                ValueDef::Node { node, slot } => ValueDef::Node {
+                    node: NodeId(node_map[node.index()]),
+                    slot,
+                },
+                d => d,
+            };
+            values.push(Value { def, ..v });
+        }
+        self.values = values;
+        let remap = |v: &mut ValueId| *v = ValueId(value_map[v.index()]);
+        let nodes = std::mem::take(&mut self.nodes);
+        self.nodes = nodes
+            .into_iter()
+            .zip(keep_node)
+            .filter_map(|(mut n, k)| {
+                k.then(|| {
+                    n.inputs.iter_mut().for_each(remap);
+                    n.outputs.iter_mut().for_each(remap);
+                    n
+                })
+            })
+            .collect();
+        self.inputs.iter_mut().for_each(remap);
+        self.outputs.iter_mut().for_each(remap);
+        removed
+    }
+
     /// Number of parameters: elements in all constants.
     pub fn parameter_count(&self) -> usize {
         self.constants().map(|(_, t)| t.len()).sum()

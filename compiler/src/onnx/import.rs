@@ -289,6 +289,8 @@ pub(super) fn import(
     if !errs.is_empty() {
         return Err(Diagnostics(errs));
     }
+    // Folded intermediates (Shape results, shape arithmetic) and unused initializers go.
+    g.remove_dead_values();
     verify(&g)?;
     Ok(g)
 }

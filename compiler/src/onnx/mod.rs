@@ -7,7 +7,8 @@
 //!   input dims from [`ImportOptions`], loads initializers (external data through the caller's
 //!   [`ExternalData`]: this crate does no file IO), orders nodes topologically (cycles are an
 //!   error), canonicalises each node per opset (`ops`), infers types, folds constants (`fold`),
-//!   checks declared output types and runs the verifier.
+//!   checks declared output types, removes values nothing reads
+//!   ([`Graph::remove_dead_values`]) and runs the verifier.
 
 pub mod fold;
 mod import;
