@@ -65,9 +65,19 @@ enum Command {
         /// Precision of matmul operands.
         #[arg(long, value_enum, default_value = "bf16")]
         precision: cli::compile::PrecisionArg,
-        /// Print every stage (graph, kernel, asm) on stdout.
+        /// Print every stage (graph, graph after each optimizer phase, kernel, asm) on stdout.
         #[arg(long)]
         print_after_all: bool,
+        /// Optimisation level: 0 (no e-graph), 1 (canonicalise + fusion), 2 (all phases).
+        #[arg(short = 'O', value_enum, default_value = "2")]
+        opt: cli::compile::OptArg,
+        /// Print the optimizer's report: rules that fired, e-graph sizes and stop reasons per
+        /// phase, predicted cycles before and after.
+        #[arg(long)]
+        opt_report: bool,
+        /// Verbose: the optimizer's report on stderr.
+        #[arg(short, long)]
+        verbose: bool,
         /// Print large constants in full on stdout too.
         #[arg(long)]
         full_constants: bool,
@@ -86,6 +96,12 @@ enum Command {
         /// Run the model on the graph interpreter (the numerical reference) instead.
         #[arg(long)]
         reference: bool,
+        /// Optimisation level when compiling a model: 0 (no e-graph), 1, 2 (all phases).
+        #[arg(short = 'O', value_enum, default_value = "2")]
+        opt: cli::compile::OptArg,
+        /// Verbose: the optimizer's report on stderr.
+        #[arg(short, long)]
+        verbose: bool,
         /// Input values: `NAME=FILE.npy` (repeatable).
         #[arg(long = "input", value_name = "NAME=FILE.npy")]
         inputs: Vec<String>,
@@ -126,6 +142,8 @@ fn main() -> ExitCode {
             bindings,
             precision,
             reference,
+            opt,
+            verbose,
             inputs,
             out,
             trace,
@@ -143,6 +161,8 @@ fn main() -> ExitCode {
             model: bindings,
             precision,
             reference,
+            opt,
+            verbose,
         }),
         Command::Inspect { model, bindings } => cli::inspect::inspect(&model, &bindings),
         Command::Compile {
@@ -152,6 +172,9 @@ fn main() -> ExitCode {
             output,
             precision,
             print_after_all,
+            opt,
+            opt_report,
+            verbose,
             full_constants,
         } => {
             let opts = cli::compile::CompileOptions {
@@ -160,6 +183,9 @@ fn main() -> ExitCode {
                 full_constants,
                 precision,
                 print_after_all,
+                opt,
+                opt_report,
+                verbose,
             };
             cli::compile::compile(&model, &bindings, &opts)
         }

@@ -218,3 +218,46 @@ fn every_kernel_graph_matches_the_interpreter_at_both_precisions() {
     }
     println!("{table}");
 }
+
+/// `-O2`: every graph, optimized and compiled at fp32, still matches the interpreter run on the
+/// unoptimized graph (the optimizer keeps the interface names).
+#[test]
+fn every_kernel_graph_optimized_at_o2_matches_the_interpreter() {
+    use tahoma_compiler::driver::{compile_graph_opt, CompileOptions};
+    use tahoma_compiler::opt::OptLevel;
+    for path in graphs() {
+        let g = import(&path);
+        let want = reference(&path);
+        let opts = CompileOptions {
+            lower: LowerOptions {
+                precision: Precision::Fp32,
+            },
+            opt_level: OptLevel::O2,
+            keep_phase_graphs: false,
+        };
+        let (compiled, _) =
+            compile_graph_opt(&g, &opts).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let mut emu = Emulator::new(compiled.program).unwrap();
+        for (name, shape, vals) in inputs(&g) {
+            let dtype = emu
+                .program()
+                .io
+                .iter()
+                .find(|e| e.name == name)
+                .unwrap()
+                .dtype;
+            emu.set_input(&name, &Tensor::new(dtype, shape, vals))
+                .unwrap();
+        }
+        let result = emu.run(&RunOptions::timed()).unwrap();
+        for (out, w) in &want {
+            let c = compare(&result.outputs[out].data, w);
+            assert!(
+                c.worst_allclose <= 1.0,
+                "{}/{out} at -O2: fp32 outside rtol 1e-3/atol 1e-5 ({:.2}x the bound)",
+                path.display(),
+                c.worst_allclose
+            );
+        }
+    }
+}

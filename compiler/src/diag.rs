@@ -64,6 +64,12 @@ pub enum Code {
     /// A kernel-IR program that is well-formed text but inconsistent (unknown buffer, view out
     /// of its buffer, loop variable not in scope, ...).
     KernelInvalid,
+    /// The optimizer could not extract a graph from its e-graph (no acyclic, well-typed form of
+    /// an output). An internal error: `-O0` compiles without the optimizer.
+    OptExtract,
+    /// The optimized graph fails verification (an unsound rewrite). An internal error: `-O0`
+    /// compiles without the optimizer.
+    OptInvalid,
 }
 
 impl Code {
@@ -96,6 +102,8 @@ impl Code {
             Code::OnChipMemory => "E1302",
             Code::KernelSyntax => "E1303",
             Code::KernelInvalid => "E1304",
+            Code::OptExtract => "E1401",
+            Code::OptInvalid => "E1402",
         }
     }
 }

@@ -13,4 +13,5 @@ pub mod kernel;
 pub mod lower;
 pub mod onnx;
 pub mod onnx_text;
+pub mod opt;
 pub mod tensor;

@@ -1,4 +1,5 @@
-//! `tahoma compile INPUT [-o OUT] [--emit STAGE] [--precision P] [--print-after-all]`: runs the
+//! `tahoma compile INPUT [-o OUT] [--emit STAGE] [--precision P] [-O0|-O1|-O2] [--opt-report]
+//! [--print-after-all]`: runs the
 //! pipeline from whatever stage INPUT is (an ONNX model `.onnx`/`.onnxtxt`, graph IR `.graph`,
 //! kernel IR `.tk`) and writes either a stage's text (`--emit`) or the `.tbin` program (`-o`).
 
@@ -8,17 +9,22 @@ use super::CliError;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tahoma_compiler::diag::Code;
-use tahoma_compiler::driver::{compile_graph, compile_kernel_text, Compiled};
+use tahoma_compiler::driver::{
+    compile_graph_opt, compile_kernel_text, CompileOptions as DriverOptions, Compiled,
+};
 use tahoma_compiler::graph::text::{print_with, PrintOptions};
 use tahoma_compiler::graph::Graph;
 use tahoma_compiler::kernel::text as ktext;
 use tahoma_compiler::lower::{LowerOptions, Precision};
+use tahoma_compiler::opt::{OptLevel, Optimized};
 
 /// The stage whose dump `compile` writes.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Emit {
     /// The graph IR after import (shapes static, constants folded).
     Graph,
+    /// The graph IR after the optimizer (at the `-O` level given).
+    GraphOpt,
     /// The kernel IR: tiles, buffers, engine ops and loops.
     Kernel,
     /// The per-engine instruction streams with semaphores (the disassembly of the `.tbin`).
@@ -46,6 +52,31 @@ impl PrecisionArg {
     }
 }
 
+/// `-O`: the optimisation level.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum OptArg {
+    /// No e-graph optimizer: one kernel per imported node.
+    #[value(name = "0")]
+    O0,
+    /// Canonicalise and fusion phases.
+    #[value(name = "1")]
+    O1,
+    /// Every phase (the default).
+    #[default]
+    #[value(name = "2")]
+    O2,
+}
+
+impl OptArg {
+    pub fn level(self) -> OptLevel {
+        match self {
+            OptArg::O0 => OptLevel::O0,
+            OptArg::O1 => OptLevel::O1,
+            OptArg::O2 => OptLevel::O2,
+        }
+    }
+}
+
 /// Options of `compile` beyond the model flags.
 #[derive(Clone, Debug)]
 pub struct CompileOptions {
@@ -55,6 +86,11 @@ pub struct CompileOptions {
     pub full_constants: bool,
     pub precision: PrecisionArg,
     pub print_after_all: bool,
+    pub opt: OptArg,
+    /// Print the optimizer's report (rules fired, e-graph sizes, stop reasons, predicted cycles).
+    pub opt_report: bool,
+    /// `-v`: the optimizer's report on stderr.
+    pub verbose: bool,
 }
 
 /// What a compile input is, by extension.
@@ -84,14 +120,41 @@ pub fn read_input(path: &Path, model: &ModelArgs) -> Result<Input, CliError> {
     }
 }
 
-/// Compiles an input to a program; returns the stages and the seconds it took.
-pub fn compile_input(input: &Input, precision: PrecisionArg) -> Result<(Compiled, f64), CliError> {
+/// Compiles an input to a program; returns the stages, the optimizer's result (graph inputs
+/// only) and the seconds it took.
+pub fn compile_input(
+    input: &Input,
+    precision: PrecisionArg,
+    opt: OptArg,
+    keep_phase_graphs: bool,
+) -> Result<(Compiled, Option<Optimized>, f64), CliError> {
     let t0 = Instant::now();
-    let compiled = match input {
-        Input::Graph(g) => compile_graph(g, precision.lower_options()).map_err(diag_error)?,
-        Input::KernelText(src) => compile_kernel_text(src).map_err(diag_error)?,
+    let (compiled, optimized) = match input {
+        Input::Graph(g) => {
+            let opts = DriverOptions {
+                lower: precision.lower_options(),
+                opt_level: opt.level(),
+                keep_phase_graphs,
+            };
+            let (c, o) = compile_graph_opt(g, &opts).map_err(diag_error)?;
+            (c, Some(o))
+        }
+        Input::KernelText(src) => (compile_kernel_text(src).map_err(diag_error)?, None),
     };
-    Ok((compiled, t0.elapsed().as_secs_f64()))
+    Ok((compiled, optimized, t0.elapsed().as_secs_f64()))
+}
+
+/// Prints the optimizer's warnings (always), and its report with `-v`/`--opt-report`.
+pub fn print_opt_report(o: &Optimized, report: bool, verbose: bool) {
+    if report {
+        print!("{}", o.report.text());
+    } else if verbose {
+        eprint!("{}", o.report.text());
+    } else {
+        for w in &o.report.warnings {
+            eprintln!("warning: {w}");
+        }
+    }
 }
 
 fn graph_text(g: &Graph, full: bool) -> String {
@@ -113,8 +176,8 @@ fn kernel_text(c: &Compiled, full: bool) -> String {
 }
 
 pub fn compile(path: &Path, model: &ModelArgs, opts: &CompileOptions) -> Result<(), CliError> {
-    if opts.emit.is_none() && opts.output.is_none() && !opts.print_after_all {
-        return Err(CliError::new("E0003", "nothing to do: give `-o OUT.tbin` to write the program, or `--emit graph|kernel|asm` to print a stage"));
+    if opts.emit.is_none() && opts.output.is_none() && !opts.print_after_all && !opts.opt_report {
+        return Err(CliError::new("E0003", "nothing to do: give `-o OUT.tbin` to write the program, or `--emit graph|graph-opt|kernel|asm` to print a stage"));
     }
     let input = read_input(path, model)?;
     // A file gets the full dump (it parses back); the terminal gets a readable one.
@@ -136,7 +199,28 @@ pub fn compile(path: &Path, model: &ModelArgs, opts: &CompileOptions) -> Result<
         };
         return write_or_print(&opts.output, graph_text(g, full));
     }
-    let (compiled, seconds) = compile_input(&input, opts.precision)?;
+    let (compiled, optimized, seconds) =
+        compile_input(&input, opts.precision, opts.opt, opts.print_after_all)?;
+    if let Some(o) = &optimized {
+        print_opt_report(o, opts.opt_report, opts.verbose);
+        if opts.print_after_all {
+            for (phase, g) in &o.phase_graphs {
+                println!(
+                    "# ===== after optimizer phase {phase}: graph =====\n{}",
+                    graph_text(g, opts.full_constants)
+                );
+            }
+        }
+    }
+    if opts.emit == Some(Emit::GraphOpt) {
+        let Some(o) = &optimized else {
+            return Err(CliError::new(
+                "E0003",
+                "a kernel-IR input has no graph stage to emit",
+            ));
+        };
+        return write_or_print(&opts.output, graph_text(&o.graph, full));
+    }
     if opts.print_after_all {
         println!(
             "# ===== after lowering: kernel =====\n{}",
@@ -153,7 +237,7 @@ pub fn compile(path: &Path, model: &ModelArgs, opts: &CompileOptions) -> Result<
             &opts.output,
             tahoma_isa::asm::print_program(&compiled.program, full),
         ),
-        Some(Emit::Graph) => unreachable!("handled above"),
+        Some(Emit::Graph | Emit::GraphOpt) => unreachable!("handled above"),
         None => match &opts.output {
             Some(out) => {
                 let bytes = compiled

@@ -4,12 +4,13 @@
 //! random values (the same values in both modes). Reports a human summary on stdout and, on
 //! request, outputs as `.npy` files, a JSON report and a Chrome trace.
 
-use super::compile::{compile_input, read_input, Input, PrecisionArg};
+use super::compile::{compile_input, print_opt_report, read_input, Input, OptArg, PrecisionArg};
 use super::isa::{read_file, write_file_atomic};
 use super::model::ModelArgs;
 use super::CliError;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+use tahoma_compiler::opt::report::OptReport;
 use tahoma_compiler::tensor::{DType, Tensor as HostTensor};
 use tahoma_isa::program::{IoEntry, IoKind, Program};
 use tahoma_runtime::emulator::{Emulator, RunOptions};
@@ -27,6 +28,10 @@ pub struct RunArgs {
     pub seed: u64,
     pub model: ModelArgs,
     pub precision: PrecisionArg,
+    /// Optimisation level when compiling a model.
+    pub opt: OptArg,
+    /// `-v`: print the optimizer's report on stderr.
+    pub verbose: bool,
     /// Run a model on the graph interpreter instead of the emulator.
     pub reference: bool,
 }
@@ -83,13 +88,20 @@ pub fn output_file_name(name: &str) -> String {
 }
 
 /// Runs a program (or compiles and runs a model) as asked; returns the result and, for a model,
-/// the compile time in seconds.
-pub fn run_program(args: &RunArgs) -> Result<(RunResult, Option<f64>), CliError> {
+/// the compile time in seconds and the optimizer's report.
+pub fn run_program(
+    args: &RunArgs,
+) -> Result<(RunResult, Option<f64>, Option<OptReport>), CliError> {
+    let mut opt_report = None;
     let (program, compile_seconds) = if is_program(&args.program) {
         (load_program(&args.program)?, None)
     } else {
         let input = read_input(&args.program, &args.model)?;
-        let (compiled, secs) = compile_input(&input, args.precision)?;
+        let (compiled, optimized, secs) = compile_input(&input, args.precision, args.opt, false)?;
+        if let Some(o) = optimized {
+            print_opt_report(&o, false, args.verbose);
+            opt_report = Some(o.report);
+        }
         (compiled.program, Some(secs))
     };
     let mut emu = Emulator::new(program).map_err(runtime_error)?;
@@ -115,7 +127,11 @@ pub fn run_program(args: &RunArgs) -> Result<(RunResult, Option<f64>), CliError>
     if args.trace.is_some() && !args.functional {
         opts = opts.with_trace();
     }
-    Ok((emu.run(&opts).map_err(runtime_error)?, compile_seconds))
+    Ok((
+        emu.run(&opts).map_err(runtime_error)?,
+        compile_seconds,
+        opt_report,
+    ))
 }
 
 fn npy_dtype(d: DType) -> NpyDtype {
@@ -256,9 +272,15 @@ pub fn run(args: RunArgs) -> Result<(), CliError> {
         }
         return run_reference(&args);
     }
-    let (result, compile_seconds) = run_program(&args)?;
+    let (result, compile_seconds, opt_report) = run_program(&args)?;
     if let Some(s) = compile_seconds {
         println!("compiled in {s:.3} s");
+    }
+    if let Some(r) = opt_report.as_ref().filter(|r| !r.phases.is_empty()) {
+        println!(
+            "optimizer -{}: predicted {:.0} -> {:.0} cycles",
+            r.level, r.predicted_cycles_before, r.predicted_cycles_after
+        );
     }
     print!("{}", result.summary());
     if let Some(dir) = &args.out {
@@ -271,7 +293,13 @@ pub fn run(args: RunArgs) -> Result<(), CliError> {
         }
     }
     if let Some(path) = &args.report {
-        let text = serde_json::to_string_pretty(&result.report_json())
+        let mut json = serde_json::to_value(result.report_json())
+            .map_err(|e| CliError::new("E0002", e.to_string()))?;
+        if let (Some(r), Some(obj)) = (&opt_report, json.as_object_mut()) {
+            let v = serde_json::to_value(r).map_err(|e| CliError::new("E0002", e.to_string()))?;
+            obj.insert("optimizer".to_string(), v);
+        }
+        let text = serde_json::to_string_pretty(&json)
             .map_err(|e| CliError::new("E0002", e.to_string()))?;
         write_file_atomic(path, text.as_bytes())?;
         eprintln!("wrote {}", path.display());

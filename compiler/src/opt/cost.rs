@@ -1,0 +1,125 @@
+//! The cycle-cost estimate of one node, from isa-spec's parameters only (no hardware number is
+//! written here). The model follows today's lowering, where every node is one kernel that reads
+//! its operands from HBM and writes its result back:
+//!
+//! * tensor engine (MatMul, Gemm): MACs / peak MACs per cycle at the operand precision
+//!   ([`costs::peak_macs_per_cycle`]: `PE_ROWS * PE_COLS * PE_CLOCK_RATIO`, slower for fp32),
+//!   plus one scalar-engine pass evacuating PSUM (and one vector pass adding Gemm's C);
+//! * scalar engine (activations) and vector engine (arithmetic, reductions, normalisations):
+//!   [`costs::scalar_cycles`] / [`costs::vector_cycles`] over the elements per partition;
+//! * DMA: every operand and the result cross HBM once, at `HBM_BYTES_PER_CYCLE`, plus the
+//!   trigger latency of the first load and of the final store;
+//! * a kernel costs `max(compute, DMA streaming) + latencies`;
+//! * Reshape and Identity are aliases (zero), and a node computed only from weights is folded
+//!   at compile time (zero).
+
+use crate::graph::{Op, TensorType};
+use crate::lower::Precision;
+use tahoma_isa::{costs, machine};
+
+fn per_partition(numel: usize) -> u64 {
+    (numel as u64).div_ceil(machine::PARTITIONS)
+}
+
+fn bytes(t: &TensorType) -> u64 {
+    (t.numel() * t.dtype.size_bytes()) as u64
+}
+
+/// Multiply-accumulates of a MatMul/Gemm with these operand and output types.
+pub fn macs(op: Op, ins: &[&TensorType], out: &TensorType) -> u64 {
+    let k = match (op, ins) {
+        (Op::MatMul, [a, ..]) => a.shape.last().copied().unwrap_or(1),
+        (Op::Gemm, [a, b, ..]) => {
+            // K is the dim the two operands share; Gemm operands are 2-D.
+            let (a0, a1) = (a.shape.first().copied(), a.shape.get(1).copied());
+            let (b0, b1) = (b.shape.first().copied(), b.shape.get(1).copied());
+            [a0, a1]
+                .into_iter()
+                .flatten()
+                .find(|d| Some(*d) == b0 || Some(*d) == b1)
+                .unwrap_or(1)
+        }
+        _ => return 0,
+    };
+    (out.numel() as u64).saturating_mul(k as u64)
+}
+
+/// Estimated cycles of one node computing `outs` from `ins`.
+pub fn op_cycles(
+    op: Op,
+    ins: &[&TensorType],
+    outs: &[TensorType],
+    weight_only: bool,
+    precision: Precision,
+) -> f64 {
+    if weight_only || matches!(op, Op::Reshape | Op::Identity) {
+        return 0.0;
+    }
+    let out_elems: usize = outs.iter().map(|t| t.numel()).sum();
+    let n = per_partition(out_elems);
+    let n_in = ins.len().max(1) as u64;
+    let compute = match op {
+        Op::MatMul | Op::Gemm => {
+            let Some(out) = outs.first() else { return 0.0 };
+            let te =
+                macs(op, ins, out) as f64 / costs::peak_macs_per_cycle(precision.operand_dtype());
+            let evac = costs::scalar_cycles(n, 1) as f64;
+            let c = if op == Op::Gemm && ins.len() > 2 {
+                costs::vector_cycles(n, 2, 1) as f64
+            } else {
+                0.0
+            };
+            te + evac + c
+        }
+        Op::Transpose
+        | Op::Expand
+        | Op::Cast
+        | Op::Concat
+        | Op::Split
+        | Op::Slice
+        | Op::Tile
+        | Op::Gather
+        | Op::Resize
+        | Op::Pad => 0.0,
+        o if o.is_unary_elementwise() => costs::scalar_cycles(n, 1) as f64,
+        o if o.is_binary_arith() || o.is_comparison() => costs::vector_cycles(n, 2, 1) as f64,
+        Op::Softmax | Op::LogSoftmax | Op::LayerNormalization => {
+            // max/sum (or mean/var) reductions, then the normalising pass, then the scale.
+            let passes = 3;
+            let elems = per_partition(ins.first().map_or(out_elems, |t| t.numel()));
+            (costs::vector_cycles(elems, 1, 1) * passes) as f64
+        }
+        o if o.is_reduce() || matches!(o, Op::GlobalAveragePool | Op::GlobalMaxPool) => {
+            let elems = per_partition(ins.first().map_or(out_elems, |t| t.numel()));
+            costs::vector_cycles(elems, 1, 1) as f64
+        }
+        _ => {
+            let elems = per_partition(ins.iter().map(|t| t.numel()).max().unwrap_or(out_elems));
+            costs::vector_cycles(elems.max(n), n_in, 1) as f64
+        }
+    };
+    let moved: u64 =
+        ins.iter().map(|t| bytes(t)).sum::<u64>() + outs.iter().map(bytes).sum::<u64>();
+    let dma = moved as f64 / machine::HBM_BYTES_PER_CYCLE as f64;
+    let latency = (machine::DMA_TRIGGER_LATENCY * 2) as f64;
+    compute.max(dma) + latency
+}
+
+/// Predicted cycles of a whole graph as lowered today (each node once).
+pub fn graph_cycles(g: &crate::graph::Graph, precision: Precision) -> f64 {
+    let mut weight_only = vec![false; g.values.len()];
+    for (v, _) in g.constants() {
+        weight_only[v.index()] = true;
+    }
+    let mut total = 0.0;
+    for node in &g.nodes {
+        let wo = !node.inputs.is_empty() && node.inputs.iter().all(|v| weight_only[v.index()]);
+        for o in &node.outputs {
+            weight_only[o.index()] = wo;
+        }
+        let ins: Vec<&TensorType> = node.inputs.iter().map(|&v| g.ty(v)).collect();
+        let outs: Vec<TensorType> = node.outputs.iter().map(|&v| g.ty(v).clone()).collect();
+        total += op_cycles(node.op, &ins, &outs, wo, precision);
+    }
+    total
+}

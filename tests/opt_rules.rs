@@ -1,0 +1,664 @@
+//! Soundness of the optimizer's rules: for every rule, small graphs that satisfy its condition
+//! (random shapes and inputs, several seeds) are rewritten by that rule alone, the rewritten
+//! side is extracted, and both graphs are evaluated with the reference interpreter and compared
+//! (fp32, rtol 1e-5; the scale rules with a C operand distribute a product over a sum and the
+//! division rules move one rounding, so they are checked at rtol 1e-4). A rule that did not fire
+//! fails its test; guards are checked by graphs that violate them (the rule must not fire).
+//! Every rule of `opt::rules::all_rules` must appear here.
+
+use std::collections::BTreeSet;
+use tahoma_compiler::graph::{AttrValue, Attrs, Graph, Op, TensorType, ValueId};
+use tahoma_compiler::interp::run_graph;
+use tahoma_compiler::lower::Precision;
+use tahoma_compiler::opt::rules::{all_rules, Phase};
+use tahoma_compiler::opt::{apply_rules_preferring_rewrites, optimize, OptLevel, OptOptions};
+use tahoma_compiler::tensor::{DType, Tensor};
+
+/// A small deterministic generator (xorshift64*).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    /// Uniform in [lo, hi].
+    fn dim(&mut self, lo: usize, hi: usize) -> usize {
+        lo + (self.next() % (hi - lo + 1) as u64) as usize
+    }
+    fn val(&mut self) -> f32 {
+        ((self.next() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+    fn tensor(&mut self, shape: &[usize]) -> Tensor {
+        let n = shape.iter().product();
+        let v: Vec<f32> = (0..n).map(|_| self.val()).collect();
+        Tensor::from_f32(DType::F32, shape, &v)
+    }
+}
+
+fn f32t(shape: &[usize]) -> TensorType {
+    TensorType::new(DType::F32, shape)
+}
+
+fn ints(v: &[i64]) -> AttrValue {
+    AttrValue::Ints(v.to_vec())
+}
+
+/// Adds a node with inferred output named after it.
+fn node(g: &mut Graph, name: &str, op: Op, attrs: Attrs, ins: Vec<ValueId>) -> ValueId {
+    let n = g
+        .add_node_inferred(name, op, attrs, ins, vec![format!("{name}_out")])
+        .unwrap_or_else(|e| panic!("{name}: {e:?}"));
+    g.node(n).outputs[0]
+}
+
+fn splat(g: &mut Graph, name: &str, shape: &[usize], v: f32) -> ValueId {
+    let n: usize = shape.iter().product();
+    g.add_const(name, Tensor::from_f32(DType::F32, shape, &vec![v; n]))
+}
+
+fn gemm_attrs(alpha: f32, beta: f32, ta: bool, tb: bool) -> Attrs {
+    Attrs::new()
+        .with("alpha", AttrValue::Float(alpha))
+        .with("beta", AttrValue::Float(beta))
+        .with("transA", AttrValue::Int(ta as i64))
+        .with("transB", AttrValue::Int(tb as i64))
+}
+
+fn transpose(g: &mut Graph, name: &str, x: ValueId, perm: &[i64]) -> ValueId {
+    node(
+        g,
+        name,
+        Op::Transpose,
+        Attrs::new().with("perm", ints(perm)),
+        vec![x],
+    )
+}
+
+fn rules_named(name: &str) -> Vec<tahoma_compiler::opt::rules::Rule> {
+    let rules: Vec<_> = Phase::ALL
+        .iter()
+        .flat_map(|p| p.rules())
+        .filter(|r| r.name.as_str() == name)
+        .collect();
+    assert_eq!(rules.len(), 1, "rule {name} does not exist");
+    rules
+}
+
+/// Rewrites `g` with rule `name` alone; checks it fired (or not, when `expect_fire` is false)
+/// and that both sides agree within `rtol`. Returns the rewritten graph.
+fn check(name: &str, g: &Graph, rng: &mut Rng, rtol: f32, expect_fire: bool) -> Graph {
+    tahoma_compiler::graph::verify(g).unwrap();
+    let (h, applied) =
+        apply_rules_preferring_rewrites(g, &rules_named(name), Precision::Fp32).unwrap();
+    let fired = applied.get(name).copied().unwrap_or(0);
+    assert_eq!(
+        fired > 0,
+        expect_fire,
+        "rule {name} fired {fired} times on\n{}",
+        tahoma_compiler::graph::text::print(g)
+    );
+    let ins: Vec<Tensor> = g
+        .inputs
+        .iter()
+        .map(|&v| rng.tensor(&g.ty(v).shape))
+        .collect();
+    let want = run_graph(g, &ins).unwrap();
+    let got = run_graph(&h, &ins).unwrap();
+    assert_eq!(want.len(), got.len());
+    for (w, o) in want.iter().zip(&got) {
+        assert_eq!(w.shape(), o.shape(), "{name}: shapes");
+        assert_eq!(w.dtype(), o.dtype(), "{name}: dtypes");
+        for (a, b) in w.to_f32_vec().iter().zip(o.to_f32_vec()) {
+            let tol = rtol * a.abs().max(b.abs()) + 1e-6;
+            assert!((a - b).abs() <= tol, "{name}: {a} vs {b}");
+        }
+    }
+    if expect_fire {
+        assert_ne!(
+            tahoma_compiler::graph::text::print(g),
+            tahoma_compiler::graph::text::print(&h),
+            "{name}: the extracted graph is the original"
+        );
+    }
+    h
+}
+
+const SEEDS: u64 = 6;
+
+fn ops(g: &Graph) -> Vec<Op> {
+    g.nodes.iter().map(|n| n.op).collect()
+}
+
+#[test]
+fn every_rule_has_a_soundness_test() {
+    let tested: BTreeSet<&str> = TESTED.iter().copied().collect();
+    for (phase, name) in all_rules() {
+        assert!(
+            tested.contains(name.as_str()),
+            "rule {name} ({}) has no soundness test",
+            phase.name()
+        );
+    }
+}
+
+const TESTED: &[&str] = &[
+    "identity",
+    "transpose-identity",
+    "transpose-compose",
+    "reshape-compose",
+    "reshape-noop",
+    "neg-neg",
+    "mul-one",
+    "mul-one-left",
+    "div-one",
+    "add-zero",
+    "add-zero-left",
+    "sub-zero",
+    "matmul-transpose-a",
+    "matmul-transpose-b",
+    "gemm-transpose-a",
+    "gemm-transpose-a-c",
+    "gemm-transpose-b",
+    "gemm-transpose-b-c",
+    "matmul-bias",
+    "matmul-bias-left",
+    "gemm-bias",
+    "gemm-bias-left",
+    "matmul-scale",
+    "matmul-scale-left",
+    "matmul-div",
+    "gemm-scale",
+    "gemm-scale-left",
+    "gemm-div",
+    "gemm-scale-c",
+    "gemm-scale-c-left",
+    "gemm-div-c",
+];
+
+#[test]
+fn canonicalise_rules() {
+    for seed in 1..=SEEDS {
+        let mut r = Rng(seed * 7919);
+        let shape: Vec<usize> = (0..r.dim(1, 4)).map(|_| r.dim(1, 5)).collect();
+        let rank = shape.len();
+
+        // identity (inside a chain, so the root stays)
+        let mut g = Graph::new("t");
+        let x = g.add_input("x", f32t(&shape));
+        let a = node(&mut g, "a", Op::Relu, Attrs::new(), vec![x]);
+        let i = node(&mut g, "i", Op::Identity, Attrs::new(), vec![a]);
+        let y = node(&mut g, "y", Op::Exp, Attrs::new(), vec![i]);
+        g.outputs.push(y);
+        let h = check("identity", &g, &mut r, 1e-5, true);
+        assert_eq!(ops(&h), [Op::Relu, Op::Exp]);
+
+        // transpose-identity
+        let mut g = Graph::new("t");
+        let x = g.add_input("x", f32t(&shape));
+        let id: Vec<i64> = (0..rank as i64).collect();
+        let t = transpose(&mut g, "t", x, &id);
+        let y = node(&mut g, "y", Op::Exp, Attrs::new(), vec![t]);
+        g.outputs.push(y);
+        check("transpose-identity", &g, &mut r, 1e-5, true);
+
+        // transpose-compose: two random permutations (sometimes inverse, giving x)
+        let mut p: Vec<i64> = (0..rank as i64).collect();
+        let mut q = p.clone();
+        for k in (1..rank).rev() {
+            p.swap(k, r.dim(0, k));
+            q.swap(k, r.dim(0, k));
+        }
+        if seed % 2 == 0 {
+            // q = p^-1
+            for (i, &d) in p.iter().enumerate() {
+                q[d as usize] = i as i64;
+            }
+        }
+        let ident = |v: &[i64]| v.iter().enumerate().all(|(i, &d)| d == i as i64);
+        if !(ident(&p) && ident(&q)) {
+            let mut g = Graph::new("t");
+            let x = g.add_input("x", f32t(&shape));
+            let t1 = transpose(&mut g, "t1", x, &q);
+            let t2 = transpose(&mut g, "t2", t1, &p);
+            let y = node(&mut g, "y", Op::Exp, Attrs::new(), vec![t2]);
+            g.outputs.push(y);
+            let h = check("transpose-compose", &g, &mut r, 1e-5, true);
+            assert!(h.nodes.iter().filter(|n| n.op == Op::Transpose).count() <= 1);
+        }
+
+        // reshape-compose, reshape-noop
+        let n: usize = shape.iter().product();
+        let mut g = Graph::new("t");
+        let x = g.add_input("x", f32t(&shape));
+        let r1 = node(
+            &mut g,
+            "r1",
+            Op::Reshape,
+            Attrs::new().with("shape", ints(&[n as i64])),
+            vec![x],
+        );
+        let r2 = node(
+            &mut g,
+            "r2",
+            Op::Reshape,
+            Attrs::new().with("shape", ints(&[1, n as i64])),
+            vec![r1],
+        );
+        let y = node(&mut g, "y", Op::Exp, Attrs::new(), vec![r2]);
+        g.outputs.push(y);
+        let h = check("reshape-compose", &g, &mut r, 1e-5, true);
+        assert_eq!(h.nodes.iter().filter(|n| n.op == Op::Reshape).count(), 1);
+        let mut g = Graph::new("t");
+        let x = g.add_input("x", f32t(&shape));
+        let s: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+        let r1 = node(
+            &mut g,
+            "r1",
+            Op::Reshape,
+            Attrs::new().with("shape", ints(&s)),
+            vec![x],
+        );
+        let y = node(&mut g, "y", Op::Exp, Attrs::new(), vec![r1]);
+        g.outputs.push(y);
+        let h = check("reshape-noop", &g, &mut r, 1e-5, true);
+        assert_eq!(ops(&h), [Op::Exp]);
+
+        // neg-neg
+        let mut g = Graph::new("t");
+        let x = g.add_input("x", f32t(&shape));
+        let a = node(&mut g, "a", Op::Neg, Attrs::new(), vec![x]);
+        let b = node(&mut g, "b", Op::Neg, Attrs::new(), vec![a]);
+        let y = node(&mut g, "y", Op::Exp, Attrs::new(), vec![b]);
+        g.outputs.push(y);
+        let h = check("neg-neg", &g, &mut r, 1e-5, true);
+        assert_eq!(ops(&h), [Op::Exp]);
+
+        // neutral constants: a splat of the trailing dims (or a scalar), never growing x
+        let cshape: Vec<usize> = if seed % 3 == 0 {
+            vec![]
+        } else {
+            shape[rank - r.dim(1, rank)..].to_vec()
+        };
+        for (rule, op, left, v) in [
+            ("mul-one", Op::Mul, false, 1.0),
+            ("mul-one-left", Op::Mul, true, 1.0),
+            ("div-one", Op::Div, false, 1.0),
+            ("add-zero", Op::Add, false, 0.0),
+            ("add-zero-left", Op::Add, true, 0.0),
+            ("sub-zero", Op::Sub, false, 0.0),
+        ] {
+            let mut g = Graph::new("t");
+            let x = g.add_input("x", f32t(&shape));
+            let c = splat(&mut g, "c", &cshape, v);
+            let ins = if left { vec![c, x] } else { vec![x, c] };
+            let m = node(&mut g, "m", op, Attrs::new(), ins);
+            let y = node(&mut g, "y", Op::Exp, Attrs::new(), vec![m]);
+            g.outputs.push(y);
+            let h = check(rule, &g, &mut r, 1e-5, true);
+            assert_eq!(ops(&h), [Op::Exp], "{rule}");
+            // Guard: a constant that is not neutral, or one that grows x by broadcasting.
+            let mut g = Graph::new("t");
+            let x = g.add_input("x", f32t(&shape));
+            let c = splat(&mut g, "c", &cshape, v + 0.5);
+            let ins = if left { vec![c, x] } else { vec![x, c] };
+            let m = node(&mut g, "m", op, Attrs::new(), ins);
+            g.outputs.push(m);
+            check(rule, &g, &mut r, 1e-5, false);
+            let mut g = Graph::new("t");
+            let x = g.add_input("x", f32t(&shape));
+            let mut big = vec![2];
+            big.extend_from_slice(&shape);
+            let c = splat(&mut g, "c", &big, v);
+            let ins = if left { vec![c, x] } else { vec![x, c] };
+            let m = node(&mut g, "m", op, Attrs::new(), ins);
+            g.outputs.push(m);
+            check(rule, &g, &mut r, 1e-5, false);
+        }
+    }
+}
+
+#[test]
+fn algebra_rules() {
+    for seed in 1..=SEEDS {
+        let mut r = Rng(seed * 104_729);
+        let (m, k, n) = (r.dim(1, 40), r.dim(1, 40), r.dim(1, 40));
+
+        // matmul-transpose-a / -b
+        let mut g = Graph::new("t");
+        let a = g.add_input("a", f32t(&[k, m]));
+        let b = g.add_input("b", f32t(&[k, n]));
+        let at = transpose(&mut g, "at", a, &[1, 0]);
+        let y = node(&mut g, "y", Op::MatMul, Attrs::new(), vec![at, b]);
+        g.outputs.push(y);
+        let h = check("matmul-transpose-a", &g, &mut r, 1e-5, true);
+        assert_eq!(ops(&h), [Op::Gemm]);
+        assert_eq!(h.nodes[0].name, "y", "the Gemm keeps the MatMul's name");
+        let mut g = Graph::new("t");
+        let a = g.add_input("a", f32t(&[m, k]));
+        let b = g.add_input("b", f32t(&[n, k]));
+        let bt = transpose(&mut g, "bt", b, &[1, 0]);
+        let y = node(&mut g, "y", Op::MatMul, Attrs::new(), vec![a, bt]);
+        g.outputs.push(y);
+        let h = check("matmul-transpose-b", &g, &mut r, 1e-5, true);
+        assert_eq!(ops(&h), [Op::Gemm]);
+        // Guard: a batched (3-D) transpose is not a Gemm operand.
+        let mut g = Graph::new("t");
+        let a = g.add_input("a", f32t(&[2, m, k]));
+        let b = g.add_input("b", f32t(&[2, n, k]));
+        let bt = transpose(&mut g, "bt", b, &[0, 2, 1]);
+        let y = node(&mut g, "y", Op::MatMul, Attrs::new(), vec![a, bt]);
+        g.outputs.push(y);
+        check("matmul-transpose-b", &g, &mut r, 1e-5, false);
+
+        // gemm-transpose-{a,b}[-c]: random flags, alpha, beta
+        let (ta, tb) = (r.next() % 2 == 1, r.next() % 2 == 1);
+        let (alpha, beta) = (r.val() * 2.0, r.val() * 2.0);
+        for (rule, which, with_c) in [
+            ("gemm-transpose-a", 0, false),
+            ("gemm-transpose-a-c", 0, true),
+            ("gemm-transpose-b", 1, false),
+            ("gemm-transpose-b-c", 1, true),
+        ] {
+            let mut g = Graph::new("t");
+            // The operand as the Gemm sees it after the Transpose.
+            let a_seen = if ta { [k, m] } else { [m, k] };
+            let b_seen = if tb { [n, k] } else { [k, n] };
+            let sa = if which == 0 {
+                [a_seen[1], a_seen[0]]
+            } else {
+                a_seen
+            };
+            let sb = if which == 1 {
+                [b_seen[1], b_seen[0]]
+            } else {
+                b_seen
+            };
+            let a = g.add_input("a", f32t(&sa));
+            let b = g.add_input("b", f32t(&sb));
+            let (a, b) = if which == 0 {
+                (transpose(&mut g, "t", a, &[1, 0]), b)
+            } else {
+                (a, transpose(&mut g, "t", b, &[1, 0]))
+            };
+            let mut ins = vec![a, b];
+            if with_c {
+                ins.push(g.add_input("c", f32t(&[n])));
+            }
+            let y = node(&mut g, "y", Op::Gemm, gemm_attrs(alpha, beta, ta, tb), ins);
+            g.outputs.push(y);
+            let h = check(rule, &g, &mut r, 1e-5, true);
+            assert_eq!(ops(&h), [Op::Gemm], "{rule}");
+        }
+
+        // matmul-bias[-left], gemm-bias[-left]: bias [N], [1, N] or [M, N]
+        let bias_shape = match seed % 3 {
+            0 => vec![n],
+            1 => vec![1, n],
+            _ => vec![m, n],
+        };
+        for (rule, gemm, left) in [
+            ("matmul-bias", false, false),
+            ("matmul-bias-left", false, true),
+            ("gemm-bias", true, false),
+            ("gemm-bias-left", true, true),
+        ] {
+            let mut g = Graph::new("t");
+            let a = g.add_input("a", f32t(&[m, k]));
+            let b = g.add_input("b", f32t(&[k, n]));
+            let c = g.add_input("bias", f32t(&bias_shape));
+            let p = if gemm {
+                node(
+                    &mut g,
+                    "p",
+                    Op::Gemm,
+                    gemm_attrs(alpha, 0.0, false, false),
+                    vec![a, b],
+                )
+            } else {
+                node(&mut g, "p", Op::MatMul, Attrs::new(), vec![a, b])
+            };
+            let ins = if left { vec![c, p] } else { vec![p, c] };
+            let y = node(&mut g, "y", Op::Add, Attrs::new(), ins);
+            g.outputs.push(y);
+            let h = check(rule, &g, &mut r, 1e-5, true);
+            assert_eq!(ops(&h), [Op::Gemm], "{rule}");
+            // Guard: a bias that grows the result ([2, M, N]) stays an Add.
+            let mut g = Graph::new("t");
+            let a = g.add_input("a", f32t(&[m, k]));
+            let b = g.add_input("b", f32t(&[k, n]));
+            let c = g.add_input("bias", f32t(&[2, m, n]));
+            let p = if gemm {
+                node(
+                    &mut g,
+                    "p",
+                    Op::Gemm,
+                    gemm_attrs(alpha, 0.0, false, false),
+                    vec![a, b],
+                )
+            } else {
+                node(&mut g, "p", Op::MatMul, Attrs::new(), vec![a, b])
+            };
+            let ins = if left { vec![c, p] } else { vec![p, c] };
+            let y = node(&mut g, "y", Op::Add, Attrs::new(), ins);
+            g.outputs.push(y);
+            check(rule, &g, &mut r, 1e-5, false);
+        }
+
+        // scale rules: the factor is a scalar or a [1, 1] splat
+        let kval = 0.25 + r.val().abs() * 3.0;
+        let kshape: Vec<usize> = if seed % 2 == 0 { vec![] } else { vec![1, 1] };
+        for (rule, inner, op, left, with_c, rtol) in [
+            ("matmul-scale", Op::MatMul, Op::Mul, false, false, 1e-5),
+            ("matmul-scale-left", Op::MatMul, Op::Mul, true, false, 1e-5),
+            ("matmul-div", Op::MatMul, Op::Div, false, false, 1e-4),
+            ("gemm-scale", Op::Gemm, Op::Mul, false, false, 1e-5),
+            ("gemm-scale-left", Op::Gemm, Op::Mul, true, false, 1e-5),
+            ("gemm-div", Op::Gemm, Op::Div, false, false, 1e-4),
+            ("gemm-scale-c", Op::Gemm, Op::Mul, false, true, 1e-4),
+            ("gemm-scale-c-left", Op::Gemm, Op::Mul, true, true, 1e-4),
+            ("gemm-div-c", Op::Gemm, Op::Div, false, true, 1e-4),
+        ] {
+            let mut g = Graph::new("t");
+            let a = g.add_input("a", f32t(&[m, k]));
+            let b = g.add_input("b", f32t(&[k, n]));
+            let mut ins = vec![a, b];
+            if with_c {
+                ins.push(g.add_input("c", f32t(&[m, n])));
+            }
+            let p = if inner == Op::Gemm {
+                node(
+                    &mut g,
+                    "p",
+                    Op::Gemm,
+                    gemm_attrs(alpha, beta, false, false),
+                    ins,
+                )
+            } else {
+                node(&mut g, "p", Op::MatMul, Attrs::new(), ins)
+            };
+            let c = splat(&mut g, "k", &kshape, kval);
+            let ins = if left { vec![c, p] } else { vec![p, c] };
+            let y = node(&mut g, "y", op, Attrs::new(), ins);
+            g.outputs.push(y);
+            let h = check(rule, &g, &mut r, rtol, true);
+            assert_eq!(ops(&h), [Op::Gemm], "{rule}");
+            // Guard: a factor that is not a splat (needs two distinct columns).
+            if n < 2 {
+                continue;
+            }
+            let mut g = Graph::new("t");
+            let a = g.add_input("a", f32t(&[m, k]));
+            let b = g.add_input("b", f32t(&[k, n]));
+            let mut ins = vec![a, b];
+            if with_c {
+                ins.push(g.add_input("c", f32t(&[m, n])));
+            }
+            let p = if inner == Op::Gemm {
+                node(
+                    &mut g,
+                    "p",
+                    Op::Gemm,
+                    gemm_attrs(alpha, beta, false, false),
+                    ins,
+                )
+            } else {
+                node(&mut g, "p", Op::MatMul, Attrs::new(), ins)
+            };
+            let vals: Vec<f32> = (0..n).map(|i| 1.0 + i as f32).collect();
+            let c = g.add_const("k", Tensor::from_f32(DType::F32, &[n], &vals));
+            let ins = if left { vec![c, p] } else { vec![p, c] };
+            let y = node(&mut g, "y", op, Attrs::new(), ins);
+            g.outputs.push(y);
+            check(rule, &g, &mut r, rtol, false);
+        }
+    }
+}
+
+/// A linear layer written the way exporters spell it: MatMul by a transposed weight, a bias
+/// add and a scale; -O2 turns it into one Gemm, names kept, and the e-graph stays small.
+#[test]
+fn rules_compose_into_one_gemm_and_the_egraph_stays_small() {
+    let mut r = Rng(42);
+    let (m, k, n) = (16, 24, 8);
+    let mut g = Graph::new("linear");
+    let x = g.add_input("x", f32t(&[m, k]));
+    let w = g.add_input("w", f32t(&[n, k]));
+    let bias = g.add_input("bias", f32t(&[n]));
+    let wt = transpose(&mut g, "wt", w, &[1, 0]);
+    let id = node(&mut g, "id", Op::Identity, Attrs::new(), vec![wt]);
+    let p = node(&mut g, "mm", Op::MatMul, Attrs::new(), vec![x, id]);
+    let s = node(&mut g, "add", Op::Add, Attrs::new(), vec![p, bias]);
+    let half = splat(&mut g, "half", &[], 0.5);
+    let y = node(&mut g, "scale", Op::Mul, Attrs::new(), vec![s, half]);
+    g.outputs.push(y);
+    let o = optimize(
+        &g,
+        &OptOptions {
+            level: OptLevel::O2,
+            precision: Precision::Fp32,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let h = &o.graph;
+    assert_eq!(
+        ops(h),
+        [Op::Gemm],
+        "{}",
+        tahoma_compiler::graph::text::print(h)
+    );
+    assert_eq!(h.nodes[0].name, "scale");
+    assert_eq!(h.value(h.outputs[0]).name, "scale_out");
+    let gemm = &h.nodes[0].attrs;
+    assert_eq!(gemm.float("alpha").unwrap(), 0.5);
+    assert_eq!(gemm.float("beta").unwrap(), 0.5);
+    assert_eq!(gemm.int("transB").unwrap(), 1);
+    let ins: Vec<Tensor> = g.inputs.iter().map(|&v| r.tensor(&g.ty(v).shape)).collect();
+    let want = run_graph(&g, &ins).unwrap()[0].to_f32_vec();
+    let got = run_graph(h, &ins).unwrap()[0].to_f32_vec();
+    for (a, b) in want.iter().zip(&got) {
+        assert!(
+            (a - b).abs() <= 1e-4 * a.abs().max(b.abs()) + 1e-6,
+            "{a} vs {b}"
+        );
+    }
+    assert!(o.report.predicted_cycles_after < o.report.predicted_cycles_before);
+    let last = o.report.phases.last().unwrap();
+    assert!(last.enodes <= 30, "e-graph grew to {} e-nodes", last.enodes);
+    assert!(o.report.phases.iter().all(|p| p.stop == "saturated"));
+    // -O0 leaves the graph alone; -O1 only canonicalises (the Identity goes).
+    let o0 = optimize(
+        &g,
+        &OptOptions {
+            level: OptLevel::O0,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(o0.graph, g);
+    let o1 = optimize(
+        &g,
+        &OptOptions {
+            level: OptLevel::O1,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        ops(&o1.graph),
+        [Op::Transpose, Op::MatMul, Op::Add, Op::Mul]
+    );
+}
+
+/// Limits degrade gracefully: a node limit below the graph's size stops a phase with a warning
+/// naming it, and the result is still a correct graph.
+#[test]
+fn a_phase_at_its_limit_warns_and_keeps_the_best_so_far() {
+    let mut g = Graph::new("chain");
+    let mut v = g.add_input("x", f32t(&[4, 4]));
+    for i in 0..20 {
+        v = node(&mut g, &format!("n{i}"), Op::Neg, Attrs::new(), vec![v]);
+    }
+    g.outputs.push(v);
+    let mut opts = OptOptions::default();
+    opts.limits.nodes = 5;
+    let o = optimize(&g, &opts).unwrap();
+    assert!(
+        o.report
+            .warnings
+            .iter()
+            .any(|w| w.contains("canonicalise") && w.contains("node limit")),
+        "{:?}",
+        o.report.warnings
+    );
+    let mut r = Rng(3);
+    let ins = vec![r.tensor(&[4, 4])];
+    assert_eq!(
+        run_graph(&g, &ins).unwrap(),
+        run_graph(&o.graph, &ins).unwrap()
+    );
+    // Without the limit the 20 negations cancel completely.
+    let o = optimize(&g, &OptOptions::default()).unwrap();
+    assert!(o.graph.nodes.iter().all(|n| n.op == Op::Identity));
+}
+
+/// Snapshots of `--emit graph-opt` for graphs of `tests/kernels/` the optimizer changes or
+/// must leave alone, with the e-graph sizes of the final phase.
+#[test]
+fn graph_opt_snapshots() {
+    use tahoma_compiler::onnx::{import_text, ImportOptions, NoExternalData};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kernels");
+    for (name, max_enodes) in [
+        ("mlp_block", 20),
+        ("gemm_bias_relu", 10),
+        ("transpose", 10),
+        ("elementwise_chain", 15),
+        ("shape_ops", 40),
+    ] {
+        let src = std::fs::read_to_string(dir.join(format!("{name}.onnxtxt"))).unwrap();
+        let g = import_text(&src, &ImportOptions::default(), &NoExternalData).unwrap();
+        let o = optimize(&g, &OptOptions::default()).unwrap();
+        let last = o.report.phases.last().unwrap();
+        assert!(
+            last.enodes <= max_enodes,
+            "{name}: {} e-nodes (at most {max_enodes} expected)",
+            last.enodes
+        );
+        assert!(
+            o.report.phases.iter().all(|p| p.stop == "saturated"),
+            "{name}"
+        );
+        insta::assert_snapshot!(
+            format!("graph_opt_{name}"),
+            tahoma_compiler::graph::text::print_with(
+                &o.graph,
+                tahoma_compiler::graph::text::PrintOptions {
+                    elide_above: Some(16)
+                }
+            )
+        );
+    }
+}
