@@ -1,6 +1,6 @@
 //! Real models end to end on the emulator against onnxruntime's golden outputs (the corpora built
-//! by `tests/corpus/fetch.sh`; a missing corpus fails loudly): YOLOv8n at 320x320 and the light
-//! ResNet-50, compiled at fp32 (must match within the goldens' rtol 1e-3 / atol 1e-5) and at
+//! by `tests/corpus/fetch.sh`; a missing corpus fails loudly): MiniLM-L3, YOLOv8n at 320x320 and
+//! the light ResNet-50, compiled at fp32 (must match within the goldens' rtol 1e-3 / atol 1e-5) and at
 //! bf16 (cosine similarity >= 0.999 per output).
 
 use std::path::{Path, PathBuf};
@@ -132,21 +132,13 @@ fn light_resnet50_matches_onnxruntime_on_the_emulator() {
     check(&corpus().join("onnx-1.23.2/light/light_resnet50"), &[]);
 }
 
-/// MiniLM-L3 does not run on the chip yet: its embedding lookup is a Gather with indices
-/// computed at run time (and its token ids are int64). This test pins that gap so the day it
-/// closes is noticed; FIXME: turn it into a golden comparison like the others.
 #[test]
-fn minilm_l3_is_refused_naming_its_run_time_gather() {
-    let folder = corpus().join("models/minilm-0.2.1/minilm_l3");
-    let bytes = std::fs::read(folder.join("model.onnx")).unwrap();
-    let mut opts = ImportOptions::default();
-    opts.dims.insert("batch_size".into(), 1);
-    opts.dims.insert("sequence_length".into(), 16);
-    let g = import_bytes(&bytes, &opts, &NoExternalData).unwrap();
-    let err = compile_graph(&g, LowerOptions::default()).unwrap_err();
-    assert!(err.0.iter().all(|d| d.code.as_str() == "E1301"), "{err}");
-    assert!(
-        err.0.iter().any(|d| d.op.as_deref() == Some("Gather")),
-        "{err}"
+fn minilm_l3_matches_onnxruntime_on_the_emulator() {
+    // The golden inputs are [2, 16] token ids and mask (int64, held as i32 on the chip); the
+    // embedding lookup is a run-time Gather lowered as a one-hot matmul.
+    let ids = vec![2, 16];
+    check(
+        &corpus().join("models/minilm-0.2.1/minilm_l3"),
+        &[("input_ids", ids.clone()), ("attention_mask", ids)],
     );
 }

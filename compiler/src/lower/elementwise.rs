@@ -169,18 +169,27 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
         Op::Max => Some(Alu::Max),
         Op::Min => Some(Alu::Min),
         Op::Pow => Some(Alu::Pow),
+        // Comparisons and logic produce booleans, held as i32 0/1.
+        Op::Equal => Some(Alu::IsEqual),
+        Op::Less => Some(Alu::IsLt),
+        Op::Greater => Some(Alu::IsGt),
+        Op::LessOrEqual => Some(Alu::IsLe),
+        Op::GreaterOrEqual => Some(Alu::IsGe),
+        Op::And => Some(Alu::LogicalAnd),
+        Op::Or => Some(Alu::LogicalOr),
+        Op::Xor => Some(Alu::LogicalXor),
         _ => None,
     };
     let is_unary_vector = matches!(
         node.op,
-        Op::LeakyRelu | Op::HardSigmoid | Op::HardSwish | Op::Clip
+        Op::LeakyRelu | Op::HardSigmoid | Op::HardSwish | Op::Clip | Op::Not | Op::Where
     );
     if unary_act.is_none() && binary.is_none() && !is_unary_vector && node.op != Op::Cast {
         return Err(node_error(node, Code::NotLowered, format!("{} has no lowering to the chip yet", node.op.name())).help("run it on the interpreter with `tahoma run MODEL --reference`, or rewrite the model without it"));
     }
     if l.graph.ty(node.outputs[0]).dtype.is_float()
         && node.inputs.iter().any(|&i| !l.graph.ty(i).dtype.is_float())
-        && node.op != Op::Cast
+        && !matches!(node.op, Op::Cast | Op::Where)
     {
         return Err(node_error(
             node,
@@ -279,6 +288,21 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
                 .unwrap_or(f32::INFINITY);
             tiled(l, node, &ins, &out, &move |x, y, _| {
                 vec![ts(y, &x[0], Alu::Max, lo, Alu::Min, hi)]
+            });
+        }
+        Op::Not => {
+            tiled(l, node, &ins, &out, &move |x, y, _| {
+                vec![ts(y, &x[0], Alu::IsEqual, 0.0, Alu::Bypass, 0.0)]
+            });
+        }
+        Op::Where => {
+            tiled(l, node, &ins, &out, &move |x, y, _| {
+                vec![KOp::Select {
+                    dst: y.clone(),
+                    pred: x[0].clone(),
+                    on_true: x[1].clone(),
+                    on_false: x[2].clone(),
+                }]
             });
         }
         _ => unreachable!("filtered above"),

@@ -15,6 +15,7 @@
 
 pub mod conv;
 pub mod elementwise;
+pub mod gather;
 pub mod matmul;
 pub mod movement;
 pub mod normalize;
@@ -56,16 +57,20 @@ pub struct LowerOptions {
     pub precision: Precision,
 }
 
-/// The chip dtype of a graph dtype, if the chip has one.
+/// The chip dtype holding a graph dtype. The chip has no 64-bit integers or booleans: int64
+/// values (token ids, masks, shapes) are held as i32 and booleans as i32 0/1; the host converts
+/// at the program's inputs and outputs, and constants that do not fit are refused.
 pub fn chip_dtype(d: DType) -> Option<Dtype> {
     match d {
         DType::F32 => Some(Dtype::Fp32),
         DType::F16 => Some(Dtype::Fp16),
         DType::BF16 => Some(Dtype::Bf16),
-        DType::I32 => Some(Dtype::I32),
-        DType::I64 | DType::Bool => None,
+        DType::I32 | DType::I64 | DType::Bool => Some(Dtype::I32),
     }
 }
+
+/// Integers the chip's i32 holds exactly once arithmetic goes through fp32 (2^24).
+pub const EXACT_INT_LIMIT: f32 = 16_777_216.0;
 
 /// Where a graph value lives: an HBM tensor (possibly shared by aliases) and its own shape.
 #[derive(Clone, Debug)]
@@ -145,10 +150,19 @@ impl<'g> Lowerer<'g> {
         self.placed(v)
     }
 
-    /// Whether `v` has (or can get) an HBM placement.
+    /// Whether `v` has (or can get) an HBM placement: constants must have a chip dtype and, if
+    /// integer, values the chip's i32 holds exactly.
     fn placeable(&self, v: ValueId) -> bool {
-        self.placed.contains_key(&v)
-            || (self.graph.const_value(v).is_some() && chip_dtype(self.graph.ty(v).dtype).is_some())
+        if self.placed.contains_key(&v) {
+            return true;
+        }
+        let Some(t) = self.graph.const_value(v) else {
+            return false;
+        };
+        t.dtype().is_float()
+            || t.to_i64_vec()
+                .iter()
+                .all(|&x| (x.unsigned_abs() as f32) <= EXACT_INT_LIMIT)
     }
 
     /// A constant graph value converted to `dtype` (e.g. weights stored at the compiled
@@ -317,6 +331,28 @@ pub fn lower(graph: &Graph, opts: LowerOptions) -> Result<KernelProgram, Diagnos
             }
             _ => elementwise::lower(&mut l, node),
         };
+        // Every output someone needs must have been produced (a lowering that handles only the
+        // first output of a multi-output node must not leave the others silently missing).
+        let r = r.and_then(|()| {
+            let needed = |o: ValueId| {
+                graph.outputs.contains(&o) || graph.nodes.iter().any(|n| n.inputs.contains(&o))
+            };
+            match node
+                .outputs
+                .iter()
+                .position(|&o| !l.placeable(o) && needed(o))
+            {
+                Some(k) => Err(node_error(
+                    node,
+                    Code::NotLowered,
+                    format!(
+                        "output {k} (`{}`) is not computed on the chip yet",
+                        graph.value(node.outputs[k]).name
+                    ),
+                )),
+                None => Ok(()),
+            }
+        });
         if let Err(e) = r {
             errors.push(e);
             for &o in &node.outputs {

@@ -218,11 +218,7 @@ fn gather_axis(x: &Placed, out: &Placed, axis: usize, idx: &[i64], ops: &mut Vec
 fn gather(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
     let axis = node.attrs.int("axis").map_err(attr_err(node))? as usize;
     let Some(ind) = l.graph.const_value(node.inputs[1]) else {
-        return Err(node_error(
-            node,
-            Code::NotLowered,
-            "Gather with indices computed at run time is not lowered (constant indices only)",
-        ));
+        return super::gather::lower(l, node);
     };
     let x = l.placed(node.inputs[0]);
     let a = x.shape[axis] as i64;
