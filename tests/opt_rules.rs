@@ -165,6 +165,8 @@ const TESTED: &[&str] = &[
     "gemm-transpose-b-c",
     "matmul-bias",
     "matmul-bias-left",
+    "matmul-bias-batched",
+    "matmul-bias-batched-left",
     "gemm-bias",
     "gemm-bias-left",
     "matmul-scale",
@@ -441,6 +443,37 @@ fn algebra_rules() {
             } else {
                 node(&mut g, "p", Op::MatMul, Attrs::new(), vec![a, b])
             };
+            let ins = if left { vec![c, p] } else { vec![p, c] };
+            let y = node(&mut g, "y", Op::Add, Attrs::new(), ins);
+            g.outputs.push(y);
+            check(rule, &g, &mut r, 1e-5, false);
+        }
+
+        // matmul-bias-batched[-left]: a linear layer over [B.., M, K]
+        let batch: Vec<usize> = (0..r.dim(1, 2)).map(|_| r.dim(1, 3)).collect();
+        for (rule, left) in [
+            ("matmul-bias-batched", false),
+            ("matmul-bias-batched-left", true),
+        ] {
+            let mut sa = batch.clone();
+            sa.extend([m, k]);
+            let mut g = Graph::new("t");
+            let a = g.add_input("a", f32t(&sa));
+            let b = g.add_input("w", f32t(&[k, n]));
+            let bshape = if seed % 2 == 0 { vec![n] } else { vec![1, n] };
+            let c = g.add_input("bias", f32t(&bshape));
+            let p = node(&mut g, "p", Op::MatMul, Attrs::new(), vec![a, b]);
+            let ins = if left { vec![c, p] } else { vec![p, c] };
+            let y = node(&mut g, "y", Op::Add, Attrs::new(), ins);
+            g.outputs.push(y);
+            let h = check(rule, &g, &mut r, 1e-5, true);
+            assert_eq!(ops(&h), [Op::Reshape, Op::Gemm, Op::Reshape], "{rule}");
+            // Guard: a bias with a batch dim ([M, N] per row block is not one row vector).
+            let mut g = Graph::new("t");
+            let a = g.add_input("a", f32t(&sa));
+            let b = g.add_input("w", f32t(&[k, n]));
+            let c = g.add_input("bias", f32t(&[m, n]));
+            let p = node(&mut g, "p", Op::MatMul, Attrs::new(), vec![a, b]);
             let ins = if left { vec![c, p] } else { vec![p, c] };
             let y = node(&mut g, "y", Op::Add, Attrs::new(), ins);
             g.outputs.push(y);

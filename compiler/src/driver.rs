@@ -41,8 +41,15 @@ pub fn compile_graph_opt(
     g: &Graph,
     opts: &CompileOptions,
 ) -> Result<(Compiled, Optimized), Diagnostics> {
+    let optimized = optimize_graph(g, opts)?;
+    let compiled = compile_graph(&optimized.graph, opts.lower)?;
+    Ok((compiled, optimized))
+}
+
+/// Verifies and optimizes a graph at `opts.opt_level` without lowering it (`--emit graph-opt`).
+pub fn optimize_graph(g: &Graph, opts: &CompileOptions) -> Result<Optimized, Diagnostics> {
     verify(g)?;
-    let optimized = optimize(
+    optimize(
         g,
         &OptOptions {
             level: opts.opt_level,
@@ -50,9 +57,7 @@ pub fn compile_graph_opt(
             keep_phase_graphs: opts.keep_phase_graphs,
             ..Default::default()
         },
-    )?;
-    let compiled = compile_graph(&optimized.graph, opts.lower)?;
-    Ok((compiled, optimized))
+    )
 }
 
 /// Compiles kernel-IR text (a hand-written `.tk` file).

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tahoma_compiler::diag::Code;
 use tahoma_compiler::driver::{
-    compile_graph_opt, compile_kernel_text, CompileOptions as DriverOptions, Compiled,
+    compile_graph_opt, compile_kernel_text, optimize_graph, CompileOptions as DriverOptions,
+    Compiled,
 };
 use tahoma_compiler::graph::text::{print_with, PrintOptions};
 use tahoma_compiler::graph::Graph;
@@ -198,6 +199,25 @@ pub fn compile(path: &Path, model: &ModelArgs, opts: &CompileOptions) -> Result<
             ));
         };
         return write_or_print(&opts.output, graph_text(g, full));
+    }
+    if let (Some(Emit::GraphOpt), Input::Graph(g)) = (opts.emit, &input) {
+        // The optimized graph needs no lowering (a model the lowering refuses still prints).
+        let dopts = DriverOptions {
+            lower: opts.precision.lower_options(),
+            opt_level: opts.opt.level(),
+            keep_phase_graphs: opts.print_after_all,
+        };
+        let o = optimize_graph(g, &dopts).map_err(diag_error)?;
+        print_opt_report(&o, opts.opt_report, opts.verbose);
+        if opts.print_after_all {
+            for (phase, pg) in &o.phase_graphs {
+                println!(
+                    "# ===== after optimizer phase {phase}: graph =====\n{}",
+                    graph_text(pg, opts.full_constants)
+                );
+            }
+        }
+        return write_or_print(&opts.output, graph_text(&o.graph, full));
     }
     let (compiled, optimized, seconds) =
         compile_input(&input, opts.precision, opts.opt, opts.print_after_all)?;

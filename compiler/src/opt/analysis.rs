@@ -8,7 +8,7 @@
 //! classes merge; rule conditions that read it stay sound (egg#323).
 
 use super::lang::TNode;
-use crate::graph::{shape, Attrs, Op, TensorType};
+use crate::graph::{shape, Attrs, Op, TensorType, ValueId};
 use crate::lower::Precision;
 use crate::tensor::Tensor;
 use egg::{DidMerge, Id};
@@ -21,7 +21,7 @@ pub type OptEGraph = egg::EGraph<TNode, TensorAnalysis>;
 #[derive(Clone, Debug, Default)]
 pub struct TensorAnalysis {
     pub inputs: Vec<TensorType>,
-    pub consts: Vec<Tensor>,
+    pub consts: Vec<ConstInfo>,
     pub attrs: Vec<Attrs>,
     attr_index: HashMap<String, u32>,
     pub precision: Precision,
@@ -48,10 +48,41 @@ impl TensorAnalysis {
         k
     }
 
+    /// A constant owned by the analysis (made by a rule).
     pub fn add_const(&mut self, t: Tensor) -> u32 {
-        self.consts.push(t);
+        self.consts.push(ConstInfo {
+            ty: TensorType::new(t.dtype(), t.shape()),
+            splat: splat_of(&t),
+            source: ConstSource::Owned(t),
+        });
         (self.consts.len() - 1) as u32
     }
+
+    /// A constant of the input graph, referenced by its value id (weights are not copied).
+    pub fn add_graph_const(&mut self, v: ValueId, t: &Tensor) -> u32 {
+        self.consts.push(ConstInfo {
+            ty: TensorType::new(t.dtype(), t.shape()),
+            splat: splat_of(t),
+            source: ConstSource::Graph(v),
+        });
+        (self.consts.len() - 1) as u32
+    }
+}
+
+/// What the analysis keeps of a constant.
+#[derive(Clone, Debug)]
+pub struct ConstInfo {
+    pub ty: TensorType,
+    pub splat: Option<f64>,
+    pub source: ConstSource,
+}
+
+/// Where a constant's data lives.
+#[derive(Clone, Debug)]
+pub enum ConstSource {
+    /// A constant value of the graph being optimized.
+    Graph(ValueId),
+    Owned(Tensor),
 }
 
 /// What the analysis knows about one e-class.
@@ -79,14 +110,16 @@ impl Data {
 }
 
 fn splat_of(t: &Tensor) -> Option<f64> {
-    if !t.dtype().is_float() || t.is_empty() {
-        return None;
+    fn same<T: Copy + PartialEq>(a: &ndarray::ArrayD<T>) -> Option<T> {
+        let first = *a.iter().next()?;
+        a.iter().all(|&x| x == first).then_some(first)
     }
-    let v = t.to_f32_vec();
-    let first = v[0];
-    v.iter()
-        .all(|x| x.to_bits() == first.to_bits())
-        .then_some(f64::from(first))
+    match t {
+        Tensor::F32(a) => same(a).map(f64::from),
+        Tensor::F16(a) => same(a).map(|x| f64::from(x.to_f32())),
+        Tensor::BF16(a) => same(a).map(|x| f64::from(x.to_f32())),
+        _ => None,
+    }
 }
 
 impl egg::Analysis<TNode> for TensorAnalysis {
@@ -105,10 +138,10 @@ impl egg::Analysis<TNode> for TensorAnalysis {
                 ..Default::default()
             },
             TNode::Const(i) => match eg.analysis.consts.get(*i as usize) {
-                Some(t) => Data {
-                    tys: vec![TensorType::new(t.dtype(), t.shape())],
+                Some(c) => Data {
+                    tys: vec![c.ty.clone()],
                     weight_only: true,
-                    splat: splat_of(t),
+                    splat: c.splat,
                     attr: None,
                 },
                 None => Data::default(),

@@ -13,7 +13,7 @@
 //! (a node produced by a rewrite keeps the name of the node it replaced), and graph outputs
 //! their names. Nodes whose operands are all constants are folded with the interpreter.
 
-use super::analysis::{attrs_of, OptEGraph};
+use super::analysis::{attrs_of, ConstSource, OptEGraph};
 use super::cost::op_cycles;
 use super::lang::{Names, TNode};
 use crate::diag::{Code, Diagnostic};
@@ -171,6 +171,7 @@ pub fn to_graph(
         done: HashMap::new(),
         consts: HashMap::new(),
         fresh: 0,
+        orig,
     };
     for &v in &orig.inputs {
         let val = orig.value(v);
@@ -218,6 +219,7 @@ struct Builder<'a> {
     done: HashMap<Id, Vec<ValueId>>,
     consts: HashMap<u32, ValueId>,
     fresh: usize,
+    orig: &'a Graph,
 }
 
 impl Builder<'_> {
@@ -285,7 +287,14 @@ impl Builder<'_> {
                 if let Some(&v) = self.consts.get(i) {
                     return Ok(vec![v]);
                 }
-                let t = eg.analysis.consts[*i as usize].clone();
+                let t = match &eg.analysis.consts[*i as usize].source {
+                    ConstSource::Owned(t) => t.clone(),
+                    ConstSource::Graph(v) => {
+                        self.orig.const_value(*v).cloned().ok_or_else(|| {
+                            Diagnostic::new(Code::OptExtract, "a constant leaf outside the graph")
+                        })?
+                    }
+                };
                 let vname = self.value_name(c);
                 let v = self.g.add_const(vname, t);
                 self.consts.insert(*i, v);

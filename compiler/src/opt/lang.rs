@@ -207,7 +207,7 @@ pub fn to_egraph(g: &Graph, mut analysis: TensorAnalysis) -> Added {
         prov.values.push((id, g.value(v).name.clone()));
     }
     for (v, t) in g.constants() {
-        let k = eg.analysis.add_const(t.clone());
+        let k = eg.analysis.add_graph_const(v, t);
         let id = eg.add(TNode::Const(k));
         class.insert(v, id);
         prov.values.push((id, g.value(v).name.clone()));

@@ -123,11 +123,15 @@ pub fn optimize(g: &Graph, opts: &OptOptions) -> Result<Optimized, Diagnostics> 
         report.phases.push(pr);
     }
     let t1 = Instant::now();
-    let (graph, cost) = extract(&eg)?;
+    let (graph, _) = extract(&eg)?;
     report.extract_seconds = t1.elapsed().as_secs_f64();
-    // The extraction never chooses worse than the input, which is one of its candidates; the
-    // predicted cost of the rebuilt graph (constants folded) is the one reported.
-    report.predicted_cycles_after = cost::graph_cycles(&graph, opts.precision).min(cost.max(0.0));
+    let after = cost::graph_cycles(&graph, opts.precision);
+    // A graph neither predicted faster nor smaller than the input is not worth its reordering:
+    // keep the input (the rebuilt graph orders nodes and values by use, which the emulator
+    // can feel).
+    let better = after < before || graph.nodes.len() < g.nodes.len();
+    let graph = if better { graph } else { g.clone() };
+    report.predicted_cycles_after = after.min(before);
     report.nodes_after = graph.nodes.len();
     verify(&graph).map_err(|d| {
         let mut v = vec![Diagnostic::new(

@@ -47,14 +47,15 @@ impl OptReport {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "optimizer -{}: {} -> {} nodes, predicted {:.0} -> {:.0} cycles ({:.2}x), {:.3} s",
+            "optimizer -{}: {} -> {} nodes, predicted {:.0} -> {:.0} cycles ({:.2}x), {:.3} s ({:.3} s extraction)",
             self.level,
             self.nodes_before,
             self.nodes_after,
             self.predicted_cycles_before,
             self.predicted_cycles_after,
             self.predicted_cycles_before / self.predicted_cycles_after.max(1.0),
-            self.total_seconds
+            self.total_seconds,
+            self.extract_seconds
         );
         for p in &self.phases {
             let _ = writeln!(

@@ -9,13 +9,14 @@
 //! | `gemm-transpose-a`, `gemm-transpose-a-c` | `Gemm[tA](Transpose[1,0](A), B[, C]) -> Gemm[!tA](A, B[, C])` | — |
 //! | `gemm-transpose-b`, `gemm-transpose-b-c` | as above for B | — |
 //! | `matmul-bias`, `matmul-bias-left` | `MatMul(A, B) + bias -> Gemm(A, B, bias)` | A, B 2-D; bias `[N]`, `[1, N]` or `[M, N]` of the same dtype (broadcast along rows) |
+//! | `matmul-bias-batched`, `matmul-bias-batched-left` | `MatMul(A, W) + bias -> Reshape(Gemm(Reshape(A, [B·M, K]), W, bias), [.., M, N])` | A of rank >= 3, W 2-D; bias `[N]` or `[1, N]` (a linear layer over a sequence) |
 //! | `gemm-bias`, `gemm-bias-left` | `Gemm[α, tA, tB](A, B) + bias -> Gemm[α, β=1, tA, tB](A, B, bias)` | as above |
 //! | `matmul-scale`, `matmul-scale-left` | `MatMul(A, B) * c -> Gemm[α=c](A, B)` | A, B 2-D; c a constant splat whose product keeps the Gemm's type |
 //! | `gemm-scale`, `gemm-scale-left`, `gemm-scale-c`, `gemm-scale-c-left` | `Gemm[α, β](..) * c -> Gemm[cα, cβ](..)` | as above (with C: distributes the product over the sum, one rounding moved) |
 //! | `gemm-div`, `gemm-div-c`, `matmul-div` | `Gemm[α, β](..) / c -> Gemm[α/c, β/c](..)` | c a non-zero splat (one rounding moved) |
 
 use super::{gemm_attrs, perm_of, rule, var, Rule};
-use crate::graph::{Attrs, Op, TensorType};
+use crate::graph::{AttrValue, Attrs, Op, TensorType};
 use crate::opt::analysis::{add_op, attrs_of, ty_of, OptEGraph};
 use egg::{Id, Subst};
 
@@ -154,6 +155,44 @@ pub fn rules() -> Vec<Rule> {
                 &gemm_attrs(1.0, 1.0, false, false),
                 &[a, b, c],
             )
+        }));
+    }
+    // A linear layer over a batch or sequence: flatten the leading dims (free reshapes).
+    for (name, pattern) in [
+        ("matmul-bias-batched", "(Add ?s (MatMul ?m ?a ?b) ?c)"),
+        ("matmul-bias-batched-left", "(Add ?s ?c (MatMul ?m ?a ?b))"),
+    ] {
+        v.push(rule(name, pattern, |eg, root, s| {
+            let (a, b, c) = (s[var("?a")], s[var("?b")], s[var("?c")]);
+            let prod = eg.lookup(crate::opt::lang::TNode::op(
+                Op::MatMul,
+                s[var("?m")],
+                &[a, b],
+            ))?;
+            let (ta, tb, tc) = (ty_of(eg, a)?, ty_of(eg, b)?, ty_of(eg, c)?);
+            let (tp, tr) = (ty_of(eg, prod)?, ty_of(eg, root)?);
+            if ta.rank() < 3 || !ta.dtype.is_float() || !is_2d_float(tb) || tp != tr {
+                return None;
+            }
+            let (k, n) = (tb.shape[0], tb.shape[1]);
+            let bias_ok = tc.dtype == tp.dtype
+                && (matches!(tc.shape.as_slice(), [x] if *x == n)
+                    || matches!(tc.shape.as_slice(), [1, x] if *x == n));
+            if !bias_ok || ta.shape.last() != Some(&k) {
+                return None;
+            }
+            let rows: usize = ta.shape[..ta.rank() - 1].iter().product();
+            let out_shape: Vec<i64> = tp.shape.iter().map(|&d| d as i64).collect();
+            let flat = Attrs::new().with("shape", AttrValue::Ints(vec![rows as i64, k as i64]));
+            let back = Attrs::new().with("shape", AttrValue::Ints(out_shape));
+            let a2 = add_op(eg, Op::Reshape, &flat, &[a])?;
+            let gm = add_op(
+                eg,
+                Op::Gemm,
+                &gemm_attrs(1.0, 1.0, false, false),
+                &[a2, b, c],
+            )?;
+            add_op(eg, Op::Reshape, &back, &[gm])
         }));
     }
     for (name, pattern) in [
