@@ -305,6 +305,47 @@ pub fn run_case(
     }
 }
 
+/// Graphs with up to this many constant elements are checked to print, parse back equal and
+/// re-verify (larger ones would spend the run printing weights; the text form of every op is
+/// covered by the smaller graphs).
+const ROUND_TRIP_MAX_CONST_ELEMS: usize = 1 << 20;
+
+/// The text round trip of an imported graph: `None` when it holds (or the graph is too large to
+/// check), else a failing outcome saying what broke.
+fn round_trip(g: &crate::graph::Graph) -> Option<Outcome> {
+    let elems: usize = g
+        .values
+        .iter()
+        .map(|v| {
+            if let crate::graph::ValueDef::Const(t) = &v.def {
+                t.len()
+            } else {
+                0
+            }
+        })
+        .sum();
+    if elems > ROUND_TRIP_MAX_CONST_ELEMS {
+        return None;
+    }
+    let text = crate::graph::text::print(g);
+    match crate::graph::text::parse(&text) {
+        Ok(back) if back == *g => match crate::graph::verify(&back) {
+            Ok(()) => None,
+            Err(d) => Some(Outcome::fail(format!(
+                "the re-parsed graph does not verify: {}",
+                one_line(&d.to_string())
+            ))),
+        },
+        Ok(_) => Some(Outcome::fail(
+            "graph IR text round trip: parse(print(g)) != g",
+        )),
+        Err(d) => Some(Outcome::fail(format!(
+            "graph IR text round trip: {}",
+            one_line(&d.to_string())
+        ))),
+    }
+}
+
 fn run_set(
     model: &ModelProto,
     names: &[String],
@@ -393,6 +434,9 @@ fn run_set(
         }
         Err(d) => return import_outcome(&d),
     };
+    if let Some(o) = round_trip(&graph) {
+        return o;
+    }
     // Feed in the graph's input order.
     let mut feed = Vec::with_capacity(graph.inputs.len());
     for &v in &graph.inputs {
