@@ -1,13 +1,14 @@
 //! Real models end to end on the emulator against onnxruntime's golden outputs (the corpora built
 //! by `tests/corpus/fetch.sh`; a missing corpus fails loudly): MiniLM-L3, YOLOv8n at 320x320 and
-//! the light ResNet-50, compiled at fp32 (must match within the goldens' rtol 1e-3 / atol 1e-5) and at
-//! bf16 (cosine similarity >= 0.999 per output).
+//! the light ResNet-50, compiled at fp32 with and without the optimizer (must match within the
+//! goldens' rtol 1e-3 / atol 1e-5) and at bf16 (cosine similarity >= 0.999 per output).
 
 use std::path::{Path, PathBuf};
 use tahoma_compiler::conformance::decode_test_tensor;
-use tahoma_compiler::driver::compile_graph;
+use tahoma_compiler::driver::{compile_graph_opt, CompileOptions};
 use tahoma_compiler::lower::{LowerOptions, Precision};
 use tahoma_compiler::onnx::{import_bytes, ImportOptions, NoExternalData};
+use tahoma_compiler::opt::OptLevel;
 use tahoma_compiler::tensor::Tensor as HostTensor;
 use tahoma_runtime::emulator::{Emulator, RunOptions};
 use tahoma_runtime::tensor::Tensor;
@@ -31,11 +32,13 @@ fn tensor(path: &Path) -> HostTensor {
         .expect("a supported dtype")
 }
 
-/// Runs `model` (a backend-style test folder) at `precision`; returns (output, golden) pairs.
+/// Runs `model` (a backend-style test folder) at `precision` and `level`; returns (output,
+/// golden) pairs.
 fn run(
     folder: &Path,
     shapes: &[(&str, Vec<usize>)],
     precision: Precision,
+    level: OptLevel,
 ) -> Vec<(Vec<f32>, Vec<f32>)> {
     let bytes = std::fs::read(folder.join("model.onnx")).unwrap();
     let mut opts = ImportOptions::default();
@@ -44,8 +47,13 @@ fn run(
     }
     let g = import_bytes(&bytes, &opts, &NoExternalData)
         .unwrap_or_else(|e| panic!("{}: {e}", folder.display()));
-    let compiled = compile_graph(&g, LowerOptions { precision })
-        .unwrap_or_else(|e| panic!("{}: {e}", folder.display()));
+    let opts = CompileOptions {
+        lower: LowerOptions { precision },
+        opt_level: level,
+        keep_phase_graphs: false,
+    };
+    let (compiled, _) =
+        compile_graph_opt(&g, &opts).unwrap_or_else(|e| panic!("{}: {e}", folder.display()));
     let mut emu = Emulator::new(compiled.program).unwrap();
     let data = folder.join("test_data_set_0");
     for (k, &v) in g.inputs.iter().enumerate() {
@@ -83,8 +91,12 @@ fn run(
         .collect()
 }
 
+/// fp32 at -O0 and -O2 within the goldens' tolerance, bf16 (at the default -O2) by cosine.
 fn check(folder: &Path, shapes: &[(&str, Vec<usize>)]) {
-    for (got, want) in run(folder, shapes, Precision::Fp32) {
+    let fp32 = [OptLevel::O0, OptLevel::O2]
+        .into_iter()
+        .flat_map(|level| run(folder, shapes, Precision::Fp32, level));
+    for (got, want) in fp32 {
         for (i, (&g, &w)) in got.iter().zip(&want).enumerate() {
             let bound = 1e-5 + 1e-3 * f64::from(w).abs();
             assert!(
@@ -94,7 +106,7 @@ fn check(folder: &Path, shapes: &[(&str, Vec<usize>)]) {
             );
         }
     }
-    for (got, want) in run(folder, shapes, Precision::Bf16) {
+    for (got, want) in run(folder, shapes, Precision::Bf16, OptLevel::O2) {
         let dot: f64 = got
             .iter()
             .zip(&want)
