@@ -187,6 +187,14 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
     if unary_act.is_none() && binary.is_none() && !is_unary_vector && node.op != Op::Cast {
         return Err(node_error(node, Code::NotLowered, format!("{} has no lowering to the chip yet", node.op.name())).help("run it on the interpreter with `tahoma run MODEL --reference`, or rewrite the model without it"));
     }
+    if node.op == Op::Div && !l.graph.ty(node.outputs[0]).dtype.is_float() {
+        // The vector engine divides in fp32 and rounds to nearest; ONNX truncates integers.
+        return Err(node_error(
+            node,
+            Code::NotLowered,
+            "integer Div (truncating) is not lowered",
+        ));
+    }
     if l.graph.ty(node.outputs[0]).dtype.is_float()
         && node.inputs.iter().any(|&i| !l.graph.ty(i).dtype.is_float())
         && !matches!(node.op, Op::Cast | Op::Where)

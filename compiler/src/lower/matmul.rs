@@ -299,7 +299,8 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
         let a_batch: &[u64] = if ar > 2 { &a.shape[..ar - 2] } else { &[] };
         let b_batch: &[u64] = if br > 2 { &b.shape[..br - 2] } else { &[] };
         let yr = y.shape.len();
-        let y_batch_len = yr.saturating_sub(2).min(a_batch.len().max(b_batch.len()));
+        // The output keeps M unless A is 1-D and N unless B is 1-D; the rest is batch.
+        let y_batch_len = yr - usize::from(ar > 1) - usize::from(br > 1);
         let y_batch: Vec<u64> = y.shape[..y_batch_len].to_vec();
         let a_offs = batch_offsets(a_batch, &y_batch, m * k);
         let b_offs = batch_offsets(b_batch, &y_batch, k * n);

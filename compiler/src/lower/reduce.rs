@@ -127,6 +127,9 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
             ))
         }
     };
+    if axes.iter().any(|&a| x.shape.get(a) == Some(&0)) {
+        return Err(node_error(node, Code::NotLowered, "a reduction over an empty axis (its result is the reduction's identity) is not lowered"));
+    }
     let out = l.place_output(node.outputs[0], node)?;
     let rows = Rows::new(node, &x.shape, &axes, &kept_strides(&x.shape, &axes))?;
     // Chunks of the outermost reduced dim so that each fits a row tile.
