@@ -29,6 +29,9 @@ enum Command {
         /// Print one JSON array of {"name", "status", "reason"} instead of text.
         #[arg(long)]
         json: bool,
+        /// Run the graphs on the reference interpreter or compiled on the emulator.
+        #[arg(long, value_enum, default_value = "interpreter")]
+        target: cli::conformance::Target,
     },
     /// Print the ISA reference generated from isa-spec/spec.toml (Markdown).
     Isa,
@@ -133,7 +136,9 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: Result<(), cli::CliError> = match cli.command {
-        Command::Conformance { dirs, json } => cli::conformance::conformance(&dirs, json),
+        Command::Conformance { dirs, json, target } => {
+            cli::conformance::conformance(&dirs, json, target)
+        }
         Command::Isa => cli::isa::isa(),
         Command::Asm { input, output } => cli::isa::asm(&input, output),
         Command::Disasm { input, full } => cli::isa::disasm(&input, full),

@@ -27,7 +27,8 @@ struct Case {
     reason: String,
 }
 
-fn run_conformance(dir: &Path) -> (Vec<Case>, String) {
+/// `tahoma conformance DIR --json --target TARGET`: the cases and the counts line.
+fn run_conformance(dir: &Path, target: &str) -> (Vec<Case>, String) {
     assert!(
         dir.is_dir(),
         "conformance corpus {} is missing: run `bash tests/corpus/fetch.sh` (tests/run.sh does) before `cargo test`",
@@ -37,6 +38,8 @@ fn run_conformance(dir: &Path) -> (Vec<Case>, String) {
         .arg("conformance")
         .arg(dir)
         .arg("--json")
+        .arg("--target")
+        .arg(target)
         .output()
         .expect("run the tahoma binary");
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
@@ -60,6 +63,7 @@ fn run_conformance(dir: &Path) -> (Vec<Case>, String) {
     (cases, stderr.trim().to_string())
 }
 
+/// The manifest of a set: `<set>.txt` for the interpreter, `<set>.emulator.txt` for the chip.
 fn manifest_path(set: &str) -> PathBuf {
     root()
         .join("tests/corpus/manifest")
@@ -79,7 +83,7 @@ fn read_manifest(set: &str) -> BTreeSet<String> {
 
 fn write_manifest(set: &str, dir: &Path, cases: &[Case], summary: &str) {
     let mut text = format!(
-        "# Tests of the `{set}` corpus ({}) that pass through import + the reference interpreter.\n\
+        "# Tests of the `{set}` corpus ({}) that pass (interpreter, or emulator for *.emulator).\n\
          # One name per line; tests/conformance.rs fails when a listed test does not pass.\n\
          # Regenerate: TAHOMA_UPDATE_MANIFEST=1 cargo test --release --test conformance\n# {summary}\n",
         dir.strip_prefix(corpus_dir()).unwrap_or(dir).display()
@@ -92,8 +96,13 @@ fn write_manifest(set: &str, dir: &Path, cases: &[Case], summary: &str) {
 }
 
 fn check(set: &str, rel: &str) {
+    check_on(set, rel, "interpreter");
+}
+
+/// Runs a corpus on `target` and holds it to its manifest (`set` names the manifest file).
+fn check_on(set: &str, rel: &str, target: &str) {
     let dir = corpus_dir().join(rel);
-    let (cases, summary) = run_conformance(&dir);
+    let (cases, summary) = run_conformance(&dir, target);
     println!("{set}: {summary}");
     if std::env::var_os("TAHOMA_UPDATE_MANIFEST").is_some() {
         write_manifest(set, &dir, &cases, &summary);
@@ -166,4 +175,44 @@ fn light_models() {
 #[test]
 fn real_models_minilm_and_yolov8n() {
     check("models", "models");
+}
+
+/// The same corpora compiled for the chip (fp32) and run on the emulator: the emulator column of
+/// the manifest (`tests/corpus/manifest/<set>.emulator.txt`).
+#[test]
+fn node_tests_on_the_emulator() {
+    check_on("node.emulator", "onnx-1.23.2/node", "emulator");
+}
+
+#[test]
+fn simple_models_on_the_emulator() {
+    check_on("simple.emulator", "onnx-1.23.2/simple", "emulator");
+}
+
+#[test]
+fn pytorch_converted_on_the_emulator() {
+    check_on(
+        "pytorch-converted.emulator",
+        "onnx-1.23.2/pytorch-converted",
+        "emulator",
+    );
+}
+
+#[test]
+fn pytorch_operator_on_the_emulator() {
+    check_on(
+        "pytorch-operator.emulator",
+        "onnx-1.23.2/pytorch-operator",
+        "emulator",
+    );
+}
+
+#[test]
+fn light_models_on_the_emulator() {
+    check_on("light.emulator", "onnx-1.23.2/light", "emulator");
+}
+
+#[test]
+fn real_models_on_the_emulator() {
+    check_on("models.emulator", "models", "emulator");
 }

@@ -7,6 +7,7 @@
 //! run-time-computed shape tahoma does not handle; any other failure is a `Fail`.
 
 use crate::diag::{Code, Diagnostics};
+use crate::graph::Graph;
 use crate::interp;
 use crate::onnx::proto::{ModelProto, TensorProto};
 use crate::onnx::{
@@ -77,6 +78,25 @@ impl Default for Tolerance {
             atol: 1e-7,
         }
     }
+}
+
+/// Why an executor could not produce a case's outputs.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ExecError {
+    /// The target cannot run this graph (an op or dtype it does not support yet).
+    Unsupported(String),
+    /// The target ran, or tried to, and failed.
+    Failed(String),
+}
+
+/// What runs an imported graph on the case's inputs: the reference interpreter, or (from the
+/// CLI, which owns the runtime) compilation plus the emulator.
+pub type Executor<'a> = &'a dyn Fn(&Graph, &[Tensor]) -> Result<Vec<Tensor>, ExecError>;
+
+/// The reference interpreter as an executor.
+pub fn interpreter(g: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>, ExecError> {
+    interp::run_graph(g, inputs)
+        .map_err(|e| ExecError::Failed(format!("interpreter: {}", one_line(&e.to_string()))))
 }
 
 /// The serialized tensors of one `test_data_set_N` folder, in `K` order.
@@ -274,6 +294,17 @@ pub fn run_case(
     sets: &[DataSet],
     tol: Tolerance,
 ) -> Outcome {
+    run_case_on(model_bytes, ext, sets, tol, &interpreter)
+}
+
+/// Like [`run_case`] with the graph run by `exec`.
+pub fn run_case_on(
+    model_bytes: &[u8],
+    ext: &dyn ExternalData,
+    sets: &[DataSet],
+    tol: Tolerance,
+    exec: Executor,
+) -> Outcome {
     let model = match decode_model(model_bytes) {
         Ok(m) => m,
         Err(d) => return Outcome::fail(format!("decode: {}", one_line(&d.to_string()))),
@@ -286,7 +317,7 @@ pub fn run_case(
     }
     let names = runtime_inputs(&model);
     for (si, set) in sets.iter().enumerate() {
-        let r = run_set(&model, &names, ext, set, tol);
+        let r = run_set(&model, &names, ext, set, tol, exec);
         if r.status != Status::Pass {
             let reason = if sets.len() > 1 {
                 format!("data set {si}: {}", r.reason)
@@ -352,6 +383,7 @@ fn run_set(
     ext: &dyn ExternalData,
     set: &DataSet,
     tol: Tolerance,
+    exec: Executor,
 ) -> Outcome {
     // Inputs: matched to graph inputs by the tensor's name, else by position.
     let mut protos: Vec<(String, TensorProto)> = Vec::new();
@@ -446,9 +478,10 @@ fn run_set(
             None => return Outcome::fail(format!("no test data for graph input '{n}'")),
         }
     }
-    let got = match interp::run_graph(&graph, &feed) {
+    let got = match exec(&graph, &feed) {
         Ok(v) => v,
-        Err(e) => return Outcome::fail(format!("interpreter: {}", one_line(&e.to_string()))),
+        Err(ExecError::Unsupported(m)) => return Outcome::unsupported(one_line(&m)),
+        Err(ExecError::Failed(m)) => return Outcome::fail(one_line(&m)),
     };
     if got.len() != set.outputs.len() {
         return Outcome::fail(format!(

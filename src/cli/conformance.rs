@@ -6,7 +6,79 @@
 use super::CliError;
 use std::fs;
 use std::path::{Path, PathBuf};
-use tahoma_compiler::conformance::{run_case, DataSet, Outcome, Status, Tolerance};
+use tahoma_compiler::conformance::{
+    interpreter, run_case_on, DataSet, ExecError, Outcome, Status, Tolerance,
+};
+use tahoma_compiler::graph::Graph;
+use tahoma_compiler::tensor::Tensor as HostTensor;
+
+/// What runs the imported graphs.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Target {
+    /// The reference interpreter.
+    #[default]
+    Interpreter,
+    /// Compiled at fp32 (default optimisation level) and run on the emulator (functional mode).
+    Emulator,
+}
+
+/// Compiles a graph at fp32 and runs it on the emulator; ops the chip cannot run yet make the
+/// case unsupported.
+fn on_emulator(g: &Graph, inputs: &[HostTensor]) -> Result<Vec<HostTensor>, ExecError> {
+    use tahoma_compiler::diag::Code;
+    use tahoma_compiler::driver::{compile_graph_opt, CompileOptions};
+    use tahoma_compiler::lower::{LowerOptions, Precision};
+    use tahoma_runtime::emulator::{Emulator, RunOptions};
+    let opts = CompileOptions {
+        lower: LowerOptions {
+            precision: Precision::Fp32,
+        },
+        opt_level: Default::default(),
+        keep_phase_graphs: false,
+    };
+    let (compiled, _) = compile_graph_opt(g, &opts).map_err(|d| {
+        if d.0.iter().all(|x| x.code == Code::NotLowered) {
+            ExecError::Unsupported(format!("not lowered: {d}"))
+        } else {
+            ExecError::Failed(format!("compile: {d}"))
+        }
+    })?;
+    let failed = |e: tahoma_runtime::error::RunError| {
+        ExecError::Failed(format!("emulator: error[{}]: {e}", e.code()))
+    };
+    let mut emu = Emulator::new(compiled.program).map_err(failed)?;
+    for (&v, t) in g.inputs.iter().zip(inputs) {
+        let name = &g.value(v).name;
+        let Some(dtype) = emu
+            .program()
+            .io
+            .iter()
+            .find(|e| &e.name == name)
+            .map(|e| e.dtype)
+        else {
+            return Err(ExecError::Failed(format!(
+                "the program has no input `{name}`"
+            )));
+        };
+        let shape = t.shape().iter().map(|&d| d as u64).collect();
+        emu.set_input(
+            name,
+            &tahoma_runtime::tensor::Tensor::new(dtype, shape, t.to_f32_vec()),
+        )
+        .map_err(failed)?;
+    }
+    let r = emu.run(&RunOptions::functional()).map_err(failed)?;
+    g.outputs
+        .iter()
+        .map(|&o| {
+            let val = g.value(o);
+            let t = r.outputs.get(&val.name).ok_or_else(|| {
+                ExecError::Failed(format!("the program has no output `{}`", val.name))
+            })?;
+            Ok(HostTensor::from_f32(val.ty.dtype, &val.ty.shape, &t.data))
+        })
+        .collect()
+}
 use tahoma_compiler::onnx::{check_location, ExternalData};
 
 /// Reads external tensor data relative to a model's folder.
@@ -110,7 +182,7 @@ fn tolerance(dir: &Path) -> Result<Tolerance, CliError> {
 }
 
 /// Runs one test folder; IO problems and panics become failures of that case.
-pub fn run_dir(dir: &Path) -> Outcome {
+pub fn run_dir(dir: &Path, target: Target) -> Outcome {
     let fail = |m: String| Outcome {
         status: Status::Fail,
         reason: m,
@@ -151,8 +223,9 @@ pub fn run_dir(dir: &Path) -> Outcome {
         Err(e) => return fail(format!("reading test: {}", e.message)),
     };
     let ext = DirData(dir.to_path_buf());
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        run_case(&model, &ext, &sets, tol)
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match target {
+        Target::Interpreter => run_case_on(&model, &ext, &sets, tol, &interpreter),
+        Target::Emulator => run_case_on(&model, &ext, &sets, tol, &on_emulator),
     })) {
         Ok(o) => o,
         Err(p) => {
@@ -167,7 +240,7 @@ pub fn run_dir(dir: &Path) -> Outcome {
 }
 
 /// The subcommand.
-pub fn conformance(dirs: &[PathBuf], json: bool) -> Result<(), CliError> {
+pub fn conformance(dirs: &[PathBuf], json: bool, target: Target) -> Result<(), CliError> {
     let mut cases = Vec::new();
     for d in dirs {
         if !d.is_dir() {
@@ -201,7 +274,7 @@ pub fn conformance(dirs: &[PathBuf], json: bool) -> Result<(), CliError> {
             .and_then(|n| n.to_str())
             .unwrap_or("?")
             .to_string();
-        let o = run_dir(c);
+        let o = run_dir(c, target);
         if !json {
             match o.status {
                 Status::Pass => println!("pass        {name}"),
