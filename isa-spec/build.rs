@@ -447,6 +447,18 @@ fn gen_instructions(out: &mut String, spec: &Spec) {
             .unwrap();
         }
     };
+    // One `Opcode::T => Inst::T(...)` arm per instruction, `$T` standing for its type name.
+    let each_op = |out: &mut String, body: &str| {
+        for i in &spec.instructions {
+            let ty = camel(&i.name.to_lowercase());
+            writeln!(
+                out,
+                "            Opcode::{ty} => Inst::{ty}({}),",
+                body.replace("$T", &ty)
+            )
+            .unwrap();
+        }
+    };
     writeln!(out, "impl Inst {{").unwrap();
     writeln!(
         out,
@@ -498,14 +510,7 @@ fn gen_instructions(out: &mut String, spec: &Spec) {
     writeln!(out, "        let n = op.size_bytes();\n        if bytes.len() < n {{ return Err(DecodeError::Truncated {{ needed: n, have: bytes.len() }}); }}").unwrap();
     writeln!(out, "        let buf = &bytes[..n];\n        let sync = Header::decode_at(buf, 0).map_err(|e| e.within(\"sync\"))?;").unwrap();
     writeln!(out, "        let inst = match op {{").unwrap();
-    for i in &spec.instructions {
-        let ty = camel(&i.name.to_lowercase());
-        writeln!(
-            out,
-            "            Opcode::{ty} => Inst::{ty}({ty}::decode_fields(buf, 0, sync)?),"
-        )
-        .unwrap();
-    }
+    each_op(out, "$T::decode_fields(buf, 0, sync)?");
     writeln!(out, "        }};\n        Ok((inst, n))\n    }}").unwrap();
     writeln!(
         out,
@@ -522,14 +527,7 @@ fn gen_instructions(out: &mut String, spec: &Spec) {
         "        let sync = Header::arbitrary(rng);\n        match op {{"
     )
     .unwrap();
-    for i in &spec.instructions {
-        let ty = camel(&i.name.to_lowercase());
-        writeln!(
-            out,
-            "            Opcode::{ty} => Inst::{ty}({ty}::arbitrary_fields(rng, sync)),"
-        )
-        .unwrap();
-    }
+    each_op(out, "$T::arbitrary_fields(rng, sync)");
     writeln!(out, "        }}\n    }}").unwrap();
     writeln!(
         out,
@@ -550,14 +548,7 @@ fn gen_instructions(out: &mut String, spec: &Spec) {
     .unwrap();
     writeln!(out, "    pub fn parse_fields(op: Opcode, fields: &mut crate::asm_value::FieldMap, sync: Header) -> Result<Inst, crate::asm_value::FieldError> {{").unwrap();
     writeln!(out, "        Ok(match op {{").unwrap();
-    for i in &spec.instructions {
-        let ty = camel(&i.name.to_lowercase());
-        writeln!(
-            out,
-            "            Opcode::{ty} => Inst::{ty}({ty}::parse_fields(fields, sync)?),"
-        )
-        .unwrap();
-    }
+    each_op(out, "$T::parse_fields(fields, sync)?");
     writeln!(out, "        }})\n    }}").unwrap();
     writeln!(out, "}}\n").unwrap();
 }
