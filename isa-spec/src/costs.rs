@@ -8,9 +8,14 @@ use crate::{cost, machine, Ap, DmaAp, Dtype, Inst, Mem};
 pub enum Cost {
     /// Busy for this many cycles.
     Cycles(u64),
-    /// A DMA: after the trigger latency, `bytes` move at the queue's rate, sharing HBM bandwidth
-    /// with other queues when `uses_hbm`.
-    Dma { bytes: u64, uses_hbm: bool },
+    /// A DMA: after the trigger latency, `bytes` move at the queue's rate divided by `slowdown`
+    /// (the stride penalty, 1 when both sides stream), sharing HBM bandwidth with other queues
+    /// when `uses_hbm`.
+    Dma {
+        bytes: u64,
+        uses_hbm: bool,
+        slowdown: u64,
+    },
 }
 
 fn ceil(x: f64) -> u64 {
@@ -65,9 +70,37 @@ pub fn scalar_cycles(n: u64, stride_factor: u64) -> u64 {
     cost::SCALAR_FIXED + n.max(cost::SCALAR_MIN_FREE) * stride_factor
 }
 
-/// Cycles one DMA of `bytes` takes on an otherwise idle machine.
-pub fn dma_cycles_alone(bytes: u64) -> u64 {
-    machine::DMA_TRIGGER_LATENCY + bytes.div_ceil(machine::DMA_QUEUE_BYTES_PER_CYCLE)
+/// Cycles one DMA of `bytes` takes on an otherwise idle machine (`slowdown` from
+/// [`dma_slowdown`]).
+pub fn dma_cycles_alone(bytes: u64, slowdown: u64) -> u64 {
+    machine::DMA_TRIGGER_LATENCY
+        + (bytes * slowdown.max(1)).div_ceil(machine::DMA_QUEUE_BYTES_PER_CYCLE)
+}
+
+/// The stride of consecutive elements of a DMA access in its enumeration order, in elements:
+/// the innermost free dim of more than one element, else (HBM only) the partition stride.
+/// `None` when the access moves one element per partition on chip, or one element in all.
+pub fn dma_inner_stride(ap: &DmaAp) -> Option<i64> {
+    if let Some(&(_, st)) = ap.dims().iter().rev().find(|d| d.0 > 1) {
+        return Some(st);
+    }
+    (ap.mem == Mem::Hbm && ap.part_count > 1).then_some(ap.part_stride)
+}
+
+/// True when a DMA access does not stream: consecutive elements lie more than
+/// `stride_penalty_bytes` apart.
+pub fn dma_strided(ap: &DmaAp) -> bool {
+    dma_inner_stride(ap)
+        .is_some_and(|st| st.unsigned_abs() * ap.dtype.size_bytes() > machine::STRIDE_PENALTY_BYTES)
+}
+
+/// The rate divisor of a DMA: `stride_penalty_factor` when either side does not stream, else 1.
+pub fn dma_slowdown(src: &DmaAp, dst: &DmaAp) -> u64 {
+    if dma_strided(src) || dma_strided(dst) {
+        machine::STRIDE_PENALTY_FACTOR
+    } else {
+        1
+    }
 }
 
 /// Bytes a DMA access moves.
@@ -106,6 +139,7 @@ pub fn inst_cost(inst: &Inst) -> Cost {
             return Cost::Dma {
                 bytes: dma_bytes(&x.src).max(dma_bytes(&x.dst)),
                 uses_hbm: x.src.mem == Mem::Hbm || x.dst.mem == Mem::Hbm,
+                slowdown: dma_slowdown(&x.src, &x.dst),
             }
         }
     })

@@ -59,7 +59,8 @@ pub fn isa_markdown() -> String {
     for (k, v) in &spec.cost {
         let _ = writeln!(out, "| `{k}` | {} |", value_text(v));
     }
-    out.push_str("\nCost rules: `matmul` = max(N, matmul_min_free) x matmul_cycles_per_col (x matmul_fp32_factor for fp32);\n`load_stationary` = max(M, matmul_min_free) x matmul_cycles_per_col / load_stationary_speedup, overlapping the previous MATMUL;\n`vectorK` = vector_fixed + max(N, vector_min_free) x K inputs; `scalar` = scalar_fixed + max(N, scalar_min_free);\nthe per-element term doubles (stride_penalty_factor) when an innermost stride exceeds stride_penalty_bytes;\n`dma` = dma_trigger_latency + bytes / min(dma_queue_bytes_per_cycle, hbm_bytes_per_cycle / active HBM transfers); `control` = control_cycles.\n");
+    out.push_str("\nCost rules: `matmul` = max(N, matmul_min_free) x matmul_cycles_per_col (x matmul_fp32_factor for fp32);\n`load_stationary` = max(M, matmul_min_free) x matmul_cycles_per_col / load_stationary_speedup, overlapping the previous MATMUL;\n`vectorK` = vector_fixed + max(N, vector_min_free) x K inputs; `scalar` = scalar_fixed + max(N, scalar_min_free);\nthe per-element term doubles (stride_penalty_factor) when an innermost stride exceeds stride_penalty_bytes;\n`dma` = dma_trigger_latency + bytes / min(dma_queue_bytes_per_cycle / penalty, fair share of hbm_bytes_per_cycle among active HBM transfers),
+where penalty = stride_penalty_factor when consecutive elements of either side lie more than stride_penalty_bytes apart (innermost free dim of more than one element, else the HBM partition stride), else 1; `control` = control_cycles.\n");
     out.push_str("\n## Enumerations\n\n");
     for (name, e) in &spec.enums {
         let _ = writeln!(out, "### `{name}`\n\n{}\n", e.doc);

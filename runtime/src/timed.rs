@@ -66,6 +66,8 @@ struct Xfer {
     remaining: f64,
     rate: f64,
     uses_hbm: bool,
+    /// The queue's rate divided by the stride penalty.
+    cap: f64,
     bytes: u64,
 }
 
@@ -212,7 +214,11 @@ pub fn run(
                             });
                         }
                     }
-                    Cost::Dma { bytes, uses_hbm } => {
+                    Cost::Dma {
+                        bytes,
+                        uses_hbm,
+                        slowdown,
+                    } => {
                         lane.busy_until = f64::INFINITY;
                         xfers.push(Xfer {
                             lane: i,
@@ -222,6 +228,7 @@ pub fn run(
                             remaining: bytes as f64,
                             rate: 0.0,
                             uses_hbm,
+                            cap: params.dma_queue_bytes_per_cycle / slowdown.max(1) as f64,
                             bytes,
                         });
                     }
@@ -249,21 +256,24 @@ pub fn run(
             break;
         }
 
-        // Share HBM bandwidth among the transfers flowing now.
-        let flowing_hbm = xfers
-            .iter()
-            .filter(|x| x.uses_hbm && clock + EPS >= x.flow_at)
-            .count();
+        // Share HBM bandwidth among the transfers flowing now: max-min fair, each transfer
+        // capped by its queue's (possibly stride-penalised) rate.
+        let mut flowing: Vec<usize> = (0..xfers.len())
+            .filter(|&k| xfers[k].uses_hbm && clock + EPS >= xfers[k].flow_at)
+            .collect();
+        flowing.sort_by(|&a, &b| xfers[a].cap.total_cmp(&xfers[b].cap));
+        let mut left = params.hbm_bytes_per_cycle;
+        for (done, &k) in flowing.iter().enumerate() {
+            let share = left / (flowing.len() - done) as f64;
+            xfers[k].rate = xfers[k].cap.min(share);
+            left -= xfers[k].rate;
+        }
         for x in xfers.iter_mut() {
-            x.rate = if clock + EPS < x.flow_at {
-                0.0
-            } else if x.uses_hbm {
-                params
-                    .dma_queue_bytes_per_cycle
-                    .min(params.hbm_bytes_per_cycle / flowing_hbm as f64)
-            } else {
-                params.dma_queue_bytes_per_cycle
-            };
+            if clock + EPS < x.flow_at {
+                x.rate = 0.0;
+            } else if !x.uses_hbm {
+                x.rate = x.cap;
+            }
         }
 
         // Advance to the next event.

@@ -3,9 +3,9 @@
 
 mod common;
 use common::*;
-use tahoma_isa::costs::{inst_cost, load_stationary_cycles, matmul_cycles, Cost};
+use tahoma_isa::costs::{self, inst_cost, load_stationary_cycles, matmul_cycles, Cost};
 use tahoma_isa::program::StreamId;
-use tahoma_isa::{cost, machine, Dtype, Header, Inst, LoadStationary, Matmul, Memset};
+use tahoma_isa::{cost, machine, DmaAp, Dtype, Header, Inst, LoadStationary, Matmul, Mem, Memset};
 use tahoma_runtime::trace::Slice;
 use tahoma_runtime::{Emulator, RunOptions, RunResult, TimingParams};
 
@@ -218,7 +218,8 @@ fn one_dma_takes_latency_plus_bytes_over_queue_bandwidth() {
             inst_cost(&p.streams[0].insts[0]),
             Cost::Dma {
                 bytes,
-                uses_hbm: true
+                uses_hbm: true,
+                slowdown: 1,
             }
         );
     }
@@ -389,4 +390,44 @@ fn the_tiled_gemm_overlaps_dma_tensor_and_scalar_work() {
         );
     }
     assert!(res.roofline_cycles <= res.cycles);
+}
+
+#[test]
+fn a_transposing_dma_pays_the_stride_penalty_and_a_streaming_one_does_not() {
+    // [parts, free] fp32 rows of HBM read column-major (a transposing load): consecutive
+    // elements lie a whole row apart, so the queue runs at 1/stride_penalty_factor.
+    let parts = machine::PARTITIONS;
+    let free = parts;
+    let bytes = parts * free * Dtype::Fp32.size_bytes();
+    let transposed = DmaAp::new(
+        Mem::Hbm,
+        Dtype::Fp32,
+        0,
+        parts,
+        1,
+        0,
+        &[(free, parts as i64)],
+    );
+    let streaming = hbm_rows(Dtype::Fp32, parts, free, 0);
+    let dst = sbuf_rows(Dtype::Fp32, parts, free, 0);
+    for (src, slowdown) in [(transposed, machine::STRIDE_PENALTY_FACTOR), (streaming, 1)] {
+        let inst = dma(0, src, dst, Header::default());
+        assert_eq!(
+            inst_cost(&inst),
+            Cost::Dma {
+                bytes,
+                uses_hbm: true,
+                slowdown
+            }
+        );
+        let (_, sl) = run_timed(
+            program(vec![(StreamId::Dma(0), vec![inst])], vec![]),
+            TimingParams::default(),
+        );
+        let s = find(&sl, StreamId::Dma(0), 0);
+        assert_eq!(
+            s.end - s.start,
+            costs::dma_cycles_alone(bytes, slowdown) as f64
+        );
+    }
 }
