@@ -107,11 +107,17 @@ pub fn op_cycles(
 
 /// Predicted cycles of a whole graph as lowered today (each node once).
 pub fn graph_cycles(g: &crate::graph::Graph, precision: Precision) -> f64 {
+    node_cycles(g, precision).iter().sum()
+}
+
+/// Predicted cycles of each node of `g` (in node order) as lowered today: the per-kernel
+/// prediction `tahoma bench` ranks against the emulator's per-op profile.
+pub fn node_cycles(g: &crate::graph::Graph, precision: Precision) -> Vec<f64> {
     let mut weight_only = vec![false; g.values.len()];
     for (v, _) in g.constants() {
         weight_only[v.index()] = true;
     }
-    let mut total = 0.0;
+    let mut cycles = Vec::with_capacity(g.nodes.len());
     for node in &g.nodes {
         let wo = !node.inputs.is_empty() && node.inputs.iter().all(|v| weight_only[v.index()]);
         for o in &node.outputs {
@@ -119,7 +125,7 @@ pub fn graph_cycles(g: &crate::graph::Graph, precision: Precision) -> f64 {
         }
         let ins: Vec<&TensorType> = node.inputs.iter().map(|&v| g.ty(v)).collect();
         let outs: Vec<TensorType> = node.outputs.iter().map(|&v| g.ty(v).clone()).collect();
-        total += op_cycles(node.op, &ins, &outs, wo, precision);
+        cycles.push(op_cycles(node.op, &ins, &outs, wo, precision));
     }
-    total
+    cycles
 }
