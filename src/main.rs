@@ -124,6 +124,37 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// Run the benchmark suite (bf16 GEMMs, ResNet-50 conv layers, an MLP block, transformer
+    /// encoder layers, MiniLM-L3, light ResNet-50, YOLOv8n) at -O0 and -O2: emulated cycles,
+    /// roofline, compile and emulate seconds, onnxruntime CPU time. `tahoma bench --json
+    /// bench.json`; `tahoma bench --filter gemm --repeat 5`.
+    Bench {
+        /// Only workloads whose name contains this (repeatable).
+        #[arg(long = "filter", value_name = "SUBSTR")]
+        filters: Vec<String>,
+        /// Timed repetitions of compile, emulate and onnxruntime; medians are reported.
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+        /// Write the results (per-kernel points included) as JSON.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+        /// Write the synthetic workloads as `.onnx` files into DIR, print a `tahoma run` line
+        /// per workload, and stop.
+        #[arg(long, value_name = "DIR")]
+        emit_models: Option<PathBuf>,
+        /// Skip the onnxruntime timings.
+        #[arg(long)]
+        no_onnxruntime: bool,
+        /// The corpus folder (default: $TAHOMA_CORPUS_DIR, else target/corpus).
+        #[arg(long, value_name = "DIR")]
+        corpus: Option<PathBuf>,
+        /// Python with onnxruntime (default: $TAHOMA_PYTHON, the corpus venv, python3).
+        #[arg(long, value_name = "PATH")]
+        python: Option<PathBuf>,
+        /// Seed of the synthetic weights and of the inputs.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
     /// Print a `.tbin` program as assembly.
     Disasm {
         input: PathBuf,
@@ -142,6 +173,25 @@ fn main() -> ExitCode {
         Command::Isa => cli::isa::isa(),
         Command::Asm { input, output } => cli::isa::asm(&input, output),
         Command::Disasm { input, full } => cli::isa::disasm(&input, full),
+        Command::Bench {
+            filters,
+            repeat,
+            json,
+            emit_models,
+            no_onnxruntime,
+            corpus,
+            python,
+            seed,
+        } => cli::bench::bench(&cli::bench::BenchArgs {
+            filters,
+            repeat,
+            json,
+            emit_models,
+            no_onnxruntime,
+            corpus,
+            python,
+            seed,
+        }),
         Command::Run {
             program,
             bindings,

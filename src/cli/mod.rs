@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+pub mod bench;
 pub mod compile;
 pub mod conformance;
 pub mod inspect;
