@@ -514,18 +514,18 @@ fn table(results: &[WorkloadResult], summary: &Summary) -> String {
             );
         }
     }
-    let mut notes: Vec<String> = results
-        .iter()
-        .filter_map(|r| {
-            r.onnxruntime
-                .note
-                .as_ref()
-                .map(|n| format!("{}: {n}", r.name))
-        })
-        .collect();
-    notes.dedup();
-    for n in notes {
-        let _ = writeln!(s, "* {n}");
+    // Footnotes of the onnxruntime column, one per distinct note with the workloads it covers.
+    let mut notes: Vec<(&str, Vec<&str>)> = Vec::new();
+    for r in results {
+        if let Some(n) = &r.onnxruntime.note {
+            match notes.iter_mut().find(|(t, _)| t == n) {
+                Some((_, names)) => names.push(&r.name),
+                None => notes.push((n, vec![&r.name])),
+            }
+        }
+    }
+    for (n, names) in notes {
+        let _ = writeln!(s, "* {}: {n}", names.join(", "));
     }
     let _ = writeln!(
         s,
