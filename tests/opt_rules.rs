@@ -134,7 +134,12 @@ fn ops(g: &Graph) -> Vec<Op> {
 
 #[test]
 fn every_rule_has_a_soundness_test() {
-    let tested: BTreeSet<&str> = TESTED.iter().copied().collect();
+    let fusion = fusion_rule_names();
+    let tested: BTreeSet<&str> = TESTED
+        .iter()
+        .copied()
+        .chain(fusion.iter().map(|s| s.as_str()))
+        .collect();
     for (phase, name) in all_rules() {
         assert!(
             tested.contains(name.as_str()),
@@ -178,7 +183,40 @@ const TESTED: &[&str] = &[
     "gemm-scale-c",
     "gemm-scale-c-left",
     "gemm-div-c",
+    "gelu-erf",
 ];
+
+/// The fusion rules' names (each generated with and without bias, and the FusedConv ones with
+/// and without a residual before the activation); all tested by `fusion_rules`.
+fn fusion_rule_names() -> Vec<String> {
+    let mut v = Vec::new();
+    for b in ["", "-b"] {
+        for act in ["relu", "sigmoid", "tanh", "gelu"] {
+            v.push(format!("conv-{act}{b}"));
+        }
+        for base in [
+            "conv-silu",
+            "conv-silu-left",
+            "conv-residual",
+            "conv-residual-left",
+        ] {
+            v.push(format!("{base}{b}"));
+        }
+        for r in ["", "r"] {
+            let sfx = match (b, r) {
+                ("", "") => String::new(),
+                _ => format!("-{}{r}", &b[b.len().min(1)..]),
+            };
+            for act in ["relu", "sigmoid", "tanh", "gelu", "silu", "silu-left"] {
+                v.push(format!("fused-conv-{act}{sfx}"));
+            }
+        }
+        for base in ["fused-conv-residual-post", "fused-conv-residual-post-left"] {
+            v.push(format!("{base}{b}"));
+        }
+    }
+    v
+}
 
 #[test]
 fn canonicalise_rules() {
@@ -693,5 +731,142 @@ fn graph_opt_snapshots() {
                 }
             )
         );
+    }
+}
+
+fn conv_attrs(k: usize, pad: usize) -> Attrs {
+    Attrs::new()
+        .with("kernel_shape", ints(&[k as i64, k as i64]))
+        .with("strides", ints(&[1, 1]))
+        .with("dilations", ints(&[1, 1]))
+        .with("pads", ints(&[pad as i64; 4]))
+        .with("group", AttrValue::Int(1))
+}
+
+/// The graph a fusion rule matches, built from its name: the producer (a Conv, or a FusedConv
+/// with no activation and perhaps a residual before it; for `residual-post`, a FusedConv with
+/// an activation), then the consumer the rule folds in.
+fn fusion_case(name: &str, r: &mut Rng) -> Graph {
+    let (c, co, h, w, k) = (
+        r.dim(1, 4),
+        r.dim(1, 5),
+        r.dim(3, 7),
+        r.dim(3, 7),
+        r.dim(1, 3),
+    );
+    let pad = k / 2;
+    let bias = name.ends_with("-b") || name.ends_with("-br");
+    let pre_residual = name.ends_with("-r") || name.ends_with("-br");
+    let mut g = Graph::new("t");
+    let x = g.add_input("x", f32t(&[1, c, h, w]));
+    let wt = g.add_input("w", f32t(&[co, c, k, k]));
+    let mut ins = vec![x, wt];
+    if bias {
+        ins.push(g.add_input("b", f32t(&[co])));
+    }
+    let out_ty = [1, co, h + 2 * pad - k + 1, w + 2 * pad - k + 1];
+    let conv = if name.starts_with("conv-") {
+        node(&mut g, "conv", Op::Conv, conv_attrs(k, pad), ins)
+    } else {
+        let post = name.contains("residual-post");
+        let act = if post { "relu" } else { "none" };
+        if pre_residual {
+            ins.push(g.add_input("r0", f32t(&out_ty)));
+        }
+        let a = conv_attrs(k, pad)
+            .with("activation", AttrValue::Str(act.into()))
+            .with("residual", AttrValue::Int(pre_residual as i64));
+        node(&mut g, "conv", Op::FusedConv, a, ins)
+    };
+    let y = if name.contains("silu") {
+        let sg = node(&mut g, "sig", Op::Sigmoid, Attrs::new(), vec![conv]);
+        let ins = if name.contains("-left") {
+            vec![sg, conv]
+        } else {
+            vec![conv, sg]
+        };
+        node(&mut g, "y", Op::Mul, Attrs::new(), ins)
+    } else if name.contains("residual") {
+        let res = g.add_input("res", f32t(&out_ty));
+        let ins = if name.contains("-left") {
+            vec![res, conv]
+        } else {
+            vec![conv, res]
+        };
+        node(&mut g, "y", Op::Add, Attrs::new(), ins)
+    } else {
+        let (op, attrs) = if name.contains("relu") {
+            (Op::Relu, Attrs::new())
+        } else if name.contains("sigmoid") {
+            (Op::Sigmoid, Attrs::new())
+        } else if name.contains("tanh") {
+            (Op::Tanh, Attrs::new())
+        } else {
+            let approx = if r.next() % 2 == 0 { "none" } else { "tanh" };
+            (
+                Op::Gelu,
+                Attrs::new().with("approximate", AttrValue::Str(approx.into())),
+            )
+        };
+        node(&mut g, "y", op, attrs, vec![conv])
+    };
+    g.outputs.push(y);
+    g
+}
+
+#[test]
+fn fusion_rules() {
+    for name in fusion_rule_names() {
+        for seed in 1..=SEEDS {
+            let mut r = Rng(seed * 7_919);
+            let g = fusion_case(&name, &mut r);
+            let h = check(&name, &g, &mut r, 1e-5, true);
+            assert_eq!(ops(&h), [Op::FusedConv], "{name}");
+            assert_eq!(
+                h.nodes[0].name, "y",
+                "{name}: the fused node keeps the last node's name"
+            );
+        }
+    }
+    // Guards: a residual of another shape (broadcast) does not fuse; an activation after a
+    // residual added after another activation does not fold in.
+    let mut r = Rng(5);
+    let mut g = Graph::new("t");
+    let x = g.add_input("x", f32t(&[1, 2, 4, 4]));
+    let w = g.add_input("w", f32t(&[3, 2, 1, 1]));
+    let c = node(&mut g, "conv", Op::Conv, conv_attrs(1, 0), vec![x, w]);
+    let res = g.add_input("res", f32t(&[1, 3, 1, 1]));
+    let y = node(&mut g, "y", Op::Add, Attrs::new(), vec![c, res]);
+    g.outputs.push(y);
+    check("conv-residual", &g, &mut r, 1e-5, false);
+    let mut g = Graph::new("t");
+    let x = g.add_input("x", f32t(&[1, 2, 4, 4]));
+    let w = g.add_input("w", f32t(&[3, 2, 1, 1]));
+    let res = g.add_input("res", f32t(&[1, 3, 4, 4]));
+    let a = conv_attrs(1, 0)
+        .with("activation", AttrValue::Str("sigmoid".into()))
+        .with("residual", AttrValue::Int(2));
+    let c = node(&mut g, "conv", Op::FusedConv, a, vec![x, w, res]);
+    let y = node(&mut g, "y", Op::Relu, Attrs::new(), vec![c]);
+    g.outputs.push(y);
+    check("fused-conv-relu-r", &g, &mut r, 1e-5, false);
+
+    // gelu-erf: x * (erf(x / sqrt 2) + 1) * 0.5, as exported from PyTorch.
+    for seed in 1..=SEEDS {
+        let mut r = Rng(seed * 31);
+        let (m, n) = (r.dim(1, 9), r.dim(1, 33));
+        let mut g = Graph::new("t");
+        let x = g.add_input("x", f32t(&[m, n]));
+        let c1 = splat(&mut g, "c1", &[], std::f32::consts::SQRT_2);
+        let one = splat(&mut g, "one", &[], 1.0);
+        let half = splat(&mut g, "half", &[], 0.5);
+        let d = node(&mut g, "div", Op::Div, Attrs::new(), vec![x, c1]);
+        let e = node(&mut g, "erf", Op::Erf, Attrs::new(), vec![d]);
+        let a = node(&mut g, "add", Op::Add, Attrs::new(), vec![e, one]);
+        let m1 = node(&mut g, "mul", Op::Mul, Attrs::new(), vec![x, a]);
+        let y = node(&mut g, "y", Op::Mul, Attrs::new(), vec![m1, half]);
+        g.outputs.push(y);
+        let h = check("gelu-erf", &g, &mut r, 1e-5, true);
+        assert_eq!(ops(&h), [Op::Gelu]);
     }
 }

@@ -21,7 +21,7 @@ pub mod text;
 pub mod verify;
 
 pub use attr::{AttrValue, Attrs};
-pub use op::Op;
+pub use op::{FusedAct, Op};
 pub use verify::verify;
 
 use crate::tensor::{DType, Tensor};

@@ -43,6 +43,12 @@ ops! {
     /// account for ONNX `output_shape`/`auto_pad`; they may be negative (an `output_shape`
     /// larger than the full output: the extra positions hold the bias).
     ConvTranspose,
+    /// `(X, W[, B][, R]) -> Y`: a convolution with the epilogue the chip applies while the
+    /// result leaves PSUM. Attrs as [`Op::Conv`] plus `activation` (string, a [`FusedAct`]
+    /// name) and `residual` (int): 0 none, `Y = act(Conv(X, W, B))`; 1 before the activation,
+    /// `Y = act(Conv(X, W, B) + R)`; 2 after it, `Y = act(Conv(X, W, B)) + R` (R, the last
+    /// input, has Y's type). Made by the optimizer's fusion phase; not an ONNX op.
+    FusedConv,
     /// `(A, B) -> Y`, numpy matmul semantics (batch dims broadcast, 1-D operands promoted).
     MatMul,
     /// `(A, B[, C]) -> Y`. Attrs: `alpha`, `beta` (float), `transA`, `transB` (int 0/1).
@@ -294,5 +300,66 @@ impl Op {
 impl fmt::Display for Op {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+/// The activation a fused kernel applies on its way out (the `activation` attribute of
+/// [`Op::FusedConv`]); each is one function of the scalar engine's table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FusedAct {
+    None,
+    Relu,
+    Sigmoid,
+    /// `x * sigmoid(x)`.
+    Silu,
+    Tanh,
+    /// `Gelu` with `approximate = none`.
+    Gelu,
+    /// `Gelu` with `approximate = tanh`.
+    GeluTanh,
+}
+
+impl FusedAct {
+    pub const ALL: [FusedAct; 7] = [
+        FusedAct::None,
+        FusedAct::Relu,
+        FusedAct::Sigmoid,
+        FusedAct::Silu,
+        FusedAct::Tanh,
+        FusedAct::Gelu,
+        FusedAct::GeluTanh,
+    ];
+
+    /// The attribute value naming it.
+    pub fn name(self) -> &'static str {
+        match self {
+            FusedAct::None => "none",
+            FusedAct::Relu => "relu",
+            FusedAct::Sigmoid => "sigmoid",
+            FusedAct::Silu => "silu",
+            FusedAct::Tanh => "tanh",
+            FusedAct::Gelu => "gelu",
+            FusedAct::GeluTanh => "gelu_tanh",
+        }
+    }
+
+    /// Parses an attribute value.
+    pub fn parse(s: &str) -> Option<FusedAct> {
+        FusedAct::ALL.into_iter().find(|a| a.name() == s)
+    }
+
+    /// The activation of a single-input op, if it is one a fused kernel can apply.
+    pub fn of_op(op: Op, attrs: &super::Attrs) -> Option<FusedAct> {
+        Some(match op {
+            Op::Relu => FusedAct::Relu,
+            Op::Sigmoid => FusedAct::Sigmoid,
+            Op::Tanh => FusedAct::Tanh,
+            Op::Gelu => match attrs.str("approximate").ok()? {
+                "none" => FusedAct::Gelu,
+                "tanh" => FusedAct::GeluTanh,
+                _ => return None,
+            },
+            _ => return None,
+        })
     }
 }

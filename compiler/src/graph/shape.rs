@@ -4,7 +4,7 @@
 //! Errors are plain messages naming the op, the operand shapes and the offending attribute;
 //! callers wrap them in a diagnostic with the node name.
 
-use super::{Attrs, Op, TensorType};
+use super::{Attrs, FusedAct, Op, TensorType};
 use crate::tensor::DType;
 use std::fmt;
 
@@ -325,6 +325,7 @@ pub fn infer(op: Op, attrs: &Attrs, ins: &[TensorType]) -> Result<Vec<TensorType
         Gemm => gemm(attrs, ins),
         Conv => conv(attrs, ins, false),
         ConvTranspose => conv(attrs, ins, true),
+        FusedConv => fused_conv(attrs, ins),
         Softmax | LogSoftmax => {
             arity(op, ins, 1, 1)?;
             float_operand(op, &ins[0])?;
@@ -853,6 +854,39 @@ fn spatial_attrs(op: Op, attrs: &Attrs, nsp: usize, dil: bool) -> Result<Spatial
         )));
     }
     Ok((k, s, d, p))
+}
+
+/// [`Op::FusedConv`]: the convolution's type, checked against the residual operand.
+fn fused_conv(attrs: &Attrs, ins: &[TensorType]) -> Result<Vec<TensorType>, InferError> {
+    let act = attrs.str("activation").map_err(InferError::attr)?;
+    if FusedAct::parse(act).is_none() {
+        let names: Vec<&str> = FusedAct::ALL.iter().map(|a| a.name()).collect();
+        return Err(InferError::attr(format!(
+            "FusedConv activation '{act}' is not one of {}",
+            names.join(", ")
+        )));
+    }
+    let residual = match attrs.int("residual").map_err(InferError::attr)? {
+        0 => false,
+        1 | 2 => true,
+        r => {
+            return Err(InferError::attr(format!(
+                "FusedConv residual must be 0 (none), 1 (before the activation) or 2 (after it), got {r}"
+            )))
+        }
+    };
+    let n_conv = ins.len() - usize::from(residual && !ins.is_empty());
+    let out = conv(attrs, &ins[..n_conv], false)?;
+    if residual {
+        let r = &ins[n_conv];
+        if *r != out[0] {
+            return Err(InferError::ty(format!(
+                "FusedConv residual {r} differs from the convolution's result {}",
+                out[0]
+            )));
+        }
+    }
+    Ok(out)
 }
 
 fn conv(attrs: &Attrs, ins: &[TensorType], transpose: bool) -> Result<Vec<TensorType>, InferError> {

@@ -21,7 +21,7 @@ use super::shape_ops::{
     PadMode,
 };
 use super::value::{InterpError, Result};
-use crate::graph::{Attrs, Graph, Op, TensorType, ValueDef, ValueId};
+use crate::graph::{Attrs, FusedAct, Graph, Op, TensorType, ValueDef, ValueId};
 use crate::tensor::{DType, Tensor};
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -155,18 +155,57 @@ pub fn run_op(op: Op, attrs: &Attrs, ins: &[&Tensor], n_outputs: usize) -> Resul
             ..Default::default()
         })
     };
+    let conv_params = || -> Result<ConvParams> {
+        Ok(ConvParams {
+            kernel_shape: a.usizes_or_empty("kernel_shape")?,
+            strides: a.usizes_or_empty("strides")?,
+            pads: a.usizes_or_empty("pads")?,
+            dilations: a.usizes_or_empty("dilations")?,
+            group: a.int_or("group", 1)?.max(1) as usize,
+            ..Default::default()
+        })
+    };
     let mut out = match op {
         Conv => {
             arity(name, ins, 2, 3)?;
-            let p = ConvParams {
-                kernel_shape: a.usizes_or_empty("kernel_shape")?,
-                strides: a.usizes_or_empty("strides")?,
-                pads: a.usizes_or_empty("pads")?,
-                dilations: a.usizes_or_empty("dilations")?,
-                group: a.int_or("group", 1)?.max(1) as usize,
-                ..Default::default()
+            one(conv(ins[0], ins[1], ins.get(2).copied(), &conv_params()?)?)
+        }
+        FusedConv => {
+            let res_mode = a.int_or("residual", 0)?;
+            let residual = res_mode != 0;
+            arity(
+                name,
+                ins,
+                2 + usize::from(residual),
+                3 + usize::from(residual),
+            )?;
+            let n_conv = ins.len() - usize::from(residual);
+            let act = a.str_or("activation", "none")?;
+            let act =
+                FusedAct::parse(act).ok_or_else(|| a.e(format!("unknown activation '{act}'")))?;
+            let mut y = conv(
+                ins[0],
+                ins[1],
+                ins.get(2).filter(|_| n_conv == 3).copied(),
+                &conv_params()?,
+            )?;
+            if res_mode == 1 {
+                y = binary(BinaryOp::Add, &y, ins[n_conv])?;
+            }
+            let y = match act {
+                FusedAct::None => y,
+                FusedAct::Relu => unary(UnaryOp::Relu, &y)?,
+                FusedAct::Sigmoid => unary(UnaryOp::Sigmoid, &y)?,
+                FusedAct::Silu => swish(&y, 1.0)?,
+                FusedAct::Tanh => unary(UnaryOp::Tanh, &y)?,
+                FusedAct::Gelu => gelu(&y, GeluApprox::None)?,
+                FusedAct::GeluTanh => gelu(&y, GeluApprox::Tanh)?,
             };
-            one(conv(ins[0], ins[1], ins.get(2).copied(), &p)?)
+            one(if res_mode == 2 {
+                binary(BinaryOp::Add, &y, ins[n_conv])?
+            } else {
+                y
+            })
         }
         ConvTranspose => {
             arity(name, ins, 2, 3)?;

@@ -12,11 +12,12 @@
 //! one tile with block-diagonal constant weights, so the array works on up to `pe_rows`
 //! channels at once.
 
+use super::epilogue::Epilogue;
 use super::{node_error, HbmKind, Lowerer};
 use crate::diag::{Code, Diagnostic};
 use crate::graph::Node;
 use crate::kernel::{Accumulate, Buffer, Expr, KOp, Kernel, ScalarArg, Stmt, View};
-use tahoma_isa::{machine, Act, Dtype, Mem};
+use tahoma_isa::{machine, Dtype, Mem};
 
 /// SBUF bytes per partition the input slabs of one kernel may take (a tiling choice).
 const SLAB_BYTES: u64 = 96 * 1024;
@@ -62,6 +63,7 @@ fn v(name: &str, parts: u64, off: u64, dims: Vec<(u64, i64)>) -> View {
 /// Lowers a Conv node.
 pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
     let opd = l.opts.precision.operand_dtype();
+    let (epilogue, n_conv) = Epilogue::of_node(l, node)?;
     let x = l.placed(node.inputs[0]);
     let wshape: Vec<u64> = l
         .graph
@@ -164,7 +166,7 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
         l.operand(node.inputs[1], opd).tensor
     };
     let groups = groups / gpt;
-    let bias = node.inputs.get(2).map(|&b| l.placed(b).tensor);
+    let bias = node.inputs[..n_conv].get(2).map(|&b| l.placed(b).tensor);
     let out = l.place_output(node.outputs[0], node)?;
 
     // Tiles of input and output channels within a group.
@@ -330,19 +332,35 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
                             }
                         }
                     }
-                    emit(KOp::Activate {
-                        dst: v(&yn, ct, 0, vec![(npix, 1)]),
-                        src: v(&accn, ct, 0, vec![(npix, 1)]),
-                        func: Act::Identity,
-                        scale: ScalarArg::Imm(1.0),
-                        bias: match bias {
-                            Some(_) => ScalarArg::PerPartition(v("bias", ct, 0, vec![(1, 1)])),
-                            None => ScalarArg::Imm(0.0),
-                        },
-                        acc: None,
-                    });
                     let out_off =
                         ((img * cout + co_abs) * geo.oh * geo.ow + oh0 * geo.ow + ow0) as i64;
+                    // A fused residual arrives laid out like the result.
+                    let res_tile = epilogue.residual.as_ref().map(|(r, _)| {
+                        let tile = v(&format!("r{}", parity ^ 1), ct, 0, vec![(npix, 1)]);
+                        emit(KOp::Dma {
+                            dst: tile.clone(),
+                            src: View::hbm(
+                                r,
+                                ct,
+                                (geo.oh * geo.ow) as i64,
+                                Expr::constant(out_off),
+                                vec![(hb, geo.ow as i64), (wb, 1)],
+                            ),
+                        });
+                        tile
+                    });
+                    let bias_arg = match bias {
+                        Some(_) => ScalarArg::PerPartition(v("bias", ct, 0, vec![(1, 1)])),
+                        None => ScalarArg::Imm(0.0),
+                    };
+                    for op in epilogue.evacuate(
+                        &v(&yn, ct, 0, vec![(npix, 1)]),
+                        &v(&accn, ct, 0, vec![(npix, 1)]),
+                        bias_arg,
+                        res_tile.as_ref(),
+                    ) {
+                        emit(op);
+                    }
                     emit(KOp::Dma {
                         dst: View::hbm(
                             &out.tensor,
@@ -381,13 +399,22 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
             ctmax,
             npix_max,
         ));
+        if epilogue.residual.is_some() {
+            buffers.push(buf(
+                &format!("r{i}"),
+                Mem::Sbuf,
+                Dtype::Fp32,
+                ctmax,
+                npix_max,
+            ));
+        }
     }
     if bias.is_some() {
         buffers.push(buf("bias", Mem::Sbuf, Dtype::Fp32, ctmax, 1));
     }
     l.push_kernel(Kernel {
         name: node.name.clone(),
-        op: "Conv".into(),
+        op: node.op.name().into(),
         buffers,
         body,
     });

@@ -15,6 +15,7 @@
 
 pub mod conv;
 pub mod elementwise;
+pub mod epilogue;
 pub mod gather;
 pub mod matmul;
 pub mod movement;
@@ -314,7 +315,7 @@ pub fn lower(graph: &Graph, opts: LowerOptions) -> Result<KernelProgram, Diagnos
                 Ok(())
             }
             Op::MatMul | Op::Gemm => matmul::lower(&mut l, node),
-            Op::Conv => conv::lower(&mut l, node),
+            Op::Conv | Op::FusedConv => conv::lower(&mut l, node),
             Op::MaxPool | Op::AveragePool => pool::lower(&mut l, node),
             Op::Transpose | Op::Expand => movement::lower(&mut l, node),
             Op::Softmax | Op::LogSoftmax | Op::LayerNormalization | Op::BatchNormalization => {

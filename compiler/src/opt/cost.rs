@@ -2,9 +2,10 @@
 //! written here). The model follows today's lowering, where every node is one kernel that reads
 //! its operands from HBM and writes its result back:
 //!
-//! * tensor engine (MatMul, Gemm): MACs / peak MACs per cycle at the operand precision
-//!   ([`costs::peak_macs_per_cycle`]: `PE_ROWS * PE_COLS * PE_CLOCK_RATIO`, slower for fp32),
-//!   plus one scalar-engine pass evacuating PSUM (and one vector pass adding Gemm's C);
+//! * tensor engine (MatMul, Gemm, Conv, FusedConv): MACs / peak MACs per cycle at the operand
+//!   precision ([`costs::peak_macs_per_cycle`]: `PE_ROWS * PE_COLS * PE_CLOCK_RATIO`, slower
+//!   for fp32), plus one scalar-engine pass evacuating PSUM (with a fused activation, free) and
+//!   one vector pass adding Gemm's C or a fused residual;
 //! * scalar engine (activations) and vector engine (arithmetic, reductions, normalisations):
 //!   [`costs::scalar_cycles`] / [`costs::vector_cycles`] over the elements per partition;
 //! * DMA: every operand and the result cross HBM once, at `HBM_BYTES_PER_CYCLE`, plus the
@@ -39,6 +40,8 @@ pub fn macs(op: Op, ins: &[&TensorType], out: &TensorType) -> u64 {
                 .find(|d| Some(*d) == b0 || Some(*d) == b1)
                 .unwrap_or(1)
         }
+        // Each output element of a convolution sums C/group x kernel positions products.
+        (Op::Conv | Op::FusedConv, [_, w, ..]) => w.shape[1..].iter().product(),
         _ => return 0,
     };
     (out.numel() as u64).saturating_mul(k as u64)
@@ -59,12 +62,16 @@ pub fn op_cycles(
     let n = per_partition(out_elems);
     let n_in = ins.len().max(1) as u64;
     let compute = match op {
-        Op::MatMul | Op::Gemm => {
+        Op::MatMul | Op::Gemm | Op::Conv | Op::FusedConv => {
             let Some(out) = outs.first() else { return 0.0 };
             let te =
                 macs(op, ins, out) as f64 / costs::peak_macs_per_cycle(precision.operand_dtype());
             let evac = costs::scalar_cycles(n, 1) as f64;
-            let c = if op == Op::Gemm && ins.len() > 2 {
+            // A residual has the result's rank; a bias is 1-D.
+            let fused_residual = op == Op::FusedConv
+                && ins.len() > 2
+                && ins.last().is_some_and(|r| r.rank() == out.rank());
+            let c = if (op == Op::Gemm && ins.len() > 2) || fused_residual {
                 costs::vector_cycles(n, 2, 1) as f64
             } else {
                 0.0

@@ -1,15 +1,248 @@
-//! Fusion (the hook for issue 5's fused kernels): matmul/conv epilogues applied while
-//! evacuating PSUM (bias, activation, scale, residual add), fused elementwise chains, and
-//! softmax/layernorm/GELU recognised as single kernels.
+//! Fusion: work the chip can do on the way out of PSUM folded into the producing kernel, and
+//! expanded formulas recognised as the single ops the lowering runs in one kernel.
 //!
-//! Only rules whose result today's lowering can execute belong here, and today's lowering has
-//! no fused kernel beyond what Gemm already offers (bias and scale, which the algebra phase
-//! folds into Gemm). The phase therefore runs with no rules until the lowering gains fused
-//! kernels; the runner still reports it, so `-O1` and `--opt-report` keep their shape.
+//! A convolution's result leaves PSUM through one scalar-engine `ACTIVATE f(x + bias)` per
+//! tile; [`Op::FusedConv`] names what that pass also does: an activation from the scalar
+//! engine's table and a residual added before (`residual = 1`) or after (`residual = 2`) it.
+//! Each fusion saves a kernel and a round trip of the tensor through HBM.
+//!
+//! | rule | rewrite | condition |
+//! |---|---|---|
+//! | `conv-relu`, `conv-sigmoid`, `conv-tanh`, `conv-gelu` (`-b`: with bias) | `Act(Conv(x, w[, b])) -> FusedConv[act](x, w[, b])` | `Gelu` with `approximate` none or tanh |
+//! | `conv-silu`, `conv-silu-left` (`-b`) | `Conv(..) * Sigmoid(Conv(..)) -> FusedConv[silu](..)` | the product has the conv's type |
+//! | `conv-residual`, `conv-residual-left` (`-b`) | `Conv(x, w[, b]) + r -> FusedConv[none, residual=1](x, w[, b], r)` | r has the conv's type |
+//! | `fused-conv-relu`, ... (`-b`, `-r`, `-br`) | `Act(FusedConv[none, residual ≠ 2](..)) -> FusedConv[act](..)` | as `conv-relu` |
+//! | `fused-conv-silu`, `-left` (`-b`, `-r`, `-br`) | `FusedConv[none](..) * Sigmoid(FusedConv[none](..)) -> FusedConv[silu](..)` | as `conv-silu` |
+//! | `fused-conv-residual-post`, `-left` (`-b`) | `FusedConv[act, residual=0](x, w[, b]) + r -> FusedConv[act, residual=2](x, w[, b], r)` | act is not none; r has the result's type |
+//! | `gelu-erf` | `(x * (Erf(x / c1) + 1)) * c2 -> Gelu(x)` | c1 a splat of √2, c2 a splat of ½ (one rounding of the formula instead of five) |
+//!
+//! Every rule has a numeric test against the interpreter (`tests/opt_rules.rs`).
 
-use super::Rule;
+use super::{rule, var, Rule};
+use crate::graph::{AttrValue, Attrs, FusedAct, Op};
+use crate::opt::analysis::{add_op, attrs_of, ty_of, OptEGraph};
+use egg::{Id, Subst};
 
-/// The fusion rules (none yet; see the module doc).
+/// FusedConv's attributes: the convolution's plus the epilogue.
+fn fused_attrs(conv: &Attrs, act: FusedAct, residual: i64) -> Attrs {
+    conv.clone()
+        .with("activation", AttrValue::Str(act.name().to_string()))
+        .with("residual", AttrValue::Int(residual))
+}
+
+/// The epilogue of a FusedConv's attributes.
+fn epilogue(a: &Attrs) -> Option<(FusedAct, i64)> {
+    Some((
+        FusedAct::parse(a.str("activation").ok()?)?,
+        a.int("residual").ok()?,
+    ))
+}
+
+/// The convolution's operands in a matched pattern: `?x ?w` plus `?b` and `?r` when present.
+fn conv_operands(s: &Subst, names: &[&str]) -> Vec<Id> {
+    names.iter().map(|n| s[var(n)]).collect()
+}
+
+/// `(Conv ?c ?x ?w[ ?b])` or `(FusedConv ?c ?x ?w[ ?b][ ?r])` as a pattern, with its operand names.
+fn conv_pattern(op: &str, bias: bool, residual: bool) -> (String, Vec<&'static str>) {
+    let mut names = vec!["?x", "?w"];
+    if bias {
+        names.push("?b");
+    }
+    if residual {
+        names.push("?r");
+    }
+    (format!("({op} ?c {})", names.join(" ")), names)
+}
+
+/// True when `class` has the type of `like` (so fusing never changes a result's type).
+fn same_type(eg: &OptEGraph, class: Id, like: Id) -> bool {
+    matches!((ty_of(eg, class), ty_of(eg, like)), (Some(a), Some(b)) if a == b)
+}
+
+/// Name suffix of a variant: `-b` with bias, `-r` with residual.
+fn suffix(bias: bool, residual: bool) -> &'static str {
+    match (bias, residual) {
+        (false, false) => "",
+        (true, false) => "-b",
+        (false, true) => "-r",
+        (true, true) => "-br",
+    }
+}
+
+/// Activations whose op is one node over the conv: `(Relu ?a CONV)` etc.
+const ACT_OPS: [(&str, Op); 4] = [
+    ("relu", Op::Relu),
+    ("sigmoid", Op::Sigmoid),
+    ("tanh", Op::Tanh),
+    ("gelu", Op::Gelu),
+];
+
+/// The fusion rules.
 pub fn rules() -> Vec<Rule> {
-    Vec::new()
+    let mut v = Vec::new();
+    for bias in [false, true] {
+        // Act(Conv) -> FusedConv[act].
+        let (conv, names) = conv_pattern("Conv", bias, false);
+        for (act_name, op) in ACT_OPS {
+            let names = names.clone();
+            v.push(rule(
+                &format!("conv-{act_name}{}", suffix(bias, false)),
+                &format!("({} ?a {conv})", op.name()),
+                move |eg, root, s| {
+                    let act = FusedAct::of_op(op, attrs_of(eg, s[var("?a")])?)?;
+                    let a = fused_attrs(attrs_of(eg, s[var("?c")])?, act, 0);
+                    let ins = conv_operands(s, &names);
+                    let id = add_op(eg, Op::FusedConv, &a, &ins)?;
+                    same_type(eg, id, root).then_some(id)
+                },
+            ));
+        }
+        // Conv * Sigmoid(Conv) -> FusedConv[silu].
+        for (left, pattern) in [
+            (false, format!("(Mul ?m {conv} (Sigmoid ?s {conv}))")),
+            (true, format!("(Mul ?m (Sigmoid ?s {conv}) {conv})")),
+        ] {
+            let names = names.clone();
+            v.push(rule(
+                &format!(
+                    "conv-silu{}{}",
+                    if left { "-left" } else { "" },
+                    suffix(bias, false)
+                ),
+                &pattern,
+                move |eg, root, s| {
+                    let a = fused_attrs(attrs_of(eg, s[var("?c")])?, FusedAct::Silu, 0);
+                    let id = add_op(eg, Op::FusedConv, &a, &conv_operands(s, &names))?;
+                    same_type(eg, id, root).then_some(id)
+                },
+            ));
+        }
+        // Conv + r -> FusedConv[none, residual before the activation].
+        for (left, pattern) in [
+            (false, format!("(Add ?p {conv} ?r)")),
+            (true, format!("(Add ?p ?r {conv})")),
+        ] {
+            let mut names = names.clone();
+            names.push("?r");
+            v.push(rule(
+                &format!(
+                    "conv-residual{}{}",
+                    if left { "-left" } else { "" },
+                    suffix(bias, false)
+                ),
+                &pattern,
+                move |eg, root, s| {
+                    if !same_type(eg, s[var("?r")], root) {
+                        return None;
+                    }
+                    let a = fused_attrs(attrs_of(eg, s[var("?c")])?, FusedAct::None, 1);
+                    let id = add_op(eg, Op::FusedConv, &a, &conv_operands(s, &names))?;
+                    same_type(eg, id, root).then_some(id)
+                },
+            ));
+        }
+        for residual in [false, true] {
+            // Act(FusedConv[none]) -> FusedConv[act], keeping a residual added before it.
+            let (fused, names) = conv_pattern("FusedConv", bias, residual);
+            for (act_name, op) in ACT_OPS {
+                let names = names.clone();
+                v.push(rule(
+                    &format!("fused-conv-{act_name}{}", suffix(bias, residual)),
+                    &format!("({} ?a {fused})", op.name()),
+                    move |eg, root, s| {
+                        let act = FusedAct::of_op(op, attrs_of(eg, s[var("?a")])?)?;
+                        let conv = attrs_of(eg, s[var("?c")])?;
+                        let (FusedAct::None, res) = epilogue(conv)? else {
+                            return None;
+                        };
+                        if res != i64::from(residual) {
+                            return None;
+                        }
+                        let a = fused_attrs(conv, act, res);
+                        let id = add_op(eg, Op::FusedConv, &a, &conv_operands(s, &names))?;
+                        same_type(eg, id, root).then_some(id)
+                    },
+                ));
+            }
+            for (left, pattern) in [
+                (false, format!("(Mul ?m {fused} (Sigmoid ?s {fused}))")),
+                (true, format!("(Mul ?m (Sigmoid ?s {fused}) {fused})")),
+            ] {
+                let names = names.clone();
+                v.push(rule(
+                    &format!(
+                        "fused-conv-silu{}{}",
+                        if left { "-left" } else { "" },
+                        suffix(bias, residual)
+                    ),
+                    &pattern,
+                    move |eg, root, s| {
+                        let conv = attrs_of(eg, s[var("?c")])?;
+                        let (FusedAct::None, res) = epilogue(conv)? else {
+                            return None;
+                        };
+                        if res != i64::from(residual) {
+                            return None;
+                        }
+                        let a = fused_attrs(conv, FusedAct::Silu, res);
+                        let id = add_op(eg, Op::FusedConv, &a, &conv_operands(s, &names))?;
+                        same_type(eg, id, root).then_some(id)
+                    },
+                ));
+            }
+        }
+        // FusedConv[act] + r -> FusedConv[act, residual after the activation].
+        let (fused, names) = conv_pattern("FusedConv", bias, false);
+        for (left, pattern) in [
+            (false, format!("(Add ?p {fused} ?r)")),
+            (true, format!("(Add ?p ?r {fused})")),
+        ] {
+            let mut names = names.clone();
+            names.push("?r");
+            v.push(rule(
+                &format!(
+                    "fused-conv-residual-post{}{}",
+                    if left { "-left" } else { "" },
+                    suffix(bias, false)
+                ),
+                &pattern,
+                move |eg, root, s| {
+                    if !same_type(eg, s[var("?r")], root) {
+                        return None;
+                    }
+                    let conv = attrs_of(eg, s[var("?c")])?;
+                    let (act, 0) = epilogue(conv)? else {
+                        return None;
+                    };
+                    if act == FusedAct::None {
+                        return None;
+                    }
+                    let a = fused_attrs(conv, act, 2);
+                    let id = add_op(eg, Op::FusedConv, &a, &conv_operands(s, &names))?;
+                    same_type(eg, id, root).then_some(id)
+                },
+            ));
+        }
+    }
+    v.push(rule(
+        "gelu-erf",
+        "(Mul ?m2 (Mul ?m1 ?x (Add ?a (Erf ?e (Div ?d ?x ?c1)) ?one)) ?half)",
+        |eg, root, s| {
+            let x = s[var("?x")];
+            let splat = |name: &str| eg[s[var(name)]].data.splat;
+            let close = |v: f64, want: f64| (v - want).abs() <= want * 1e-6;
+            if !close(splat("?c1")?, std::f64::consts::SQRT_2)
+                || splat("?one")? != 1.0
+                || splat("?half")? != 0.5
+                || !same_type(eg, x, root)
+                || !ty_of(eg, x)?.dtype.is_float()
+            {
+                return None;
+            }
+            let a = Attrs::new().with("approximate", AttrValue::Str("none".into()));
+            add_op(eg, Op::Gelu, &a, &[x])
+        },
+    ));
+    v
 }
