@@ -708,6 +708,9 @@ fn graph_opt_snapshots() {
         ("transpose", 10),
         ("elementwise_chain", 15),
         ("shape_ops", 40),
+        ("residual_conv", 30),
+        ("conv", 30),
+        ("conv_silu_residual", 40),
     ] {
         let src = std::fs::read_to_string(dir.join(format!("{name}.onnxtxt"))).unwrap();
         let g = import_text(&src, &ImportOptions::default(), &NoExternalData).unwrap();
@@ -802,7 +805,11 @@ fn fusion_case(name: &str, r: &mut Rng) -> Graph {
         } else if name.contains("tanh") {
             (Op::Tanh, Attrs::new())
         } else {
-            let approx = if r.next() % 2 == 0 { "none" } else { "tanh" };
+            let approx = if r.next().is_multiple_of(2) {
+                "none"
+            } else {
+                "tanh"
+            };
             (
                 Op::Gelu,
                 Attrs::new().with("approximate", AttrValue::Str(approx.into())),
