@@ -1,10 +1,25 @@
 //! Per-op profile of a timed run: for every op (ONNX node) the instructions came from, when its
-//! first instruction started and its last one ended, and how long each engine class was busy on
-//! it. This is the per-layer view users read before opening the trace.
+//! first instruction started and its last one ended, how long each engine class was busy on
+//! it, and an explanation of its time: the **bound** (the resource whose work alone takes
+//! longest: the tensor engine's matmuls, the vector or scalar engine, HBM bandwidth for the
+//! bytes it moves, or the busiest DMA queue's transfer time beyond its trigger latencies (a
+//! kernel that leaves queues idle); or **latency** when none of them fills at least [`LATENCY_SHARE`] of the
+//! span, so dependency waits and DMA trigger latencies dominate), achieved vs bound, and the
+//! top stall reasons (an engine idle while its next instruction waited on a semaphore, named
+//! with the streams that signal it). This is the per-layer view users read before opening the
+//! trace.
 
 use crate::trace::Slice;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use tahoma_isa::program::{Program, StreamId};
+use tahoma_isa::{machine, Inst, Mem};
+
+/// A kernel whose busiest resource fills less than this share of its span is latency-bound
+/// (an analysis convention, not a machine parameter).
+pub const LATENCY_SHARE: f64 = 0.5;
+
+/// How many stall reasons an op keeps.
+const TOP_STALLS: usize = 3;
 
 /// The engine classes a profile splits busy time by.
 pub const CLASSES: [&str; 4] = ["tensor", "vector", "scalar", "dma"];
@@ -29,12 +44,82 @@ pub struct OpProfile {
     pub end: f64,
     /// Busy cycles per engine class (in [`CLASSES`] order), summed over its instructions.
     pub busy: [f64; 4],
+    /// Tensor-engine cycles in the main pipe (stationary loads in the background left out).
+    pub tensor_cycles: f64,
+    /// Bytes its DMAs moved from or to HBM.
+    pub hbm_bytes: u64,
+    /// Transfer cycles (beyond the trigger latency) of its busiest DMA queue.
+    pub dma_queue_cycles: f64,
+    /// The largest stall reasons: (`"ENGINE waits on sN (SIGNALLERS)"`, cycles), largest first.
+    pub stalls: Vec<(String, f64)>,
+}
+
+/// What limits an op (see the module doc).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bound {
+    Tensor,
+    Vector,
+    Scalar,
+    Hbm,
+    DmaQueue,
+    Latency,
+}
+
+impl Bound {
+    pub fn name(self) -> &'static str {
+        match self {
+            Bound::Tensor => "tensor",
+            Bound::Vector => "vector",
+            Bound::Scalar => "scalar",
+            Bound::Hbm => "hbm",
+            Bound::DmaQueue => "dma-queue",
+            Bound::Latency => "latency",
+        }
+    }
 }
 
 impl OpProfile {
     pub fn span(&self) -> f64 {
         self.end - self.start
     }
+    /// Cycles each resource needs for this op's work alone: tensor, vector, scalar, HBM, the
+    /// busiest DMA queue.
+    pub fn resource_cycles(&self) -> [(Bound, f64); 5] {
+        [
+            (Bound::Tensor, self.tensor_cycles),
+            (Bound::Vector, self.busy[1]),
+            (Bound::Scalar, self.busy[2]),
+            (
+                Bound::Hbm,
+                self.hbm_bytes as f64 / machine::HBM_BYTES_PER_CYCLE as f64,
+            ),
+            (Bound::DmaQueue, self.dma_queue_cycles),
+        ]
+    }
+
+    /// The bound and its cycles (for `Latency`, the largest resource's cycles).
+    pub fn bound(&self) -> (Bound, f64) {
+        let (b, c) = self
+            .resource_cycles()
+            .into_iter()
+            .fold((Bound::Tensor, 0.0), |m, r| if r.1 > m.1 { r } else { m });
+        if c < LATENCY_SHARE * self.span() {
+            (Bound::Latency, c)
+        } else {
+            (b, c)
+        }
+    }
+
+    /// Bound cycles over achieved cycles, in percent.
+    pub fn efficiency_percent(&self) -> f64 {
+        let span = self.span();
+        if span > 0.0 {
+            100.0 * self.bound().1 / span
+        } else {
+            0.0
+        }
+    }
+
     /// The engine class busiest on this op.
     pub fn busiest(&self) -> &'static str {
         let i = (0..CLASSES.len())
@@ -47,6 +132,17 @@ impl OpProfile {
 /// Profiles the ops of `program` from the slices of a timed run, in order of first start.
 /// ENDs and instructions without provenance (hand-written code without `.op`) are left out.
 pub fn op_profile(program: &Program, slices: &[Slice]) -> Vec<OpProfile> {
+    // Who signals each semaphore, to name what a stalled engine waited for.
+    let mut signallers: BTreeMap<u64, BTreeSet<String>> = BTreeMap::new();
+    for st in &program.streams {
+        for inst in &st.insts {
+            if let Some((sem, _)) = inst.sync().signal() {
+                signallers.entry(sem).or_default().insert(st.id.to_string());
+            }
+        }
+    }
+    let mut stalls: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
+    let mut queue_time: BTreeMap<(String, u8), f64> = BTreeMap::new();
     let mut by_op: BTreeMap<String, OpProfile> = BTreeMap::new();
     for sl in slices {
         let Some(stream) = program.stream(sl.stream) else {
@@ -64,11 +160,56 @@ pub fn op_profile(program: &Program, slices: &[Slice]) -> Vec<OpProfile> {
             start: sl.start,
             end: sl.end,
             busy: [0.0; 4],
+            tensor_cycles: 0.0,
+            hbm_bytes: 0,
+            dma_queue_cycles: 0.0,
+            stalls: Vec::new(),
         });
         p.instructions += 1;
         p.start = p.start.min(sl.start);
         p.end = p.end.max(sl.end);
         p.busy[class_index(sl.stream)] += sl.end - sl.start;
+        if sl.stream == StreamId::Tensor && !sl.stationary {
+            p.tensor_cycles += sl.end - sl.start;
+        }
+        if let Some(Inst::DmaCopy(x)) = stream.insts.get(sl.pc) {
+            if x.src.mem == Mem::Hbm || x.dst.mem == Mem::Hbm {
+                p.hbm_bytes += sl.bytes;
+            }
+            if let StreamId::Dma(q) = sl.stream {
+                let transfer = (sl.end - sl.start - machine::DMA_TRIGGER_LATENCY as f64).max(0.0);
+                *queue_time.entry((p.name.clone(), q)).or_default() += transfer;
+            }
+        }
+        if let Some(sem) = sl.waited_on {
+            let who = signallers
+                .get(&sem)
+                .map(|s| s.iter().cloned().collect::<Vec<_>>().join(", "))
+                .unwrap_or_default();
+            let engine = match sl.stream {
+                StreamId::Dma(_) => "dma".to_string(),
+                s => s.to_string(),
+            };
+            let reason = format!("{engine} waits on s{sem} ({who})");
+            *stalls
+                .entry(p.name.clone())
+                .or_default()
+                .entry(reason)
+                .or_default() += sl.stall;
+        }
+    }
+    for ((name, _), t) in queue_time {
+        if let Some(p) = by_op.get_mut(&name) {
+            p.dma_queue_cycles = p.dma_queue_cycles.max(t);
+        }
+    }
+    for (name, reasons) in stalls {
+        if let Some(p) = by_op.get_mut(&name) {
+            let mut r: Vec<(String, f64)> = reasons.into_iter().collect();
+            r.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            r.truncate(TOP_STALLS);
+            p.stalls = r;
+        }
     }
     let mut v: Vec<OpProfile> = by_op.into_values().collect();
     v.sort_by(|a, b| {

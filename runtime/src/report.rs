@@ -116,7 +116,11 @@ impl RunResult {
             "ops": self.ops.iter().map(|p| {
                 let busy: serde_json::Map<String, Value> =
                     crate::profile::CLASSES.iter().zip(p.busy).map(|(c, b)| (c.to_string(), json!(b))).collect();
-                json!({"name": p.name, "instructions": p.instructions, "start_cycle": p.start, "end_cycle": p.end, "busy_cycles": busy})
+                let (bound, bound_cycles) = p.bound();
+                let stalls: Vec<Value> = p.stalls.iter().map(|(r, c)| json!({"reason": r, "cycles": c})).collect();
+                json!({"name": p.name, "instructions": p.instructions, "start_cycle": p.start, "end_cycle": p.end, "busy_cycles": busy,
+                       "hbm_bytes": p.hbm_bytes, "bound": bound.name(), "bound_cycles": bound_cycles,
+                       "efficiency_percent": p.efficiency_percent(), "stalls": stalls})
             }).collect::<Vec<_>>(),
             "outputs": outputs,
             "emulate_seconds": self.emulate_seconds,
@@ -204,16 +208,25 @@ impl RunResult {
                     .then_with(|| a.name.cmp(&b.name))
             });
             let shown = top.len().min(SUMMARY_OPS);
-            let _ = writeln!(o, "slowest ops ({shown} of {}):", self.ops.len());
+            let _ = writeln!(
+                o,
+                "slowest ops ({shown} of {}), each with its bound and achieved share of it:",
+                self.ops.len()
+            );
             for p in &top[..shown] {
+                let (bound, bc) = p.bound();
                 let _ = writeln!(
                     o,
-                    "  {:<24} {:>10.0} cycles  busiest: {:<6} ({:.0} busy)",
+                    "  {:<24} {:>10.0} cycles  {}-bound ({:.0} cycles, {:.1}% of achieved)",
                     p.name,
                     p.span(),
-                    p.busiest(),
-                    p.busy.iter().cloned().fold(0.0, f64::max)
+                    bound.name(),
+                    bc,
+                    p.efficiency_percent()
                 );
+                for (reason, c) in &p.stalls {
+                    let _ = writeln!(o, "      stall {c:>10.0}  {reason}");
+                }
             }
         }
         let _ = writeln!(o, "emulated in {:.3} s", self.emulate_seconds);

@@ -48,6 +48,8 @@ struct Lane {
     ready_at: f64,
     /// End of the union of busy intervals so far.
     covered: f64,
+    /// The semaphore the next instruction was last seen waiting for once the engine was free.
+    blocked_on: Option<u64>,
 }
 
 /// A compute instruction in flight: its signal lands at `at`.
@@ -69,6 +71,8 @@ struct Xfer {
     /// The queue's rate divided by the stride penalty.
     cap: f64,
     bytes: u64,
+    stall: f64,
+    waited_on: Option<u64>,
 }
 
 /// What a timed run produces besides the stats.
@@ -104,6 +108,7 @@ pub fn run(
             prev_matmul: false,
             ready_at: 0.0,
             covered: 0.0,
+            blocked_on: None,
         })
         .collect();
     let mut sems = Sems::new();
@@ -149,6 +154,8 @@ pub fn run(
                         end: clock,
                         macs: 0,
                         bytes: x.bytes,
+                        stall: x.stall,
+                        waited_on: x.waited_on,
                     });
                 }
             } else {
@@ -176,7 +183,11 @@ pub fn run(
                 } else {
                     lane.busy_until.max(lane.ls_until)
                 };
-                if clock + EPS < free_at || sems.unsatisfied(inst.sync()).is_some() {
+                if clock + EPS < free_at {
+                    continue;
+                }
+                if let Some((sem, _)) = sems.unsatisfied(inst.sync()) {
+                    lane.blocked_on = Some(sem);
                     continue;
                 }
                 let pc = lane.pc;
@@ -184,7 +195,9 @@ pub fn run(
                     .execute(inst)
                     .map_err(|f| exec_error(program, s, pc, f))?;
                 stats.record(i, &eff);
-                stats.lane(i).stall_cycles += (clock - lane.ready_at).max(0.0);
+                let stall = (clock - lane.ready_at).max(0.0);
+                stats.lane(i).stall_cycles += stall;
+                let waited_on = lane.blocked_on.take().filter(|_| stall > EPS);
                 match inst_cost(inst) {
                     Cost::Cycles(c) => {
                         let end = clock + c as f64;
@@ -211,6 +224,8 @@ pub fn run(
                                 end,
                                 macs: eff.macs,
                                 bytes: 0,
+                                stall,
+                                waited_on,
                             });
                         }
                     }
@@ -230,6 +245,8 @@ pub fn run(
                             uses_hbm,
                             cap: params.dma_queue_bytes_per_cycle / slowdown.max(1) as f64,
                             bytes,
+                            stall,
+                            waited_on,
                         });
                     }
                 }

@@ -1,7 +1,8 @@
 //! Chrome trace JSON (the Trace Event Format Perfetto and chrome://tracing open): one track
 //! (thread) per engine and DMA queue, plus one for the tensor engine's background stationary
 //! loads, named by metadata events; one complete (`X`) slice per executed instruction, named by
-//! opcode, with args {pc, inst, op, macs/bytes, start/end cycles}. Timestamps are µs
+//! opcode, with args {pc, inst, op, macs/bytes, start/end cycles, and when the instruction
+//! stalled on a semaphore, `stall_cycles` and `waited_on`}. Timestamps are µs
 //! (`costs::cycles_to_us`).
 
 use serde_json::{json, Value};
@@ -20,6 +21,11 @@ pub struct Slice {
     pub end: f64,
     pub macs: u64,
     pub bytes: u64,
+    /// Cycles the engine sat idle before this instruction because a semaphore wait was not
+    /// satisfied (0 when it started as soon as the engine was free).
+    pub stall: f64,
+    /// The semaphore it was waiting for (the last one to be satisfied), when it stalled.
+    pub waited_on: Option<u64>,
 }
 
 const PID: u64 = 1;
@@ -90,6 +96,12 @@ pub fn chrome_trace(program: &Program, slices: &[Slice]) -> Value {
         }
         if sl.bytes > 0 {
             args["bytes"] = json!(sl.bytes);
+        }
+        if sl.stall > 0.0 {
+            args["stall_cycles"] = json!(sl.stall);
+        }
+        if let Some(sem) = sl.waited_on {
+            args["waited_on"] = json!(format!("s{sem}"));
         }
         let name = match program.op_of(stream, sl.pc) {
             Some(op) => format!("{} {op}", inst.opcode().name()),

@@ -50,6 +50,10 @@ fn slices_of(res: &RunResult) -> Vec<Slice> {
                 end: e["args"]["end_cycle"].as_f64().unwrap(),
                 macs: e["args"]["macs"].as_u64().unwrap_or(0),
                 bytes: e["args"]["bytes"].as_u64().unwrap_or(0),
+                stall: e["args"]["stall_cycles"].as_f64().unwrap_or(0.0),
+                waited_on: e["args"]["waited_on"]
+                    .as_str()
+                    .and_then(|s| s.trim_start_matches('s').parse().ok()),
             }
         })
         .collect()
