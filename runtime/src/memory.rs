@@ -2,7 +2,6 @@
 //! bytes`, partition-major), HBM is sparse (pages allocated on first write; never-written bytes
 //! read as zero). All geometry comes from `tahoma_isa::machine`.
 
-use std::collections::HashMap;
 use tahoma_isa::{machine, Mem};
 
 /// Byte-addressed memory the access layer reads and writes.
@@ -64,21 +63,39 @@ impl ByteMem for Flat {
 const PAGE_BITS: u32 = 16;
 const PAGE: u64 = 1 << PAGE_BITS;
 
-/// Sparse HBM: `machine::HBM_BYTES` addressable, pages allocated on write.
-#[derive(Default)]
+/// Sparse HBM: `machine::HBM_BYTES` addressable, pages allocated on write. The page table is
+/// a flat vector indexed by page number (one pointer per page), so an access costs an index,
+/// not a hash lookup: strided DMAs touch HBM element by element.
 pub struct Hbm {
-    pages: HashMap<u64, Box<[u8]>>,
+    pages: Vec<Option<Box<[u8]>>>,
+    resident: u64,
+}
+
+impl Default for Hbm {
+    fn default() -> Self {
+        let n = machine::HBM_BYTES.div_ceil(PAGE) as usize;
+        Hbm {
+            pages: std::iter::repeat_with(|| None).take(n).collect(),
+            resident: 0,
+        }
+    }
 }
 
 impl Hbm {
     /// Bytes of host memory in use.
     pub fn resident_bytes(&self) -> u64 {
-        self.pages.len() as u64 * PAGE
+        self.resident * PAGE
+    }
+    #[inline]
+    fn page(&self, page: u64) -> Option<&[u8]> {
+        self.pages.get(page as usize)?.as_deref()
     }
     fn page_mut(&mut self, page: u64) -> &mut [u8] {
-        self.pages
-            .entry(page)
-            .or_insert_with(|| vec![0u8; PAGE as usize].into_boxed_slice())
+        let slot = &mut self.pages[page as usize];
+        if slot.is_none() {
+            self.resident += 1;
+        }
+        slot.get_or_insert_with(|| vec![0u8; PAGE as usize].into_boxed_slice())
     }
 }
 
@@ -91,7 +108,7 @@ impl ByteMem for Hbm {
         if off + len > PAGE as usize {
             return None;
         }
-        self.pages.get(&page).map(|p| &p[off..off + len])
+        self.page(page).map(|p| &p[off..off + len])
     }
     fn slice_mut(&mut self, addr: u64, len: usize) -> Option<&mut [u8]> {
         let (page, off) = (addr >> PAGE_BITS, (addr % PAGE) as usize);
@@ -106,7 +123,7 @@ impl ByteMem for Hbm {
             let a = addr + done as u64;
             let (page, off) = (a >> PAGE_BITS, (a % PAGE) as usize);
             let n = (PAGE as usize - off).min(out.len() - done);
-            match self.pages.get(&page) {
+            match self.page(page) {
                 Some(p) => out[done..done + n].copy_from_slice(&p[off..off + n]),
                 None => out[done..done + n].fill(0),
             }
