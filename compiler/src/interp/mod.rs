@@ -15,7 +15,8 @@
 //! Every entry point returns a [`Result`] whose [`InterpError`] names the op (and node) and
 //! what is wrong; none panics on bad shapes or attributes. Half-precision values are computed
 //! in f32 and rounded back (round to nearest even); floats accumulate in f32 for GEMMs and in
-//! f64 for reductions and normalisations.
+//! f64 for reductions and normalisations, except where [`precision`] (the per-op precision
+//! policy) says an op reproduces the reference evaluator's step-by-step rounding.
 
 pub mod conv;
 pub mod dispatch;
@@ -24,6 +25,7 @@ pub mod index_ops;
 pub mod linalg;
 pub mod normalize;
 pub mod pool;
+pub mod precision;
 pub mod reduce;
 pub mod resize;
 pub mod shape_ops;

@@ -1,8 +1,9 @@
 //! Normalisations: `Softmax`, `LogSoftmax`, `Hardmax`, `LayerNormalization`,
 //! `BatchNormalization` (inference), `InstanceNormalization` and `LRN`.
 
+use super::precision::softmax_row_narrow;
 use super::value::{err, float_view, norm_axis, shaped, with_float, zip2, Result};
-use crate::tensor::Tensor;
+use crate::tensor::{DType, Tensor};
 use ndarray::{ArrayD, Axis, IxDyn};
 
 /// Calls `f` on every contiguous row of `len` values, where rows are the trailing axes
@@ -41,9 +42,17 @@ fn for_rows(
 }
 
 /// `Softmax` along `axis`. `legacy` (opset < 13) normalises over all axes from `axis` on.
+/// Half-precision tensors round every step to their type, as onnx's reference does
+/// ([`softmax_row_narrow`]); float32 sums in f64.
 pub fn softmax(x: &Tensor, axis: i64, legacy: bool) -> Result<Tensor> {
     let rank = x.shape().len();
     let ax = norm_axis("Softmax", axis, rank)?;
+    let dtype = x.dtype();
+    if matches!(dtype, DType::F16 | DType::BF16) {
+        return with_float("Softmax", x, |a| {
+            Ok(for_rows(a, ax, legacy, |r| softmax_row_narrow(dtype, r)))
+        });
+    }
     with_float("Softmax", x, |a| {
         Ok(for_rows(a, ax, legacy, |r| {
             let m = r.iter().copied().fold(f32::NEG_INFINITY, f32::max);

@@ -289,6 +289,31 @@ mod reduce_tests {
 mod normalize_tests {
     use super::*;
 
+    /// Half-precision softmax equals onnx's reference evaluator bit for bit (values produced by
+    /// `onnx.reference.ReferenceEvaluator` on a one-node Softmax model); rounding only the
+    /// quotient would give 0.26171875 (bf16) and 0.015945435 (f16) where the reference gives
+    /// the values below.
+    #[test]
+    fn half_softmax_matches_the_reference_evaluator_exactly() {
+        let cases = [
+            (
+                DType::BF16,
+                [-0.125f32, 0.0, 1.0, 1.75],
+                [0.08544922f32, 0.09667969, 0.26367188, 0.5546875],
+            ),
+            (
+                DType::F16,
+                [-1.875, -1.5, 1.25, 1.75],
+                [0.015930176, 0.02319336, 0.36279297, 0.59814453],
+            ),
+        ];
+        for (dtype, x, want) in cases {
+            let y = softmax(&Tensor::from_f32(dtype, &[1, 4], &x), -1, false).unwrap();
+            assert_eq!(y.dtype(), dtype);
+            assert_eq!(y.to_f32_vec(), want, "{dtype}");
+        }
+    }
+
     #[test]
     fn softmax_rows_sum_to_one_on_any_axis() {
         let x = f(&[2, 3], &[1., 2., 3., 1., 1., 1.]);
