@@ -336,31 +336,13 @@ pub fn run_case_on(
     }
 }
 
-/// Graphs with up to this many constant elements are checked to print, parse back equal and
-/// re-verify (larger ones would spend the run printing weights; the text form of every op is
-/// covered by the smaller graphs).
-const ROUND_TRIP_MAX_CONST_ELEMS: usize = 1 << 20;
-
-/// The text round trip of an imported graph: `None` when it holds (or the graph is too large to
-/// check), else a failing outcome saying what broke.
+/// The text round trip of an imported graph (every graph, whatever the size of its weights):
+/// `None` when it prints, parses back bit-identical ([`crate::graph::text::identical`]) and
+/// re-verifies, else a failing outcome saying what broke.
 fn round_trip(g: &crate::graph::Graph) -> Option<Outcome> {
-    let elems: usize = g
-        .values
-        .iter()
-        .map(|v| {
-            if let crate::graph::ValueDef::Const(t) = &v.def {
-                t.len()
-            } else {
-                0
-            }
-        })
-        .sum();
-    if elems > ROUND_TRIP_MAX_CONST_ELEMS {
-        return None;
-    }
     let text = crate::graph::text::print(g);
     match crate::graph::text::parse(&text) {
-        Ok(back) if back == *g => match crate::graph::verify(&back) {
+        Ok(back) if crate::graph::text::identical(&back, g) => match crate::graph::verify(&back) {
             Ok(()) => None,
             Err(d) => Some(Outcome::fail(format!(
                 "the re-parsed graph does not verify: {}",
@@ -368,7 +350,7 @@ fn round_trip(g: &crate::graph::Graph) -> Option<Outcome> {
             ))),
         },
         Ok(_) => Some(Outcome::fail(
-            "graph IR text round trip: parse(print(g)) != g",
+            "graph IR text round trip: parse(print(g)) differs from g",
         )),
         Err(d) => Some(Outcome::fail(format!(
             "graph IR text round trip: {}",
