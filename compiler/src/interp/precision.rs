@@ -12,18 +12,22 @@
 //!   `Clip`, `Cast`, comparisons): one step each, computed in f32 from the half inputs and
 //!   rounded once to the result type ([`super::value::with_float`]). This is exactly numpy's
 //!   and ml_dtypes's evaluation of one ufunc.
-//! * **MatMul, Gemm, Conv, ConvTranspose**: products accumulate in f32, rounded once. The
-//!   reference's `numpy_matmul` does the same: numpy's float16 matmul accumulates in f32, and
-//!   bfloat16 is promoted to f32 and cast back (checked bit for bit against it).
+//! * **MatMul, Gemm, Conv, ConvTranspose**: products accumulate in f32 (bias, `alpha` and
+//!   `beta` terms included), rounded once. For MatMul the reference's `numpy_matmul` does the
+//!   same: numpy's float16 matmul accumulates in f32, and bfloat16 is promoted to f32 and cast
+//!   back (checked bit for bit on the attention tests). Its Gemm would round `A·B`, the
+//!   `alpha` product and the `beta` sum separately in half precision; no test covers it.
 //! * **Softmax**: the reference's formula `e = exp(x - max(x)); e / sum(e)` with every step
 //!   rounded to the tensor's type — the difference, the exponential, the row sum and the
 //!   quotient — and the row sum accumulated as numpy accumulates that type along a contiguous
 //!   axis ([`numpy_sum`]): float16 in f32 by numpy's pairwise summation, rounded once;
 //!   bfloat16 (ml_dtypes has no widening reduction loop) rounded to bfloat16 after every
-//!   addition. Rounding only the final quotient differs from the reference by one ulp in a
-//!   few percent of the elements, which the backend tolerance (rtol 1e-3) does not absorb at
-//!   half precision (one bfloat16 ulp is 2^-8 relative): the onnx attention tests over
-//!   float16/bfloat16 need the step-by-step form. See [`softmax_row_narrow`].
+//!   addition. (Over a non-innermost axis numpy rounds float16 partial sums too, a memory
+//!   layout artefact the interpreter does not copy; no test covers it.) Rounding only the
+//!   final quotient differs from the reference by one ulp in a few percent of the elements,
+//!   which the backend tolerance (rtol 1e-3) does not absorb at half precision (one bfloat16
+//!   ulp is 2^-8 relative): the onnx attention tests over float16/bfloat16 need the
+//!   step-by-step form. See [`softmax_row_narrow`].
 //! * **Reductions, pooling averages, LogSoftmax and the normalisations** (LayerNorm,
 //!   BatchNorm, InstanceNorm, LRN): accumulate in f64 and round the result once. Where the
 //!   reference would round differently (numpy rounds a bfloat16 sum at every partial sum, and
