@@ -51,6 +51,31 @@ fn tt(dst: &View, a: &View, b: &View, op: Alu) -> KOp {
 
 /// Builds the tiled kernel: DMA inputs in, compute, DMA the result out.
 fn tiled(l: &mut Lowerer, node: &Node, inputs: &[Placed], out: &Placed, compute: &Compute) {
+    tiled_scratch(l, node, inputs, out, &[Dtype::Fp32], &|x, y, t| {
+        compute(x, y, &t[0])
+    });
+}
+
+/// What one tile computes, given the input tiles, the output tile and the scratch tiles.
+pub type ComputeScratch<'a> = dyn Fn(&[View], &View, &[View]) -> Vec<KOp> + 'a;
+
+/// [`tiled`] with scratch tiles of the given dtypes (named `tmp`, `tmp1`, ...): the inputs are
+/// DMAed into fp32 tiles, `compute` writes the fp32 output tile, which is DMAed out.
+pub fn tiled_scratch(
+    l: &mut Lowerer,
+    node: &Node,
+    inputs: &[Placed],
+    out: &Placed,
+    scratch: &[Dtype],
+    compute: &ComputeScratch,
+) {
+    let scratch_name = |i: usize| {
+        if i == 0 {
+            "tmp".to_string()
+        } else {
+            format!("tmp{i}")
+        }
+    };
     let n = out.elems();
     let tiles = flat_tiles(n, ELEMENTWISE_FREE_MAX);
     let (p, f) = (machine::PARTITIONS.min(n.max(1)), tiles.free);
@@ -70,13 +95,15 @@ fn tiled(l: &mut Lowerer, node: &Node, inputs: &[Placed], out: &Placed, compute:
         partitions: p,
         free: f,
     });
-    buffers.push(Buffer {
-        name: "tmp".into(),
-        mem: Mem::Sbuf,
-        dtype: Dtype::Fp32,
-        partitions: p,
-        free: f,
-    });
+    for (i, &dtype) in scratch.iter().enumerate() {
+        buffers.push(Buffer {
+            name: scratch_name(i),
+            mem: Mem::Sbuf,
+            dtype,
+            partitions: p,
+            free: f,
+        });
+    }
     let tile = |parts: u64, free: u64, offset: Expr| -> Vec<KOp> {
         let sb = |name: &str| View::buf(name, 0, parts, Expr::constant(0), vec![(free, 1)]);
         let xs: Vec<View> = (0..inputs.len()).map(|i| sb(&format!("x{i}"))).collect();
@@ -95,7 +122,8 @@ fn tiled(l: &mut Lowerer, node: &Node, inputs: &[Placed], out: &Placed, compute:
             })
             .collect();
         let y = sb("y");
-        ops.extend(compute(&xs, &y, &sb("tmp")));
+        let tmps: Vec<View> = (0..scratch.len()).map(|i| sb(&scratch_name(i))).collect();
+        ops.extend(compute(&xs, &y, &tmps));
         ops.push(KOp::Dma {
             dst: View::hbm(&out.tensor, parts, free as i64, offset, vec![(free, 1)]),
             src: y,

@@ -22,6 +22,7 @@ pub mod movement;
 pub mod normalize;
 pub mod pool;
 pub mod reduce;
+pub mod rounding;
 pub mod shape_ops;
 pub mod tiles;
 
@@ -327,6 +328,9 @@ pub fn lower(graph: &Graph, opts: LowerOptions) -> Result<KernelProgram, Diagnos
             | Op::ReduceMin
             | Op::GlobalAveragePool
             | Op::GlobalMaxPool => reduce::lower(&mut l, node),
+            Op::Floor | Op::Ceil | Op::Round | Op::IsNaN | Op::IsInf => {
+                rounding::lower(&mut l, node)
+            }
             Op::Concat | Op::Split | Op::Slice | Op::Tile | Op::Gather | Op::Resize | Op::Pad => {
                 shape_ops::lower(&mut l, node)
             }
