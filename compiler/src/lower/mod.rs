@@ -17,6 +17,7 @@ pub mod conv;
 pub mod elementwise;
 pub mod epilogue;
 pub mod gather;
+pub mod lrn;
 pub mod matmul;
 pub mod movement;
 pub mod normalize;
@@ -328,6 +329,7 @@ pub fn lower(graph: &Graph, opts: LowerOptions) -> Result<KernelProgram, Diagnos
             | Op::ReduceMin
             | Op::GlobalAveragePool
             | Op::GlobalMaxPool => reduce::lower(&mut l, node),
+            Op::LRN => lrn::lower(&mut l, node),
             Op::Floor | Op::Ceil | Op::Round | Op::IsNaN | Op::IsInf => {
                 rounding::lower(&mut l, node)
             }
