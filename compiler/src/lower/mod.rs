@@ -23,6 +23,7 @@ pub mod movement;
 pub mod normalize;
 pub mod pool;
 pub mod reduce;
+pub mod resize;
 pub mod rounding;
 pub mod shape_ops;
 pub mod tiles;
@@ -330,6 +331,7 @@ pub fn lower(graph: &Graph, opts: LowerOptions) -> Result<KernelProgram, Diagnos
             | Op::GlobalAveragePool
             | Op::GlobalMaxPool => reduce::lower(&mut l, node),
             Op::LRN => lrn::lower(&mut l, node),
+            Op::Resize if resize::handles(node) => resize::lower(&mut l, node),
             Op::Floor | Op::Ceil | Op::Round | Op::IsNaN | Op::IsInf => {
                 rounding::lower(&mut l, node)
             }
