@@ -17,6 +17,7 @@ pub mod conv;
 pub mod elementwise;
 pub mod epilogue;
 pub mod gather;
+pub mod gathernd;
 pub mod lrn;
 pub mod matmul;
 pub mod movement;
@@ -331,6 +332,7 @@ pub fn lower(graph: &Graph, opts: LowerOptions) -> Result<KernelProgram, Diagnos
             | Op::GlobalAveragePool
             | Op::GlobalMaxPool => reduce::lower(&mut l, node),
             Op::LRN => lrn::lower(&mut l, node),
+            Op::GatherND => gathernd::lower(&mut l, node),
             Op::Resize if resize::handles(node) => resize::lower(&mut l, node),
             Op::Floor | Op::Ceil | Op::Round | Op::IsNaN | Op::IsInf => {
                 rounding::lower(&mut l, node)
