@@ -8,7 +8,11 @@
 //! [`movement`] (transposes and broadcasts as DMA access patterns), [`normalize`] (Softmax,
 //! LogSoftmax, LayerNormalization, BatchNormalization), [`reduce`] (Reduce* and global pools),
 //! [`conv`] (Conv as matmuls over kernel positions accumulating in PSUM),
-//! [`pool`] (MaxPool, AveragePool on the vector engine), [`shape_ops`] (Concat, Split, Slice, Tile, Gather, Resize, Pad as DMA access patterns). [`tiles`] holds the tiling
+//! [`pool`] (MaxPool, AveragePool on the vector engine, separably), [`shape_ops`] (Concat,
+//! Split, Slice, Tile, Gather, nearest Resize, Pad as DMA access patterns), [`gather`] and
+//! [`gathernd`] (run-time-index gathers as one-hot matmuls), [`resize`] (linear/cubic Resize as
+//! matmuls with constant interpolation matrices), [`lrn`] (LRN with a band-matrix matmul over
+//! channels), [`rounding`] (Floor, Ceil, Round, IsNaN, IsInf). [`tiles`] holds the tiling
 //! helpers they share.
 //!
 //! A node no family handles is reported with [`Code::NotLowered`], all such nodes at once.
