@@ -1,6 +1,7 @@
 //! Kernel ops -> instructions: unrolls loops, resolves views into access patterns (checking that
 //! each view stays inside its buffer or tensor), chooses the engine stream of each op and
-//! spreads DMAs over the queues round-robin. Output: one flat list in program order.
+//! spreads DMAs over the queues round robin, skipping queues that have a trigger latency more
+//! work than the least loaded (work estimated by `costs::dma_cycles_alone`). Output: one flat list in program order.
 
 use super::layout::Layout;
 use crate::diag::{Code, Diagnostic};
@@ -8,6 +9,7 @@ use crate::kernel::{
     text::op_text, Accumulate, Base, KOp, Kernel, KernelProgram, ScalarArg, Stmt, View,
 };
 use std::collections::{BTreeMap, HashMap};
+use tahoma_isa::costs;
 use tahoma_isa::program::StreamId;
 use tahoma_isa::*;
 
@@ -27,7 +29,10 @@ struct Cx<'a> {
     buffers: &'a HashMap<String, u64>,
     /// Loop variable -> (value, start).
     env: BTreeMap<String, (i64, i64)>,
-    next_queue: u64,
+    /// Per DMA queue: the cycles of the DMAs given to it so far, alone on an idle machine.
+    queue_load: Vec<u64>,
+    /// Where the round robin over the queues resumes.
+    next_queue: usize,
     out: Vec<FlatInst>,
 }
 
@@ -172,12 +177,26 @@ impl Cx<'_> {
         let sync = Header::default();
         match op {
             KOp::Dma { dst, src } => {
-                let queue = self.next_queue % machine::DMA_QUEUES;
-                self.next_queue += 1;
+                let (src, dst) = (self.dma_ap(src, op)?, self.dma_ap(dst, op)?);
+                // Round robin over the queues whose load is within a trigger latency of the
+                // least loaded: consecutive pieces of one load go to distinct queues, and no
+                // queue falls far behind the others.
+                let nq = self.queue_load.len();
+                let lat = machine::DMA_TRIGGER_LATENCY;
+                let least = self.queue_load.iter().copied().min().unwrap_or(0);
+                let queue = (0..nq)
+                    .map(|i| (self.next_queue + i) % nq)
+                    .find(|&q| self.queue_load[q] <= least + lat)
+                    .unwrap_or(0);
+                self.next_queue = (queue + 1) % nq;
+                let bytes = costs::dma_bytes(&src).max(costs::dma_bytes(&dst));
+                self.queue_load[queue] +=
+                    costs::dma_cycles_alone(bytes, costs::dma_slowdown(&src, &dst));
+                let queue = queue as u64;
                 let inst = Inst::DmaCopy(DmaCopy {
                     sync,
-                    src: self.dma_ap(src, op)?,
-                    dst: self.dma_ap(dst, op)?,
+                    src,
+                    dst,
                     queue,
                 });
                 self.emit(StreamId::Dma(queue as u8), inst);
@@ -381,6 +400,7 @@ impl Cx<'_> {
 /// Unrolls and resolves every kernel, in order.
 pub fn flatten(kp: &KernelProgram, layout: &Layout) -> Result<Vec<FlatInst>, Diagnostic> {
     let mut out = Vec::new();
+    let mut queue_load = vec![0; machine::DMA_QUEUES as usize];
     let mut next_queue = 0;
     for (kidx, kernel) in kp.kernels.iter().enumerate() {
         let mut cx = Cx {
@@ -390,10 +410,12 @@ pub fn flatten(kp: &KernelProgram, layout: &Layout) -> Result<Vec<FlatInst>, Dia
             kidx,
             buffers: &layout.buffers[kidx],
             env: BTreeMap::new(),
+            queue_load,
             next_queue,
             out: Vec::new(),
         };
         cx.body(&kernel.body)?;
+        queue_load = cx.queue_load;
         next_queue = cx.next_queue;
         out.append(&mut cx.out);
     }

@@ -5,7 +5,7 @@
 //!    every kernel's buffers (a rotating allocator, so consecutive kernels use different regions
 //!    when they fit and can overlap). Running out of on-chip memory is an error naming the kernel.
 //! 2. [`lower_ops`]: loops unrolled, views resolved into access patterns, DMAs spread over the
-//!    queues round-robin; every instruction keeps its kernel (ONNX node) as provenance.
+//!    queues (each to the least loaded); every instruction keeps its kernel (ONNX node) as provenance.
 //! 3. [`sync`]: dependencies between engines found from the bytes each instruction reads and
 //!    writes (RAW, WAR and WAW), turned into semaphore waits and signals.
 

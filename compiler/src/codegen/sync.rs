@@ -25,6 +25,37 @@ struct Region {
     parts: (u64, u64),
     bytes: (i128, i128),
     write: bool,
+    /// The access as rows that do not overlap (its outermost dim of more than one element, the
+    /// partition dim in HBM): (first row's byte range, row stride in bytes, rows). Accesses
+    /// with the same row stride (or a single row) are compared row by row, so the column chunks
+    /// of a row-major tensor, or the slots of a ring laid out along an inner dim, do not depend
+    /// on each other.
+    rows: Option<Rows>,
+}
+
+type Rows = ((i128, i128), i128, u64);
+
+fn rows_of(
+    offset: u64,
+    esize: u64,
+    dims: &[(u64, i64)],
+    outer: Option<(u64, i64)>,
+) -> Option<Rows> {
+    let all: Vec<(u64, i64)> = outer
+        .into_iter()
+        .chain(dims.iter().copied())
+        .filter(|d| d.0 != 1)
+        .collect();
+    // A dense access is one row.
+    let span = byte_span(offset, esize, &all, None)?;
+    let elems: u64 = all.iter().map(|d| d.0).product();
+    if span.1 - span.0 == (elems * esize) as i128 {
+        return Some((span, span.1 - span.0, 1));
+    }
+    let (&(count, stride), inner) = all.split_first()?;
+    let row = byte_span(offset, esize, inner, None)?;
+    let stride = stride as i128 * esize as i128;
+    (stride > 0 && stride >= row.1 - row.0).then_some((row, stride, count))
 }
 
 fn ap_region(a: &Ap, write: bool) -> Option<Region> {
@@ -34,6 +65,7 @@ fn ap_region(a: &Ap, write: bool) -> Option<Region> {
         parts: (a.part_start, a.part_start + a.part_count),
         bytes,
         write,
+        rows: rows_of(a.offset, a.dtype.size_bytes(), &a.dims(), None),
     })
 }
 
@@ -50,6 +82,12 @@ fn dma_region(a: &DmaAp, write: bool) -> Option<Region> {
             parts: (0, 1),
             bytes,
             write,
+            rows: rows_of(
+                a.offset,
+                a.dtype.size_bytes(),
+                &a.dims(),
+                Some((a.part_count, a.part_stride)),
+            ),
         })
     } else {
         let bytes = byte_span(a.offset, a.dtype.size_bytes(), &a.dims(), None)?;
@@ -58,6 +96,7 @@ fn dma_region(a: &DmaAp, write: bool) -> Option<Region> {
             parts: (a.part_start, a.part_start + a.part_count),
             bytes,
             write,
+            rows: rows_of(a.offset, a.dtype.size_bytes(), &a.dims(), None),
         })
     }
 }
@@ -75,6 +114,18 @@ fn regions(inst: &Inst) -> Vec<Region> {
         .collect()
 }
 
+/// Whether two row sets of stride `stride` share a byte: row j of `y` against row i of `x` is
+/// shifted by `d + (j - i) * stride`; they overlap when that shift lies in (-len_y, len_x).
+fn rows_overlap((xr, _, xn): Rows, (yr, _, yn): Rows, stride: i128) -> bool {
+    let (lx, ly) = (xr.1 - xr.0, yr.1 - yr.0);
+    let d = yr.0 - xr.0;
+    // Smallest shift index t = j - i with d + t * stride > -ly.
+    let t = (-ly - d).div_euclid(stride) + 1;
+    let (tmin, tmax) = (-(xn as i128 - 1), yn as i128 - 1);
+    let t = t.max(tmin);
+    t <= tmax && d + t * stride < lx
+}
+
 fn conflict(a: &[Region], b: &[Region]) -> bool {
     a.iter().any(|x| {
         b.iter().any(|y| {
@@ -84,6 +135,16 @@ fn conflict(a: &[Region], b: &[Region]) -> bool {
                 && y.parts.0 < x.parts.1
                 && x.bytes.0 < y.bytes.1
                 && y.bytes.0 < x.bytes.1
+                && match (x.rows, y.rows) {
+                    (Some(rx), Some(ry)) if rx.1 == ry.1 || rx.2 == 1 || ry.2 == 1 => {
+                        // A single row takes the other's stride (any stride fits one row).
+                        let stride = if rx.2 > 1 { rx.1 } else { ry.1 };
+                        rows_overlap(rx, ry, stride)
+                    }
+                    (Some(rx), None) => rows_overlap(rx, (y.bytes, rx.1, 1), rx.1),
+                    (None, Some(ry)) => rows_overlap((x.bytes, ry.1, 1), ry, ry.1),
+                    _ => true,
+                }
         })
     })
 }

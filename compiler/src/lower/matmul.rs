@@ -1,17 +1,69 @@
-//! `MatMul` and `Gemm` on the tensor engine. For each output tile of at most `pe_cols` rows (M)
-//! by `max_moving_free` columns (N), the contraction K is walked in tiles of `pe_rows`
-//! partitions: the A tile is loaded transposed (`[K, M]`, the stationary operand), the B tile
-//! (`[K, N]`) streams through as the moving operand, and the products accumulate in one PSUM
-//! bank. The scalar engine evacuates PSUM (applying Gemm's alpha), the vector engine adds Gemm's
-//! C, and a DMA writes the tile out. Operands are cast to the compiled precision as they are
-//! loaded; constant weights are stored at that precision in HBM.
+//! `MatMul` and `Gemm` on the tensor engine: `Y = alpha * A B (+ beta * C)`, per batch of a
+//! batched product. The stationary operand is a `[K, M]` tile of A^T (K on partitions, at most
+//! `pe_cols` rows of M), the moving operand a `[K, N]` chunk of B (at most `max_moving_free`
+//! columns, one PSUM bank of fp32), and each output tile `[M, N]` accumulates over the K tiles in
+//! its own PSUM bank.
+//!
+//! **What is resident.** Every operand block is loaded into SBUF once and reused:
+//! * B is held as panels `[K (tiles of pe_rows partitions), N block]`; the whole of N when it fits
+//!   in half of SBUF, else blocks of whole chunks, two panel slots so the next block streams in
+//!   while the current one is used.
+//! * A^T is held as per-M-tile panels `[K, 128 rows]` in a ring of slots (laid out k-tile major so
+//!   the panels of neighbouring M tiles are contiguous): all of A when it fits in what B leaves,
+//!   else a ring whose next panels are prefetched while the current ones compute.
+//! * Results are evacuated from PSUM (alternately by the scalar and the vector engine, applying
+//!   alpha) into a ring of SBUF tiles already in the output dtype, and stored from there.
+//!
+//! **How it is ordered (pipelining).** Codegen derives all synchronisation from byte ranges, so
+//! distinct slots overlap by themselves: loads are issued ahead of the compute that needs them,
+//! PSUM banks rotate (the evacuation of bank i overlaps the accumulation into bank i+1), output
+//! slots rotate. At the start nothing is on chip, so the first group of output tiles (as many
+//! M tiles x N chunks as there are PSUM banks) is computed K-outer: each K step needs one k-tile
+//! of B and of the group's A^T, and the loads of step i+1 overlap the matmuls of step i (the
+//! demand for data is spread evenly instead of needing whole panels up front). The remaining
+//! tiles are computed one at a time with K inner, so they finish (and are stored) steadily and the
+//! tail after the last matmul is one tile's evacuation and store. Small products of a batch are
+//! double-buffered: the operands of product b+1 load while product b computes.
+//!
+//! **DMA.** A DMA pays a fixed trigger latency per instruction on its queue, and one queue moves
+//! only a sixteenth of HBM bandwidth, so loads and stores are cut into pieces of about
+//! [`DMA_PIECE_BYTES`] (by 32-partition groups, then along a free dim) that codegen spreads over
+//! the queues; the very first K step is cut finer so the tensor engine starts early, and so are
+//! the last tiles' stores.
+//!
+//! **Transposes.** A `[M, K]` row-major must reach SBUF as `[K on partitions, M]` (and so must B
+//! under `transB`). Constant operands are pre-arranged at compile time (stored K-major in HBM, so
+//! the load streams contiguously). Other operands, when K and the rows are multiples of
+//! `vector_transpose_block`, are loaded by DMAs whose contiguous runs are 32-element rows of
+//! 32x32 blocks (block (pb, fb) of the tile receives rows `32 fb..` of columns `32 pb..`, no
+//! stride penalty) and transposed in place by the vector engine's TRANSPOSE32, which is otherwise
+//! idle in a matmul; other shapes fall back to a strided DMA (half queue rate).
+//!
+//! Operands are cast to the compiled precision as they are loaded; constant weights are stored at
+//! that precision in HBM. On-chip memory that does not suffice even for one chunk is a compile
+//! error ([`Code::OnChipMemory`]).
 
 use super::tiles::contiguous_strides;
 use super::{node_error, Lowerer};
 use crate::diag::{Code, Diagnostic};
-use crate::graph::{Node, Op};
-use crate::kernel::{Accumulate, Buffer, Expr, KOp, Kernel, ScalarArg, Stmt, View};
+use crate::graph::{Node, Op, ValueId};
+use crate::kernel::{
+    Accumulate, Base, Buffer, Expr, HbmKind, HbmTensor, KOp, Kernel, ScalarArg, Stmt, View,
+};
 use tahoma_isa::{machine, Act, Alu, Dtype, Mem};
+
+/// Target bytes of one DMA piece: large enough that the trigger latency is a modest share of a
+/// queue's time, small enough that the pieces of one load spread over several queues (a tiling
+/// choice of the compiler).
+pub const DMA_PIECE_BYTES: u64 = 64 * 1024;
+/// Most pieces one DMA is cut into (a tiling choice; codegen balances pieces over the queues).
+const MAX_PIECES: u64 = 16;
+/// Output tiles held in SBUF between evacuation and store (a tiling choice of the compiler).
+const Y_SLOTS: u64 = 8;
+/// Stores of this many final tiles are cut into small pieces to shorten the tail.
+const FINE_TAIL_TILES: u64 = 2;
+/// Pieces of the tail stores and the first K step are this much smaller than usual.
+const FINE_DIVISOR: u64 = 8;
 
 /// Element strides of a logical 2-D operand `[rows, cols]` within its tensor.
 #[derive(Clone, Copy, Debug)]
@@ -41,13 +93,22 @@ fn batch_offsets(op_batch: &[u64], out_batch: &[u64], matrix_elems: u64) -> Vec<
     offs
 }
 
+/// An operand seen K-major: logical `[X, K]` (A: X = M rows; B: X = N columns) at these element
+/// strides in its HBM tensor.
+#[derive(Clone, Copy, Debug)]
+struct Src<'a> {
+    tensor: &'a str,
+    x_stride: i64,
+    k_stride: i64,
+    /// Loaded by 32x32-block DMAs and transposed by the vector engine.
+    transpose32: bool,
+}
+
 struct Plan<'a> {
-    a: &'a str,
-    b: &'a str,
+    a: Src<'a>,
+    b: Src<'a>,
     y: &'a str,
     c: Option<(&'a str, Mat)>,
-    am: Mat,
-    bm: Mat,
     m: u64,
     k: u64,
     n: u64,
@@ -55,151 +116,731 @@ struct Plan<'a> {
     beta: f32,
 }
 
-/// Where one output tile sits: operand offsets of its batch and its rows/columns.
+/// Operand offsets of one product of a batch.
 #[derive(Clone, Copy, Debug)]
-struct TileAt {
+struct Prod {
     a_off: i64,
     b_off: i64,
     c_off: i64,
     y_off: i64,
-    m0: u64,
-    mt: u64,
-    n0: u64,
-    nt: u64,
 }
 
-fn tile(p: &Plan, t: TileAt, body: &mut Vec<Stmt>) {
-    let TileAt {
-        a_off,
-        b_off,
-        c_off,
-        y_off,
-        m0,
-        mt,
-        n0,
-        nt,
-    } = t;
-    let kp = machine::PE_ROWS;
-    let load = |k0: Expr, kt: u64| -> Vec<KOp> {
-        let a_view = View::hbm(
-            p.a,
-            kt,
-            p.am.col,
-            k0.clone()
-                .scale(p.am.col)
-                .plus(a_off + m0 as i64 * p.am.row),
-            vec![(mt, p.am.row)],
-        );
-        let b_view = View::hbm(
-            p.b,
-            kt,
-            p.bm.row,
-            k0.scale(p.bm.row).plus(b_off + n0 as i64 * p.bm.col),
-            vec![(nt, p.bm.col)],
-        );
-        vec![
-            KOp::Dma {
-                dst: View::buf("at", 0, kt, Expr::constant(0), vec![(mt, 1)]),
-                src: a_view,
-            },
-            KOp::Dma {
-                dst: View::buf("b", 0, kt, Expr::constant(0), vec![(nt, 1)]),
-                src: b_view,
-            },
-            KOp::LoadStationary {
-                src: View::buf("at", 0, kt, Expr::constant(0), vec![(mt, 1)]),
-            },
-        ]
+/// The tiling and the buffer rings of a node (see the module doc).
+#[derive(Clone, Debug)]
+struct Cfg {
+    /// Full K tiles, the partial one's partitions, K tiles in all (at least 1).
+    ktf: u64,
+    krem: u64,
+    ktt: u64,
+    mtiles: u64,
+    /// Chunk width (N of one matmul) and chunk count.
+    ch: u64,
+    nch: u64,
+    /// Chunks per N block, blocks, block width.
+    nbc: u64,
+    nblocks: u64,
+    nbw: u64,
+    a_slots: u64,
+    /// Elements of one A^T slot per K tile (an M tile's rows, or M when smaller).
+    aw: u64,
+    b_slots: u64,
+    /// M tiles of the K-outer first group (0: no group).
+    gm: u64,
+    banks: u64,
+    bank_elems: u64,
+    y_slots: u64,
+    /// Elements per output slot (the chunk width, or N when smaller).
+    ych: u64,
+    ydt: Dtype,
+    /// Products alternate between two halves of the A and B rings (loads of the next product
+    /// overlap the compute of this one).
+    double: bool,
+    a_resident: bool,
+}
+
+/// Whether an on-chip access of `count` partitions may start at `start`.
+fn part_ok(start: u64, count: u64) -> bool {
+    machine::PARTITION_RULES
+        .iter()
+        .find(|(max, _)| count <= *max)
+        .is_some_and(|(_, starts)| starts.contains(&start))
+}
+
+/// Splits the range `0..size` into `pieces` near-equal ranges.
+fn ranges(size: u64, pieces: u64) -> Vec<(u64, u64)> {
+    let p = pieces.clamp(1, size.max(1));
+    (0..p)
+        .map(|i| (i * size / p, (i + 1) * size / p))
+        .filter(|(a, b)| b > a)
+        .collect()
+}
+
+/// A DMA between two views of the same partition count and free dim sizes, cut into pieces of
+/// about `target` bytes (`bytes` in all): by partition groups first (as the partition rules
+/// allow), then along the outermost free dim that has enough elements.
+fn split_dma(dst: View, src: View, bytes: u64, target: u64, ops: &mut Vec<KOp>) {
+    let want = bytes.div_ceil(target.max(1)).clamp(1, MAX_PIECES);
+    let sizes = |v: &View| v.dims.iter().map(|d| d.0).collect::<Vec<_>>();
+    if want == 1 || dst.part_count != src.part_count || sizes(&dst) != sizes(&src) {
+        ops.push(KOp::Dma { dst, src });
+        return;
+    }
+    let on_chip_start = |v: &View| match v.base {
+        Base::Buf(_) => v
+            .part_start
+            .terms
+            .is_empty()
+            .then_some(v.part_start.constant as u64),
+        Base::Hbm(_) => Some(0),
     };
-    let acc = View::buf("acc", 0, mt, Expr::constant(0), vec![(nt, 1)]);
-    let (kfull, krem) = (p.k / kp, p.k % kp);
-    let y = View::buf("y", 0, mt, Expr::constant(0), vec![(nt, 1)]);
-    if p.k == 0 {
-        // An empty contraction: the product is zero.
-        body.push(Stmt::Op(KOp::Memset {
-            dst: y.clone(),
-            value: 0.0,
-        }));
-    }
-    if kfull > 0 {
-        let mut ops = load(Expr::var("k", kp as i64), kp);
-        ops.push(KOp::Matmul {
-            dst: acc.clone(),
-            moving: View::buf("b", 0, kp, Expr::constant(0), vec![(nt, 1)]),
-            acc: Accumulate::AfterFirst("k".into()),
-        });
-        body.push(Stmt::Loop {
-            var: "k".into(),
-            start: 0,
-            end: kfull as i64,
-            body: ops.into_iter().map(Stmt::Op).collect(),
-        });
-    }
-    if krem > 0 {
-        let kt = krem;
-        let mut ops = load(Expr::constant((kfull * kp) as i64), kt);
-        let acc_mode = if kfull > 0 {
-            Accumulate::Always
-        } else {
-            Accumulate::Never
-        };
-        ops.push(KOp::Matmul {
-            dst: acc.clone(),
-            moving: View::buf("b", 0, kt, Expr::constant(0), vec![(nt, 1)]),
-            acc: acc_mode,
-        });
-        body.extend(ops.into_iter().map(Stmt::Op));
-    }
-    if p.k > 0 {
-        body.push(Stmt::Op(KOp::Activate {
-            dst: y.clone(),
-            src: acc,
-            func: Act::Identity,
-            scale: ScalarArg::Imm(p.alpha),
-            bias: ScalarArg::Imm(0.0),
-            acc: None,
-        }));
-    }
-    if let Some((c, cm)) = p.c {
-        let cbuf = View::buf("c", 0, mt, Expr::constant(0), vec![(nt, 1)]);
-        let cview = View::hbm(
-            c,
-            mt,
-            cm.row,
-            Expr::constant(c_off + m0 as i64 * cm.row + n0 as i64 * cm.col),
-            vec![(nt, cm.col)],
-        );
-        body.push(Stmt::Op(KOp::Dma {
-            dst: cbuf.clone(),
-            src: cview,
-        }));
-        if p.beta != 1.0 {
-            body.push(Stmt::Op(KOp::TensorScalar {
-                dst: cbuf.clone(),
-                src: cbuf.clone(),
-                op0: Alu::Multiply,
-                scalar0: ScalarArg::Imm(p.beta),
-                op1: Alu::Bypass,
-                scalar1: ScalarArg::Imm(0.0),
-                reverse0: false,
-                reverse1: false,
-            }));
+    let parts = dst.part_count;
+    let (ds, ss) = (on_chip_start(&dst), on_chip_start(&src));
+    let mut pg = 1;
+    for g in [4u64, 2] {
+        if g <= want && parts.is_multiple_of(g) {
+            let gs = parts / g;
+            let ok = |s: Option<u64>| s.is_some_and(|s| (0..g).all(|i| part_ok(s + i * gs, gs)));
+            if ok(ds) && ok(ss) {
+                pg = g;
+                break;
+            }
         }
-        body.push(Stmt::Op(KOp::TensorTensor {
-            dst: y.clone(),
-            a: y.clone(),
-            b: cbuf,
-            op: Alu::Add,
-        }));
     }
-    let yv = View::hbm(
-        p.y,
-        mt,
-        p.n as i64,
-        Expr::constant(y_off + (m0 * p.n + n0) as i64),
-        vec![(nt, 1)],
-    );
-    body.push(Stmt::Op(KOp::Dma { dst: yv, src: y }));
+    let fp = want.div_ceil(pg);
+    let d = dst
+        .dims
+        .iter()
+        .position(|x| x.0 >= fp)
+        .or_else(|| (0..dst.dims.len()).max_by_key(|&i| dst.dims[i].0));
+    let gs = parts / pg;
+    for g in 0..pg {
+        let rs = match d {
+            Some(d) => ranges(dst.dims[d].0, fp),
+            None => vec![(0, 1)],
+        };
+        for (lo, hi) in rs {
+            let piece = |v: &View| {
+                let mut v = v.clone();
+                let p0 = (g * gs) as i64;
+                match v.base {
+                    Base::Buf(_) => v.part_start = v.part_start.clone().plus(p0),
+                    Base::Hbm(_) => v.offset = v.offset.clone().plus(p0 * v.part_stride),
+                }
+                v.part_count = gs;
+                if let Some(d) = d {
+                    v.offset = v.offset.clone().plus(lo as i64 * v.dims[d].1);
+                    v.dims[d].0 = hi - lo;
+                }
+                v
+            };
+            ops.push(KOp::Dma {
+                dst: piece(&dst),
+                src: piece(&src),
+            });
+        }
+    }
+}
+
+/// Emits the kernel body of a node.
+struct Gen<'p> {
+    p: &'p Plan<'p>,
+    c: Cfg,
+    /// Bytes per element moved by operand loads (the larger of HBM and SBUF dtypes).
+    a_esz: u64,
+    b_esz: u64,
+    y_esz: u64,
+    out: Vec<Stmt>,
+    y_next: u64,
+    bank_next: u64,
+    evac_on_vector: bool,
+    tiles_left: u64,
+}
+
+impl Gen<'_> {
+    fn ops(&mut self, ops: Vec<KOp>) {
+        self.out.extend(ops.into_iter().map(Stmt::Op));
+    }
+
+    /// (first element, partitions) of K tile `kt`.
+    fn ktile(&self, kt: u64) -> (u64, u64) {
+        let kp = machine::PE_ROWS;
+        (kt * kp, if kt < self.c.ktf { kp } else { self.c.krem })
+    }
+
+    /// Loads K tiles `kt0..kt1` of rows `x0..x0+xw` of an operand K-major into `buf` at
+    /// `dst_off` (+ `bsk` elements per K tile).
+    #[allow(clippy::too_many_arguments)]
+    fn load_kmajor(
+        &mut self,
+        s: Src,
+        off: i64,
+        esz: u64,
+        buf: &str,
+        bsk: i64,
+        dst_off: i64,
+        kts: (u64, u64),
+        x: (u64, u64),
+        target: u64,
+    ) {
+        let mut ops = Vec::new();
+        let kp_full = machine::PE_ROWS as i64;
+        // Full tiles together, the partial one alone.
+        let mut groups = vec![];
+        let full_end = kts.1.min(self.c.ktf);
+        if kts.0 < full_end {
+            groups.push((kts.0, full_end));
+        }
+        if kts.1 > self.c.ktf && self.c.krem > 0 {
+            groups.push((self.c.ktf.max(kts.0), kts.1));
+        }
+        for (k0t, k1t) in groups {
+            let (k0, kp) = self.ktile(k0t);
+            let kc = k1t - k0t;
+            let (x0, xw) = x;
+            let base = off + x0 as i64 * s.x_stride + k0 as i64 * s.k_stride;
+            let doff = dst_off + (k0t - kts.0) as i64 * bsk;
+            let bytes = kp * kc * xw * esz;
+            if s.transpose32 {
+                let blk = machine::VECTOR_TRANSPOSE_BLOCK;
+                let bi = blk as i64;
+                for pb in 0..kp / blk {
+                    let dst = View::buf(
+                        buf,
+                        pb * blk,
+                        blk,
+                        Expr::constant(doff),
+                        vec![(kc, bsk), (xw / blk, bi), (blk, 1)],
+                    );
+                    let src = View::hbm(
+                        s.tensor,
+                        blk,
+                        s.x_stride,
+                        Expr::constant(base + pb as i64 * bi),
+                        vec![(kc, kp_full), (xw / blk, bi * s.x_stride), (blk, 1)],
+                    );
+                    split_dma(dst, src, bytes / (kp / blk), target, &mut ops);
+                }
+                for t in 0..kc {
+                    let v = View::buf(
+                        buf,
+                        0,
+                        kp,
+                        Expr::constant(doff + t as i64 * bsk),
+                        vec![(xw, 1)],
+                    );
+                    ops.push(KOp::Transpose32 {
+                        dst: v.clone(),
+                        src: v,
+                    });
+                }
+            } else {
+                let dst = View::buf(buf, 0, kp, Expr::constant(doff), vec![(kc, bsk), (xw, 1)]);
+                let src = View::hbm(
+                    s.tensor,
+                    kp,
+                    s.k_stride,
+                    Expr::constant(base),
+                    vec![(kc, kp_full * s.k_stride), (xw, s.x_stride)],
+                );
+                split_dma(dst, src, bytes, target, &mut ops);
+            }
+        }
+        self.ops(ops);
+    }
+
+    fn a_stride(&self) -> i64 {
+        (self.c.a_slots * self.c.aw) as i64
+    }
+
+    /// A^T panels of M tiles `i0..i0+count` (consecutive slots from `slot0`), K tiles `kts`.
+    fn a_panels(&mut self, pr: &Prod, i0: u64, count: u64, slot0: u64, kts: (u64, u64), t: u64) {
+        let pm = machine::PE_COLS;
+        let m0 = i0 * pm;
+        let xw = (count * pm).min(self.p.m - m0);
+        let bsk = self.a_stride();
+        let doff = kts.0 as i64 * bsk + (slot0 * self.c.aw) as i64;
+        let esz = self.a_esz;
+        self.load_kmajor(self.p.a, pr.a_off, esz, "at", bsk, doff, kts, (m0, xw), t);
+    }
+
+    /// The B panel of N block `j` into `slot`, K tiles `kts`.
+    fn b_panel(&mut self, pr: &Prod, j: u64, slot: u64, kts: (u64, u64), t: u64) {
+        let n0 = j * self.c.nbc * self.c.ch;
+        let nw = self.c.nbw.min(self.p.n - n0);
+        let bsk = self.c.nbw as i64;
+        let doff = ((slot * self.c.ktt + kts.0) * self.c.nbw) as i64;
+        let esz = self.b_esz;
+        self.load_kmajor(self.p.b, pr.b_off, esz, "b", bsk, doff, kts, (n0, nw), t);
+    }
+
+    fn mtile(&self, i: u64) -> (u64, u64) {
+        let pm = machine::PE_COLS;
+        (i * pm, pm.min(self.p.m - i * pm))
+    }
+
+    /// Global chunk `c` of N block `j`: (column, width, column within the block).
+    fn chunk(&self, j: u64, c: u64) -> (u64, u64, u64) {
+        let n0 = (j * self.c.nbc + c) * self.c.ch;
+        (n0, self.c.ch.min(self.p.n - n0), c * self.c.ch)
+    }
+
+    fn chunks_in(&self, j: u64) -> u64 {
+        self.c.nbc.min(self.c.nch - j * self.c.nbc)
+    }
+
+    fn ls(&self, i: u64, slot: u64, kt: Expr, kp: u64) -> KOp {
+        let (_, mt) = self.mtile(i);
+        KOp::LoadStationary {
+            src: View::buf(
+                "at",
+                0,
+                kp,
+                kt.scale(self.a_stride()).plus((slot * self.c.aw) as i64),
+                vec![(mt, 1)],
+            ),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn mm(
+        &self,
+        i: u64,
+        j: u64,
+        c: u64,
+        bslot: u64,
+        bank: u64,
+        kt: Expr,
+        kp: u64,
+        acc: Accumulate,
+    ) -> KOp {
+        let (_, mt) = self.mtile(i);
+        let (_, nt, nl) = self.chunk(j, c);
+        let nbw = self.c.nbw as i64;
+        KOp::Matmul {
+            dst: View::buf(
+                "acc",
+                0,
+                mt,
+                Expr::constant((bank * self.c.bank_elems) as i64),
+                vec![(nt, 1)],
+            ),
+            moving: View::buf(
+                "b",
+                0,
+                kp,
+                kt.scale(nbw)
+                    .plus((bslot * self.c.ktt) as i64 * nbw + nl as i64),
+                vec![(nt, 1)],
+            ),
+            acc,
+        }
+    }
+
+    /// The matmuls of output tiles `tiles` ((M tile, chunk, bank)), K outer.
+    fn compute(
+        &mut self,
+        tiles: &[(u64, u64, u64)],
+        j: u64,
+        aslot: &dyn Fn(u64) -> u64,
+        bslot: u64,
+    ) {
+        let (ktf, krem) = (self.c.ktf, self.c.krem);
+        let step = |g: &Gen, kt: Expr, kp: u64, acc: Accumulate| -> Vec<KOp> {
+            let mut ops = Vec::new();
+            let mut last = None;
+            for &(i, c, bank) in tiles {
+                if last != Some(i) {
+                    ops.push(g.ls(i, aslot(i), kt.clone(), kp));
+                    last = Some(i);
+                }
+                ops.push(g.mm(i, j, c, bslot, bank, kt.clone(), kp, acc.clone()));
+            }
+            ops
+        };
+        if ktf > 0 {
+            let body = step(
+                self,
+                Expr::var("k", 1),
+                machine::PE_ROWS,
+                Accumulate::AfterFirst("k".into()),
+            );
+            self.out.push(Stmt::Loop {
+                var: "k".into(),
+                start: 0,
+                end: ktf as i64,
+                body: body.into_iter().map(Stmt::Op).collect(),
+            });
+        }
+        if krem > 0 {
+            let acc = if ktf > 0 {
+                Accumulate::Always
+            } else {
+                Accumulate::Never
+            };
+            let ops = step(self, Expr::constant(ktf as i64), krem, acc);
+            self.ops(ops);
+        }
+    }
+
+    /// Loads C's tile (Gemm) into the output slot `ys`.
+    fn c_load(&mut self, pr: &Prod, i: u64, j: u64, c: u64, ys: u64) {
+        let Some((ct, cm)) = self.p.c else { return };
+        let (m0, mt) = self.mtile(i);
+        let (n0, nt, _) = self.chunk(j, c);
+        let ch = self.c.ych as i64;
+        self.ops(vec![KOp::Dma {
+            dst: View::buf("c", 0, mt, Expr::constant(ys as i64 * ch), vec![(nt, 1)]),
+            src: View::hbm(
+                ct,
+                mt,
+                cm.row,
+                Expr::constant(pr.c_off + m0 as i64 * cm.row + n0 as i64 * cm.col),
+                vec![(nt, cm.col)],
+            ),
+        }]);
+    }
+
+    /// Evacuates PSUM bank `bank` (alpha applied, C added) into output slot `ys` and stores it.
+    fn finish(&mut self, pr: &Prod, i: u64, j: u64, c: u64, bank: u64, ys: u64) {
+        let (m0, mt) = self.mtile(i);
+        let (n0, nt, _) = self.chunk(j, c);
+        let ch = self.c.ych as i64;
+        let y = View::buf("y", 0, mt, Expr::constant(ys as i64 * ch), vec![(nt, 1)]);
+        let acc = View::buf(
+            "acc",
+            0,
+            mt,
+            Expr::constant((bank * self.c.bank_elems) as i64),
+            vec![(nt, 1)],
+        );
+        let mut ops = Vec::new();
+        if self.p.k == 0 {
+            // An empty contraction: the product is zero.
+            ops.push(KOp::Memset {
+                dst: y.clone(),
+                value: 0.0,
+            });
+        } else if self.p.c.is_none() && self.evac_on_vector {
+            ops.push(if self.p.alpha == 1.0 {
+                KOp::Copy {
+                    dst: y.clone(),
+                    src: acc,
+                }
+            } else {
+                KOp::TensorScalar {
+                    dst: y.clone(),
+                    src: acc,
+                    op0: Alu::Multiply,
+                    scalar0: ScalarArg::Imm(self.p.alpha),
+                    op1: Alu::Bypass,
+                    scalar1: ScalarArg::Imm(0.0),
+                    reverse0: false,
+                    reverse1: false,
+                }
+            });
+        } else {
+            ops.push(KOp::Activate {
+                dst: y.clone(),
+                src: acc,
+                func: Act::Identity,
+                scale: ScalarArg::Imm(self.p.alpha),
+                bias: ScalarArg::Imm(0.0),
+                acc: None,
+            });
+        }
+        self.evac_on_vector = !self.evac_on_vector;
+        if self.p.c.is_some() {
+            let cbuf = View::buf("c", 0, mt, Expr::constant(ys as i64 * ch), vec![(nt, 1)]);
+            if self.p.beta != 1.0 {
+                ops.push(KOp::TensorScalar {
+                    dst: cbuf.clone(),
+                    src: cbuf.clone(),
+                    op0: Alu::Multiply,
+                    scalar0: ScalarArg::Imm(self.p.beta),
+                    op1: Alu::Bypass,
+                    scalar1: ScalarArg::Imm(0.0),
+                    reverse0: false,
+                    reverse1: false,
+                });
+            }
+            ops.push(KOp::TensorTensor {
+                dst: y.clone(),
+                a: y.clone(),
+                b: cbuf,
+                op: Alu::Add,
+            });
+        }
+        let dst = View::hbm(
+            self.p.y,
+            mt,
+            self.p.n as i64,
+            Expr::constant(pr.y_off + (m0 * self.p.n + n0) as i64),
+            vec![(nt, 1)],
+        );
+        self.tiles_left = self.tiles_left.saturating_sub(1);
+        let target = if self.tiles_left < FINE_TAIL_TILES {
+            DMA_PIECE_BYTES / FINE_DIVISOR
+        } else {
+            DMA_PIECE_BYTES
+        };
+        split_dma(dst, y, mt * nt * self.y_esz, target, &mut ops);
+        self.ops(ops);
+    }
+
+    fn next_y(&mut self) -> u64 {
+        let s = self.y_next % self.c.y_slots;
+        self.y_next += 1;
+        s
+    }
+
+    fn next_bank(&mut self) -> u64 {
+        let s = self.bank_next % self.c.banks;
+        self.bank_next += 1;
+        s
+    }
+
+    /// The loads a product starts with: B's first panel and A's panels (the first group's
+    /// interleaved K tile by K tile).
+    fn prologue(&mut self, pr: &Prod, half: u64) {
+        let (mt_n, a_base, b_slot) = (self.c.mtiles, half * self.c.mtiles, half);
+        let (gm, ktt) = (self.c.gm, self.c.ktt);
+        if self.p.k == 0 {
+            return;
+        }
+        if gm > 0 {
+            for kt in 0..ktt {
+                let t = if kt == 0 {
+                    DMA_PIECE_BYTES / FINE_DIVISOR
+                } else {
+                    DMA_PIECE_BYTES
+                };
+                self.b_panel(pr, 0, b_slot, (kt, kt + 1), t);
+                self.a_panels(pr, 0, gm, a_base, (kt, kt + 1), t);
+            }
+        } else {
+            self.b_panel(pr, 0, b_slot, (0, ktt), DMA_PIECE_BYTES);
+        }
+        let first_rest = gm;
+        let upto = if self.c.a_resident {
+            mt_n
+        } else {
+            self.c.a_slots.min(mt_n)
+        };
+        if upto > first_rest {
+            self.a_panels(
+                pr,
+                first_rest,
+                upto - first_rest,
+                a_base + first_rest,
+                (0, ktt),
+                DMA_PIECE_BYTES,
+            );
+        }
+    }
+
+    /// The whole computation of one product; its prologue was emitted already.
+    fn product(&mut self, pr: &Prod, half: u64) {
+        let c = self.c.clone();
+        let a_base = half * c.mtiles;
+        let slot_of = |g: u64| -> u64 {
+            if c.a_resident {
+                a_base + g % c.mtiles
+            } else {
+                g % c.a_slots
+            }
+        };
+        for j in 0..c.nblocks {
+            let bslot = if c.nblocks > 1 { j % c.b_slots } else { half };
+            if j + 1 < c.nblocks && self.p.k > 0 {
+                self.b_panel(pr, j + 1, (j + 1) % c.b_slots, (0, c.ktt), DMA_PIECE_BYTES);
+            }
+            let nchj = self.chunks_in(j);
+            let mut first_i = 0;
+            if j == 0 && c.gm > 0 {
+                let mut tiles = Vec::new();
+                for i in 0..c.gm {
+                    for ci in 0..nchj {
+                        tiles.push((i, ci, self.next_bank()));
+                    }
+                }
+                let ys: Vec<u64> = tiles.iter().map(|_| self.next_y()).collect();
+                for (&(i, ci, _), &y) in tiles.iter().zip(&ys) {
+                    self.c_load(pr, i, j, ci, y);
+                }
+                if self.p.k > 0 {
+                    let sl = |i: u64| slot_of(i);
+                    self.compute(&tiles, j, &sl, bslot);
+                }
+                for (&(i, ci, bank), &y) in tiles.iter().zip(&ys) {
+                    self.finish(pr, i, j, ci, bank, y);
+                }
+                if !c.a_resident {
+                    for g in 0..c.gm {
+                        self.refill(pr, g);
+                    }
+                }
+                first_i = c.gm;
+            }
+            for i in first_i..c.mtiles {
+                let g = j * c.mtiles + i;
+                for ci in 0..nchj {
+                    let bank = self.next_bank();
+                    let y = self.next_y();
+                    self.c_load(pr, i, j, ci, y);
+                    if self.p.k > 0 {
+                        let s = slot_of(g);
+                        self.compute(&[(i, ci, bank)], j, &|_| s, bslot);
+                    }
+                    self.finish(pr, i, j, ci, bank, y);
+                }
+                if !c.a_resident {
+                    self.refill(pr, g);
+                }
+            }
+        }
+    }
+
+    /// After panel `g` (N block g / mtiles, M tile g % mtiles) is used, loads panel g + slots
+    /// into its slot of the A ring.
+    fn refill(&mut self, pr: &Prod, g: u64) {
+        let next = g + self.c.a_slots;
+        if next < self.c.nblocks * self.c.mtiles && self.p.k > 0 {
+            let i = next % self.c.mtiles;
+            let slot = g % self.c.a_slots;
+            self.a_panels(pr, i, 1, slot, (0, self.c.ktt), DMA_PIECE_BYTES);
+        }
+    }
+}
+
+/// Chooses the tiling and the rings (see the module doc); `None` when even one chunk's panel
+/// does not fit on chip.
+fn configure(p: &Plan, opd: Dtype, ydt: Dtype, batches: u64) -> Option<Cfg> {
+    // Narrower chunks when a long contraction leaves no room for full-width panels (a chunk of
+    // at least matmul_min_free columns streams at the full rate).
+    let mut ch = machine::MAX_MOVING_FREE;
+    loop {
+        if let Some(c) = configure_with(p, opd, ydt, batches, ch) {
+            return Some(c);
+        }
+        if ch <= 1 {
+            return None;
+        }
+        ch /= 2;
+    }
+}
+
+fn configure_with(p: &Plan, opd: Dtype, ydt: Dtype, batches: u64, ch_max: u64) -> Option<Cfg> {
+    let kp = machine::PE_ROWS;
+    let pm = machine::PE_COLS;
+    let (ktf, krem) = (p.k / kp, p.k % kp);
+    let ktt = (ktf + u64::from(krem > 0)).max(1);
+    let mtiles = p.m.div_ceil(pm);
+    let bank_elems = machine::PSUM_PARTITION_BYTES / machine::PSUM_BANKS / Dtype::Fp32.size_bytes();
+    let ch = ch_max.min(bank_elems);
+    let nch = p.n.div_ceil(ch);
+    let total_tiles = mtiles * nch * batches;
+    let y_slots = Y_SLOTS.min(total_tiles).max(1);
+    // What layout rounds each buffer to, at most, with some slack.
+    let slack = 8 * 64;
+    let esz = opd.size_bytes();
+    let ych = ch.min(p.n.max(1));
+    let mut left = machine::SBUF_PARTITION_BYTES.checked_sub(slack)?;
+    left = left.checked_sub(y_slots * ych * ydt.size_bytes())?;
+    if p.c.is_some() {
+        left = left.checked_sub(y_slots * ych * Dtype::Fp32.size_bytes())?;
+    }
+    let aw = pm.min(p.m).max(1);
+    let a_panel = ktt * aw * esz;
+    let a_min = a_panel * mtiles.min(2);
+    let mut nbc = nch.max(1);
+    let (nbw, nblocks, b_slots) = loop {
+        let nbw = (nbc * ch).min(p.n).max(1);
+        let nblocks = nch.div_ceil(nbc).max(1);
+        let panel = ktt * nbw * esz;
+        if nblocks == 1 {
+            // All of N: a second slot when products follow each other and it fits.
+            if batches > 1 && 2 * panel + a_min <= left {
+                break (nbw, nblocks, 2);
+            }
+            if panel + a_min <= left {
+                break (nbw, nblocks, 1);
+            }
+        } else if 2 * panel + a_min <= left {
+            break (nbw, nblocks, 2);
+        }
+        if nbc == 1 {
+            return None;
+        }
+        nbc -= 1;
+    };
+    left -= b_slots * ktt * nbw * esz;
+    let fit = left / a_panel.max(1);
+    if fit == 0 {
+        return None;
+    }
+    let a_slots = fit.min(if batches > 1 { 2 * mtiles } else { mtiles });
+    let a_resident = a_slots >= mtiles;
+    let double = batches > 1 && nblocks == 1 && a_slots >= 2 * mtiles && b_slots == 2;
+    let banks = machine::PSUM_BANKS.min(total_tiles).max(1);
+    let chunks0 = nbc.min(nch);
+    let mut gm = if chunks0 == 0 || chunks0 > banks || ktt < 2 {
+        0
+    } else {
+        (banks / chunks0).min(mtiles).min(a_slots)
+    };
+    if gm * chunks0 < 2 {
+        gm = 0;
+    }
+    Some(Cfg {
+        ktf,
+        krem,
+        ktt,
+        mtiles,
+        ch,
+        nch,
+        nbc,
+        nblocks,
+        nbw,
+        a_slots,
+        aw,
+        b_slots,
+        gm,
+        banks,
+        bank_elems,
+        y_slots,
+        ych,
+        ydt,
+        double,
+        a_resident,
+    })
+}
+
+/// A constant 2-D operand stored `[rows, cols]`, placed transposed (`[cols, rows]`, K-major) at
+/// the compiled precision; the name of its HBM tensor.
+fn kmajor_const(l: &mut Lowerer, v: ValueId, dtype: Dtype) -> Option<String> {
+    let t = l.graph.const_value(v)?;
+    let shape = t.shape();
+    if shape.len() != 2 {
+        return None;
+    }
+    let (r, c) = (shape[0], shape[1]);
+    let name = format!("w{}_kmajor_{}", v.0, dtype.name());
+    if l.program.tensor(&name).is_none() {
+        let vals = t.to_f32_vec();
+        let mut out = vec![0f32; vals.len()];
+        for i in 0..r {
+            for j in 0..c {
+                out[j * r + i] = vals[i * c + j];
+            }
+        }
+        l.program.tensors.push(HbmTensor {
+            name: name.clone(),
+            dtype,
+            shape: vec![c as u64, r as u64],
+            kind: HbmKind::Const { values: out },
+        });
+    }
+    Some(name)
 }
 
 /// Lowers a MatMul or Gemm node.
@@ -213,8 +854,32 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
             "integer matrix products are not supported on the tensor engine",
         ));
     }
-    let a = l.operand(node.inputs[0], opd);
-    let b = l.operand(node.inputs[1], opd);
+    // Constant operands that would need a transpose on chip are stored K-major instead (not
+    // also in their own layout): A unless Gemm's transA; B under transB; single products only.
+    let gemm = node.op == Op::Gemm;
+    let flag = |n: &str| gemm && node.attrs.int(n).is_ok_and(|v| v != 0);
+    let rank = |v: ValueId| l.graph.ty(v).shape.len();
+    let const2 = |v: ValueId| l.graph.const_value(v).is_some() && rank(v) == 2;
+    let (ia, ib) = (node.inputs[0], node.inputs[1]);
+    let a_km = const2(ia) && if gemm { !flag("transA") } else { rank(ib) == 2 };
+    let b_km = const2(ib) && flag("transB");
+    let placed_km = |l: &mut Lowerer, v: ValueId| -> Option<super::Placed> {
+        let tensor = kmajor_const(l, v, opd)?;
+        let shape = l.graph.ty(v).shape.iter().map(|&d| d as u64).collect();
+        Some(super::Placed {
+            tensor,
+            dtype: opd,
+            shape,
+        })
+    };
+    let a = match a_km.then(|| placed_km(l, ia)).flatten() {
+        Some(p) => p,
+        None => l.operand(ia, opd),
+    };
+    let b = match b_km.then(|| placed_km(l, ib)).flatten() {
+        Some(p) => p,
+        None => l.operand(ib, opd),
+    };
     let y = l.place_output(node.outputs[0], node)?;
     let attr_f = |n: &str| {
         node.attrs
@@ -226,18 +891,21 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
             .int(n)
             .map_err(|m| node_error(node, Code::BadAttribute, m))
     };
-    let mut kernel_body = Vec::new();
     let (m, k, n);
+    let (mut am, mut bm);
+    let mut c = None;
+    let (alpha, beta);
+    let mut prods = Vec::new();
     if node.op == Op::Gemm {
         let (ta, tb) = (attr_i("transA")? != 0, attr_i("transB")? != 0);
-        let (alpha, beta) = (attr_f("alpha")?, attr_f("beta")?);
+        (alpha, beta) = (attr_f("alpha")?, attr_f("beta")?);
         (m, k) = if ta {
             (a.shape[1], a.shape[0])
         } else {
             (a.shape[0], a.shape[1])
         };
         n = if tb { b.shape[0] } else { b.shape[1] };
-        let am = if ta {
+        am = if ta {
             Mat {
                 row: 1,
                 col: m as i64,
@@ -248,7 +916,7 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
                 col: 1,
             }
         };
-        let bm = if tb {
+        bm = if tb {
             Mat {
                 row: 1,
                 col: k as i64,
@@ -259,39 +927,29 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
                 col: 1,
             }
         };
-        let c = match node.inputs.get(2) {
-            Some(&cv) => {
-                let cp = l.placed(cv);
-                // C broadcasts to [M, N]: a missing or size-1 dim has stride 0.
-                let cs = &cp.shape;
-                let (cm_rows, cm_cols) = match cs.len() {
-                    0 => (1, 1),
-                    1 => (1, cs[0]),
-                    _ => (cs[0], cs[1]),
-                };
-                let cm = Mat {
-                    row: if cm_rows == 1 { 0 } else { cm_cols as i64 },
-                    col: if cm_cols == 1 { 0 } else { 1 },
-                };
-                Some((cp.tensor, cm))
-            }
-            None => None,
-        };
-        let plan = Plan {
-            a: &a.tensor,
-            b: &b.tensor,
-            y: &y.tensor,
-            c: c.as_ref().map(|(t, cm)| (t.as_str(), *cm)),
-            am,
-            bm,
-            m,
-            k,
-            n,
-            alpha,
-            beta,
-        };
-        tiles_of(&plan, 0, 0, 0, 0, &mut kernel_body);
+        if let Some(&cv) = node.inputs.get(2) {
+            let cp = l.placed(cv);
+            // C broadcasts to [M, N]: a missing or size-1 dim has stride 0.
+            let cs = &cp.shape;
+            let (cm_rows, cm_cols) = match cs.len() {
+                0 => (1, 1),
+                1 => (1, cs[0]),
+                _ => (cs[0], cs[1]),
+            };
+            let cm = Mat {
+                row: if cm_rows == 1 { 0 } else { cm_cols as i64 },
+                col: if cm_cols == 1 { 0 } else { 1 },
+            };
+            c = Some((cp.tensor, cm));
+        }
+        prods.push(Prod {
+            a_off: 0,
+            b_off: 0,
+            c_off: 0,
+            y_off: 0,
+        });
     } else {
+        (alpha, beta) = (1.0, 0.0);
         let (ar, br) = (a.shape.len(), b.shape.len());
         m = if ar == 1 { 1 } else { a.shape[ar - 2] };
         k = a.shape[ar - 1];
@@ -304,110 +962,162 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
         let y_batch: Vec<u64> = y.shape[..y_batch_len].to_vec();
         let a_offs = batch_offsets(a_batch, &y_batch, m * k);
         let b_offs = batch_offsets(b_batch, &y_batch, k * n);
-        let plan = Plan {
-            a: &a.tensor,
-            b: &b.tensor,
-            y: &y.tensor,
-            c: None,
-            am: Mat {
-                row: k as i64,
-                col: 1,
-            },
-            bm: Mat {
-                row: n as i64,
-                col: 1,
-            },
-            m,
-            k,
-            n,
-            alpha: 1.0,
-            beta: 0.0,
+        am = Mat {
+            row: k as i64,
+            col: 1,
+        };
+        bm = Mat {
+            row: n as i64,
+            col: 1,
         };
         for (i, (&ao, &bo)) in a_offs.iter().zip(&b_offs).enumerate() {
-            tiles_of(
-                &plan,
-                ao,
-                bo,
-                0,
-                (i as u64 * m * n) as i64,
-                &mut kernel_body,
-            );
+            prods.push(Prod {
+                a_off: ao,
+                b_off: bo,
+                c_off: 0,
+                y_off: (i as u64 * m * n) as i64,
+            });
         }
     }
-    let (pm, pn) = (machine::PE_COLS, machine::MAX_MOVING_FREE);
-    let mut buffers = vec![
-        Buffer {
-            name: "at".into(),
-            mem: Mem::Sbuf,
-            dtype: opd,
-            partitions: machine::PE_ROWS,
-            free: pm.min(m.max(1)),
+    if a_km
+        && l.program
+            .tensor(&a.tensor)
+            .is_some_and(|t| t.shape == [k, m])
+    {
+        am = Mat {
+            row: 1,
+            col: m as i64,
+        };
+    }
+    if b_km
+        && l.program
+            .tensor(&b.tensor)
+            .is_some_and(|t| t.shape == [k, n])
+    {
+        bm = Mat {
+            row: n as i64,
+            col: 1,
+        };
+    }
+    let (a_tensor, a_dt, b_tensor, b_dt) = (a.tensor.clone(), a.dtype, b.tensor.clone(), b.dtype);
+    let blk = machine::VECTOR_TRANSPOSE_BLOCK;
+    let t32 = |x_stride: i64, k_stride: i64, x: u64| {
+        k_stride == 1
+            && x_stride != 1
+            && k.is_multiple_of(blk)
+            && x.is_multiple_of(blk)
+            && k > 0
+            && x > 0
+    };
+    let plan = Plan {
+        a: Src {
+            tensor: &a_tensor,
+            x_stride: am.row,
+            k_stride: am.col,
+            transpose32: t32(am.row, am.col, m),
         },
-        Buffer {
-            name: "b".into(),
-            mem: Mem::Sbuf,
-            dtype: opd,
-            partitions: machine::PE_ROWS,
-            free: pn.min(n.max(1)),
+        b: Src {
+            tensor: &b_tensor,
+            x_stride: bm.col,
+            k_stride: bm.row,
+            transpose32: t32(bm.col, bm.row, n),
         },
-        Buffer {
-            name: "acc".into(),
-            mem: Mem::Psum,
-            dtype: Dtype::Fp32,
-            partitions: pm,
-            free: pn.min(n.max(1)),
-        },
-        Buffer {
-            name: "y".into(),
-            mem: Mem::Sbuf,
-            dtype: Dtype::Fp32,
-            partitions: pm,
-            free: pn.min(n.max(1)),
-        },
-    ];
-    if node.op == Op::Gemm && node.inputs.len() > 2 {
-        buffers.push(Buffer {
-            name: "c".into(),
-            mem: Mem::Sbuf,
-            dtype: Dtype::Fp32,
-            partitions: pm,
-            free: pn.min(n.max(1)),
-        });
+        y: &y.tensor,
+        c: c.as_ref().map(|(t, cm): &(String, Mat)| (t.as_str(), *cm)),
+        m,
+        k,
+        n,
+        alpha,
+        beta,
+    };
+    let ydt = if plan.c.is_some() {
+        Dtype::Fp32
+    } else {
+        y.dtype
+    };
+    let mut body = Vec::new();
+    let mut buffers = Vec::new();
+    if m > 0 && n > 0 && !prods.is_empty() {
+        let cfg = configure(&plan, opd, ydt, prods.len() as u64).ok_or_else(|| {
+            node_error(
+                node,
+                Code::OnChipMemory,
+                format!(
+                    "a [{m}, {k}] x [{k}, {n}] product needs more SBUF than the chip has for \
+                     a one-column panel of B plus two A^T panels of K = {k}"
+                ),
+            )
+            .help("split the contraction (K) of this node into several products")
+        })?;
+        let size = |d: Dtype| d.size_bytes();
+        let mut g = Gen {
+            p: &plan,
+            c: cfg.clone(),
+            a_esz: size(a_dt).max(size(opd)),
+            b_esz: size(b_dt).max(size(opd)),
+            y_esz: size(ydt).max(size(y.dtype)),
+            out: Vec::new(),
+            y_next: 0,
+            bank_next: 0,
+            evac_on_vector: false,
+            tiles_left: cfg.mtiles * cfg.nch * prods.len() as u64,
+        };
+        if cfg.double {
+            g.prologue(&prods[0], 0);
+            for (i, pr) in prods.iter().enumerate() {
+                if let Some(next) = prods.get(i + 1) {
+                    g.prologue(next, (i as u64 + 1) % 2);
+                }
+                g.product(pr, i as u64 % 2);
+            }
+        } else {
+            for pr in &prods {
+                g.prologue(pr, 0);
+                g.product(pr, 0);
+            }
+        }
+        body = g.out;
+        let (pr, pm) = (machine::PE_ROWS, machine::PE_COLS);
+        let buf = |name: &str, mem, dtype, partitions, free: u64| Buffer {
+            name: name.into(),
+            mem,
+            dtype,
+            partitions,
+            free: free.max(1),
+        };
+        if k > 0 {
+            buffers.push(buf(
+                "at",
+                Mem::Sbuf,
+                opd,
+                pr,
+                cfg.ktt * cfg.a_slots * cfg.aw,
+            ));
+            buffers.push(buf(
+                "b",
+                Mem::Sbuf,
+                opd,
+                pr,
+                cfg.b_slots * cfg.ktt * cfg.nbw,
+            ));
+            buffers.push(buf(
+                "acc",
+                Mem::Psum,
+                Dtype::Fp32,
+                pm,
+                cfg.banks * cfg.bank_elems,
+            ));
+        }
+        buffers.push(buf("y", Mem::Sbuf, cfg.ydt, pm, cfg.y_slots * cfg.ych));
+        if plan.c.is_some() {
+            buffers.push(buf("c", Mem::Sbuf, Dtype::Fp32, pm, cfg.y_slots * cfg.ych));
+        }
     }
     l.push_kernel(Kernel {
         name: node.name.clone(),
         op: node.op.name().to_string(),
         buffers,
-        body: kernel_body,
+        body,
     });
     Ok(())
-}
-
-/// Emits every output tile of one (batch of a) product.
-fn tiles_of(p: &Plan, a_off: i64, b_off: i64, c_off: i64, y_off: i64, body: &mut Vec<Stmt>) {
-    let (pm, pn) = (machine::PE_COLS, machine::MAX_MOVING_FREE);
-    let mut m0 = 0;
-    while m0 < p.m {
-        let mt = pm.min(p.m - m0);
-        let mut n0 = 0;
-        while n0 < p.n {
-            let nt = pn.min(p.n - n0);
-            tile(
-                p,
-                TileAt {
-                    a_off,
-                    b_off,
-                    c_off,
-                    y_off,
-                    m0,
-                    mt,
-                    n0,
-                    nt,
-                },
-                body,
-            );
-            n0 += nt;
-        }
-        m0 += mt;
-    }
 }
