@@ -1062,9 +1062,12 @@ fn reserve<T>(n: usize) -> Result<Vec<T>, String> {
     Ok(v)
 }
 
+/// How many values a byte takes.
+const BYTE_VALUES: usize = u8::MAX as usize + 1;
+
 /// The value of each ASCII hex digit (either case); 255 for every other byte.
-const HEX_VALUE: [u8; 256] = {
-    let mut t = [255u8; 256];
+const HEX_VALUE: [u8; BYTE_VALUES] = {
+    let mut t = [u8::MAX; BYTE_VALUES];
     let mut i = 0;
     while i < 10 {
         t[b'0' as usize + i] = i as u8;

@@ -69,7 +69,7 @@ pub fn numpy_sum(dtype: DType, v: &[f32]) -> f32 {
 /// two halves (the first a multiple of 8 long) summed recursively.
 pub fn pairwise_sum(v: &[f32]) -> f32 {
     const LANES: usize = 8;
-    const BLOCK: usize = 128;
+    const BLOCK: usize = 128; // not-hw: numpy's pairwise-summation block
     let n = v.len();
     if n < LANES {
         v.iter().fold(-0.0, |acc, &x| acc + x)
