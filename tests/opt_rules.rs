@@ -189,6 +189,13 @@ const TESTED: &[&str] = &[
 /// The fusion rules' names (each generated with and without bias, and the FusedConv ones with
 /// and without a residual before the activation); all tested by `fusion_rules`.
 fn fusion_rule_names() -> Vec<String> {
+    let mut v = conv_fusion_rule_names();
+    v.extend(gemm_fusion_rule_names());
+    v
+}
+
+/// The convolution fusions; tested by `fusion_rules`.
+fn conv_fusion_rule_names() -> Vec<String> {
     let mut v = Vec::new();
     for b in ["", "-b"] {
         for act in ["relu", "sigmoid", "tanh", "gelu"] {
@@ -214,6 +221,18 @@ fn fusion_rule_names() -> Vec<String> {
         for base in ["fused-conv-residual-post", "fused-conv-residual-post-left"] {
             v.push(format!("{base}{b}"));
         }
+    }
+    v
+}
+
+/// The Gemm/MatMul activation fusions; tested by `gemm_fusion_rules`.
+fn gemm_fusion_rule_names() -> Vec<String> {
+    let mut v = Vec::new();
+    for act in ["relu", "sigmoid", "tanh", "gelu"] {
+        for sfx in ["", "-c", "-reshape", "-c-reshape"] {
+            v.push(format!("gemm-{act}{sfx}"));
+        }
+        v.push(format!("matmul-{act}"));
     }
     v
 }
@@ -823,7 +842,7 @@ fn fusion_case(name: &str, r: &mut Rng) -> Graph {
 
 #[test]
 fn fusion_rules() {
-    for name in fusion_rule_names() {
+    for name in conv_fusion_rule_names() {
         for seed in 1..=SEEDS {
             let mut r = Rng(seed * 7_919);
             let g = fusion_case(&name, &mut r);
@@ -876,4 +895,74 @@ fn fusion_rules() {
         let h = check("gelu-erf", &g, &mut r, 1e-5, true);
         assert_eq!(ops(&h), [Op::Gelu]);
     }
+}
+
+#[test]
+fn gemm_fusion_rules() {
+    for name in gemm_fusion_rule_names() {
+        for seed in 1..=SEEDS {
+            let mut r = Rng(seed * 6_007);
+            let (m, k, n) = (r.dim(1, 20), r.dim(1, 20), r.dim(1, 20));
+            let mut g = Graph::new("t");
+            let a = g.add_input("a", f32t(&[m, k]));
+            let b = g.add_input("b", f32t(&[k, n]));
+            let p = if name.starts_with("matmul-") {
+                node(&mut g, "p", Op::MatMul, Attrs::new(), vec![a, b])
+            } else {
+                let mut ins = vec![a, b];
+                if name.contains("-c") {
+                    ins.push(g.add_input("c", f32t(&[n])));
+                }
+                let (alpha, beta) = (r.val() * 2.0, r.val() * 2.0);
+                node(
+                    &mut g,
+                    "p",
+                    Op::Gemm,
+                    gemm_attrs(alpha, beta, false, false),
+                    ins,
+                )
+            };
+            let p = if name.ends_with("-reshape") {
+                let shape = Attrs::new().with("shape", ints(&[1, m as i64, n as i64]));
+                node(&mut g, "rs", Op::Reshape, shape, vec![p])
+            } else {
+                p
+            };
+            let (op, attrs) = if name.contains("relu") {
+                (Op::Relu, Attrs::new())
+            } else if name.contains("sigmoid") {
+                (Op::Sigmoid, Attrs::new())
+            } else if name.contains("tanh") {
+                (Op::Tanh, Attrs::new())
+            } else {
+                let approx = if r.next().is_multiple_of(2) {
+                    "none"
+                } else {
+                    "tanh"
+                };
+                (
+                    Op::Gelu,
+                    Attrs::new().with("approximate", AttrValue::Str(approx.into())),
+                )
+            };
+            let y = node(&mut g, "y", op, attrs, vec![p]);
+            g.outputs.push(y);
+            let h = check(&name, &g, &mut r, 1e-5, true);
+            let want: &[Op] = if name.ends_with("-reshape") {
+                &[Op::FusedGemm, Op::Reshape]
+            } else {
+                &[Op::FusedGemm]
+            };
+            assert_eq!(ops(&h), want, "{name}");
+        }
+    }
+    // Guard: a batched MatMul is not a Gemm.
+    let mut r = Rng(3);
+    let mut g = Graph::new("t");
+    let a = g.add_input("a", f32t(&[2, 3, 4]));
+    let b = g.add_input("b", f32t(&[4, 5]));
+    let p = node(&mut g, "p", Op::MatMul, Attrs::new(), vec![a, b]);
+    let y = node(&mut g, "y", Op::Relu, Attrs::new(), vec![p]);
+    g.outputs.push(y);
+    check("matmul-relu", &g, &mut r, 1e-5, false);
 }

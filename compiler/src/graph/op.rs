@@ -49,6 +49,10 @@ ops! {
     /// `Y = act(Conv(X, W, B) + R)`; 2 after it, `Y = act(Conv(X, W, B)) + R` (R, the last
     /// input, has Y's type). Made by the optimizer's fusion phase; not an ONNX op.
     FusedConv,
+    /// `(A, B[, C]) -> Y`: a Gemm with an activation applied on its way out of PSUM,
+    /// `Y = act(alpha * A' B' + beta * C)`. Attrs as [`Op::Gemm`] plus `activation` (string, a
+    /// [`FusedAct`] name other than `none`). Made by the optimizer's fusion phase; not an ONNX op.
+    FusedGemm,
     /// `(A, B) -> Y`, numpy matmul semantics (batch dims broadcast, 1-D operands promoted).
     MatMul,
     /// `(A, B[, C]) -> Y`. Attrs: `alpha`, `beta` (float), `transA`, `transB` (int 0/1).

@@ -326,6 +326,10 @@ pub fn infer(op: Op, attrs: &Attrs, ins: &[TensorType]) -> Result<Vec<TensorType
         Conv => conv(attrs, ins, false),
         ConvTranspose => conv(attrs, ins, true),
         FusedConv => fused_conv(attrs, ins),
+        FusedGemm => {
+            fused_act(attrs)?;
+            gemm(attrs, ins)
+        }
         Softmax | LogSoftmax => {
             arity(op, ins, 1, 1)?;
             float_operand(op, &ins[0])?;
@@ -856,16 +860,21 @@ fn spatial_attrs(op: Op, attrs: &Attrs, nsp: usize, dil: bool) -> Result<Spatial
     Ok((k, s, d, p))
 }
 
+/// The `activation` attribute of a fused op.
+fn fused_act(attrs: &Attrs) -> Result<FusedAct, InferError> {
+    let act = attrs.str("activation").map_err(InferError::attr)?;
+    FusedAct::parse(act).ok_or_else(|| {
+        let names: Vec<&str> = FusedAct::ALL.iter().map(|a| a.name()).collect();
+        InferError::attr(format!(
+            "activation '{act}' is not one of {}",
+            names.join(", ")
+        ))
+    })
+}
+
 /// [`Op::FusedConv`]: the convolution's type, checked against the residual operand.
 fn fused_conv(attrs: &Attrs, ins: &[TensorType]) -> Result<Vec<TensorType>, InferError> {
-    let act = attrs.str("activation").map_err(InferError::attr)?;
-    if FusedAct::parse(act).is_none() {
-        let names: Vec<&str> = FusedAct::ALL.iter().map(|a| a.name()).collect();
-        return Err(InferError::attr(format!(
-            "FusedConv activation '{act}' is not one of {}",
-            names.join(", ")
-        )));
-    }
+    fused_act(attrs)?;
     let residual = match attrs.int("residual").map_err(InferError::attr)? {
         0 => false,
         1 | 2 => true,

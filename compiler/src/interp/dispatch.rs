@@ -110,6 +110,19 @@ fn one(t: Tensor) -> Result<Vec<Tensor>> {
     Ok(vec![t])
 }
 
+/// The activation of a fused op.
+fn apply_fused_act(act: FusedAct, y: Tensor) -> Result<Tensor> {
+    Ok(match act {
+        FusedAct::None => y,
+        FusedAct::Relu => unary(UnaryOp::Relu, &y)?,
+        FusedAct::Sigmoid => unary(UnaryOp::Sigmoid, &y)?,
+        FusedAct::Silu => swish(&y, 1.0)?,
+        FusedAct::Tanh => unary(UnaryOp::Tanh, &y)?,
+        FusedAct::Gelu => gelu(&y, GeluApprox::None)?,
+        FusedAct::GeluTanh => gelu(&y, GeluApprox::Tanh)?,
+    })
+}
+
 /// Runs one op on its operands with canonical attributes; returns `n_outputs` results.
 /// This is the whole mapping from the graph IR to the kernels, usable on its own (e.g. to
 /// evaluate both sides of a rewrite rule).
@@ -192,15 +205,7 @@ pub fn run_op(op: Op, attrs: &Attrs, ins: &[&Tensor], n_outputs: usize) -> Resul
             if res_mode == 1 {
                 y = binary(BinaryOp::Add, &y, ins[n_conv])?;
             }
-            let y = match act {
-                FusedAct::None => y,
-                FusedAct::Relu => unary(UnaryOp::Relu, &y)?,
-                FusedAct::Sigmoid => unary(UnaryOp::Sigmoid, &y)?,
-                FusedAct::Silu => swish(&y, 1.0)?,
-                FusedAct::Tanh => unary(UnaryOp::Tanh, &y)?,
-                FusedAct::Gelu => gelu(&y, GeluApprox::None)?,
-                FusedAct::GeluTanh => gelu(&y, GeluApprox::Tanh)?,
-            };
+            let y = apply_fused_act(act, y)?;
             one(if res_mode == 2 {
                 binary(BinaryOp::Add, &y, ins[n_conv])?
             } else {
@@ -225,6 +230,13 @@ pub fn run_op(op: Op, attrs: &Attrs, ins: &[&Tensor], n_outputs: usize) -> Resul
         MatMul => {
             arity(name, ins, 2, 2)?;
             one(matmul(ins[0], ins[1])?)
+        }
+        FusedGemm => {
+            let y = run_op(Gemm, attrs, ins, 1)?.remove(0);
+            let act = a.str_or("activation", "none")?;
+            let act =
+                FusedAct::parse(act).ok_or_else(|| a.e(format!("unknown activation '{act}'")))?;
+            one(apply_fused_act(act, y)?)
         }
         Gemm => {
             arity(name, ins, 2, 3)?;

@@ -27,6 +27,27 @@ pub struct Epilogue {
     pub residual: Option<(String, ResidualAt)>,
 }
 
+/// The scalar-engine function of a fused node's `activation` attribute (identity for a node
+/// that has none).
+pub fn fused_act(node: &Node) -> Result<Act, Diagnostic> {
+    if !matches!(node.op, Op::FusedConv | Op::FusedGemm) {
+        return Ok(Act::Identity);
+    }
+    let bad = |m: String| node_error(node, Code::BadAttribute, m);
+    let name = node.attrs.str("activation").map_err(bad)?;
+    Ok(
+        match FusedAct::parse(name).ok_or_else(|| bad(format!("unknown activation '{name}'")))? {
+            FusedAct::None => Act::Identity,
+            FusedAct::Relu => Act::Relu,
+            FusedAct::Sigmoid => Act::Sigmoid,
+            FusedAct::Silu => Act::Silu,
+            FusedAct::Tanh => Act::Tanh,
+            FusedAct::Gelu => Act::Gelu,
+            FusedAct::GeluTanh => Act::GeluTanh,
+        },
+    )
+}
+
 impl Epilogue {
     /// The epilogue of a `Conv` or `FusedConv` node, and how many of its inputs belong to the
     /// convolution itself (`X, W[, B]`).
@@ -41,18 +62,7 @@ impl Epilogue {
             ));
         }
         let bad = |m: String| node_error(node, Code::BadAttribute, m);
-        let name = node.attrs.str("activation").map_err(bad)?;
-        let act = match FusedAct::parse(name)
-            .ok_or_else(|| bad(format!("unknown activation '{name}'")))?
-        {
-            FusedAct::None => Act::Identity,
-            FusedAct::Relu => Act::Relu,
-            FusedAct::Sigmoid => Act::Sigmoid,
-            FusedAct::Silu => Act::Silu,
-            FusedAct::Tanh => Act::Tanh,
-            FusedAct::Gelu => Act::Gelu,
-            FusedAct::GeluTanh => Act::GeluTanh,
-        };
+        let act = fused_act(node)?;
         let at = match node.attrs.int("residual").map_err(bad)? {
             0 => None,
             1 => Some(ResidualAt::BeforeAct),

@@ -114,6 +114,8 @@ struct Plan<'a> {
     n: u64,
     alpha: f32,
     beta: f32,
+    /// Applied last on the way out of PSUM (a FusedGemm's activation; identity otherwise).
+    act: Act,
 }
 
 /// Operand offsets of one product of a batch.
@@ -520,7 +522,7 @@ impl Gen<'_> {
                 dst: y.clone(),
                 value: 0.0,
             });
-        } else if self.p.c.is_none() && self.evac_on_vector {
+        } else if self.p.c.is_none() && self.evac_on_vector && self.p.act == Act::Identity {
             ops.push(if self.p.alpha == 1.0 {
                 KOp::Copy {
                     dst: y.clone(),
@@ -539,11 +541,28 @@ impl Gen<'_> {
                 }
             });
         } else {
+            // Without C, the activation is applied by this same pass.
+            let func = if self.p.c.is_none() {
+                self.p.act
+            } else {
+                Act::Identity
+            };
             ops.push(KOp::Activate {
                 dst: y.clone(),
                 src: acc,
-                func: Act::Identity,
+                func,
                 scale: ScalarArg::Imm(self.p.alpha),
+                bias: ScalarArg::Imm(0.0),
+                acc: None,
+            });
+        }
+        if self.p.k == 0 && self.p.c.is_none() && self.p.act != Act::Identity {
+            // The activation of the empty product.
+            ops.push(KOp::Activate {
+                dst: y.clone(),
+                src: y.clone(),
+                func: self.p.act,
+                scale: ScalarArg::Imm(1.0),
                 bias: ScalarArg::Imm(0.0),
                 acc: None,
             });
@@ -569,6 +588,16 @@ impl Gen<'_> {
                 b: cbuf,
                 op: Alu::Add,
             });
+            if self.p.act != Act::Identity {
+                ops.push(KOp::Activate {
+                    dst: y.clone(),
+                    src: y.clone(),
+                    func: self.p.act,
+                    scale: ScalarArg::Imm(1.0),
+                    bias: ScalarArg::Imm(0.0),
+                    acc: None,
+                });
+            }
         }
         let dst = View::hbm(
             self.p.y,
@@ -856,7 +885,7 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
     }
     // Constant operands that would need a transpose on chip are stored K-major instead (not
     // also in their own layout): A unless Gemm's transA; B under transB; single products only.
-    let gemm = node.op == Op::Gemm;
+    let gemm = matches!(node.op, Op::Gemm | Op::FusedGemm);
     let flag = |n: &str| gemm && node.attrs.int(n).is_ok_and(|v| v != 0);
     let rank = |v: ValueId| l.graph.ty(v).shape.len();
     let const2 = |v: ValueId| l.graph.const_value(v).is_some() && rank(v) == 2;
@@ -896,7 +925,7 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
     let mut c = None;
     let (alpha, beta);
     let mut prods = Vec::new();
-    if node.op == Op::Gemm {
+    if gemm {
         let (ta, tb) = (attr_i("transA")? != 0, attr_i("transB")? != 0);
         (alpha, beta) = (attr_f("alpha")?, attr_f("beta")?);
         (m, k) = if ta {
@@ -1029,6 +1058,7 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
         n,
         alpha,
         beta,
+        act: super::epilogue::fused_act(node)?,
     };
     let ydt = if plan.c.is_some() {
         Dtype::Fp32

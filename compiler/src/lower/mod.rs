@@ -322,7 +322,7 @@ pub fn lower(graph: &Graph, opts: LowerOptions) -> Result<KernelProgram, Diagnos
                 l.alias(node.outputs[0], node.inputs[0]);
                 Ok(())
             }
-            Op::MatMul | Op::Gemm => matmul::lower(&mut l, node),
+            Op::MatMul | Op::Gemm | Op::FusedGemm => matmul::lower(&mut l, node),
             Op::Conv | Op::FusedConv => conv::lower(&mut l, node),
             Op::MaxPool | Op::AveragePool => pool::lower(&mut l, node),
             Op::Transpose | Op::Expand => movement::lower(&mut l, node),

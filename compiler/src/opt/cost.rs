@@ -30,7 +30,7 @@ fn bytes(t: &TensorType) -> u64 {
 pub fn macs(op: Op, ins: &[&TensorType], out: &TensorType) -> u64 {
     let k = match (op, ins) {
         (Op::MatMul, [a, ..]) => a.shape.last().copied().unwrap_or(1),
-        (Op::Gemm, [a, b, ..]) => {
+        (Op::Gemm | Op::FusedGemm, [a, b, ..]) => {
             // K is the dim the two operands share; Gemm operands are 2-D.
             let (a0, a1) = (a.shape.first().copied(), a.shape.get(1).copied());
             let (b0, b1) = (b.shape.first().copied(), b.shape.get(1).copied());
@@ -62,7 +62,7 @@ pub fn op_cycles(
     let n = per_partition(out_elems);
     let n_in = ins.len().max(1) as u64;
     let compute = match op {
-        Op::MatMul | Op::Gemm | Op::Conv | Op::FusedConv => {
+        Op::MatMul | Op::Gemm | Op::FusedGemm | Op::Conv | Op::FusedConv => {
             let Some(out) = outs.first() else { return 0.0 };
             let te =
                 macs(op, ins, out) as f64 / costs::peak_macs_per_cycle(precision.operand_dtype());
@@ -71,7 +71,7 @@ pub fn op_cycles(
             let fused_residual = op == Op::FusedConv
                 && ins.len() > 2
                 && ins.last().is_some_and(|r| r.rank() == out.rank());
-            let c = if (op == Op::Gemm && ins.len() > 2) || fused_residual {
+            let c = if (matches!(op, Op::Gemm | Op::FusedGemm) && ins.len() > 2) || fused_residual {
                 costs::vector_cycles(n, 2, 1) as f64
             } else {
                 0.0

@@ -1,6 +1,9 @@
 //! Fusion: work the chip can do on the way out of PSUM folded into the producing kernel, and
 //! expanded formulas recognised as the single ops the lowering runs in one kernel.
 //!
+//! A Gemm's result leaves PSUM through the same kind of pass, so [`Op::FusedGemm`] names a
+//! Gemm with an activation applied after C is added.
+//!
 //! A convolution's result leaves PSUM through one scalar-engine `ACTIVATE f(x + bias)` per
 //! tile; [`Op::FusedConv`] names what that pass also does: an activation from the scalar
 //! engine's table and a residual added before (`residual = 1`) or after (`residual = 2`) it.
@@ -14,6 +17,9 @@
 //! | `fused-conv-relu`, ... (`-b`, `-r`, `-br`) | `Act(FusedConv[none, residual ≠ 2](..)) -> FusedConv[act](..)` | as `conv-relu` |
 //! | `fused-conv-silu`, `-left` (`-b`, `-r`, `-br`) | `FusedConv[none](..) * Sigmoid(FusedConv[none](..)) -> FusedConv[silu](..)` | as `conv-silu` |
 //! | `fused-conv-residual-post`, `-left` (`-b`) | `FusedConv[act, residual=0](x, w[, b]) + r -> FusedConv[act, residual=2](x, w[, b], r)` | act is not none; r has the result's type |
+//! | `gemm-relu`, `gemm-sigmoid`, `gemm-tanh`, `gemm-gelu` (`-c`: with C) | `Act(Gemm(a, b[, c])) -> FusedGemm[act](a, b[, c])` | as `conv-relu` |
+//! | `gemm-relu-reshape`, ... (`-c-reshape`) | `Act(Reshape(Gemm(..))) -> Reshape(FusedGemm[act](..))` (a linear layer over a sequence) | as above |
+//! | `matmul-relu`, `matmul-sigmoid`, `matmul-tanh`, `matmul-gelu` | `Act(MatMul(a, b)) -> FusedGemm[act](a, b)` | a, b 2-D float |
 //! | `gelu-erf` | `(x * (Erf(x / c1) + 1)) * c2 -> Gelu(x)` | c1 a splat of √2, c2 a splat of ½ (one rounding of the formula instead of five) |
 //!
 //! Every rule has a numeric test against the interpreter (`tests/opt_rules.rs`).
@@ -224,6 +230,64 @@ pub fn rules() -> Vec<Rule> {
                 },
             ));
         }
+    }
+    for (act_name, op) in ACT_OPS {
+        for (with_c, reshape) in [(false, false), (true, false), (false, true), (true, true)] {
+            let gemm = if with_c {
+                "(Gemm ?g ?a1 ?b1 ?c1)"
+            } else {
+                "(Gemm ?g ?a1 ?b1)"
+            };
+            let inner = if reshape {
+                format!("(Reshape ?r {gemm})")
+            } else {
+                gemm.to_string()
+            };
+            let name = format!(
+                "gemm-{act_name}{}{}",
+                if with_c { "-c" } else { "" },
+                if reshape { "-reshape" } else { "" }
+            );
+            v.push(rule(
+                &name,
+                &format!("({} ?a {inner})", op.name()),
+                move |eg, root, s| {
+                    let act = FusedAct::of_op(op, attrs_of(eg, s[var("?a")])?)?;
+                    let a = attrs_of(eg, s[var("?g")])?
+                        .clone()
+                        .with("activation", AttrValue::Str(act.name().to_string()));
+                    let mut ins = vec![s[var("?a1")], s[var("?b1")]];
+                    if with_c {
+                        ins.push(s[var("?c1")]);
+                    }
+                    let fused = add_op(eg, Op::FusedGemm, &a, &ins)?;
+                    let id = if reshape {
+                        let r = attrs_of(eg, s[var("?r")])?.clone();
+                        add_op(eg, Op::Reshape, &r, &[fused])?
+                    } else {
+                        fused
+                    };
+                    same_type(eg, id, root).then_some(id)
+                },
+            ));
+        }
+        v.push(rule(
+            &format!("matmul-{act_name}"),
+            &format!("({} ?a (MatMul ?m ?a1 ?b1))", op.name()),
+            move |eg, root, s| {
+                let (x, w) = (s[var("?a1")], s[var("?b1")]);
+                let two_d =
+                    |c: Id| ty_of(eg, c).is_some_and(|t| t.rank() == 2 && t.dtype.is_float());
+                if !two_d(x) || !two_d(w) {
+                    return None;
+                }
+                let act = FusedAct::of_op(op, attrs_of(eg, s[var("?a")])?)?;
+                let a = super::gemm_attrs(1.0, 1.0, false, false)
+                    .with("activation", AttrValue::Str(act.name().to_string()));
+                let id = add_op(eg, Op::FusedGemm, &a, &[x, w])?;
+                same_type(eg, id, root).then_some(id)
+            },
+        ));
     }
     v.push(rule(
         "gelu-erf",
