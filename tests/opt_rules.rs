@@ -156,6 +156,8 @@ const TESTED: &[&str] = &[
     "reshape-compose",
     "reshape-noop",
     "neg-neg",
+    "conv-batchnorm",
+    "conv-bias-batchnorm",
     "mul-one",
     "mul-one-left",
     "div-one",
@@ -375,6 +377,85 @@ fn canonicalise_rules() {
             let m = node(&mut g, "m", op, Attrs::new(), ins);
             g.outputs.push(m);
             check(rule, &g, &mut r, 1e-5, false);
+        }
+    }
+}
+
+/// A Conv (1-D or 2-D, random group/stride/pads, constant weights, with or without a constant
+/// bias) followed by an inference BatchNormalization with constant parameters (positive
+/// variances). Returns the graph and whether the weights were constants.
+fn conv_bn(r: &mut Rng, with_bias: bool, const_weights: bool) -> Graph {
+    let two_d = r.dim(0, 1) == 1;
+    let group = r.dim(1, 3);
+    let (cin, cout) = (group * r.dim(1, 3), group * r.dim(1, 3));
+    let k = r.dim(1, 3);
+    let st = r.dim(1, 2) as i64;
+    let p = r.dim(0, k - 1) as i64;
+    let sp: Vec<usize> = if two_d {
+        vec![r.dim(k, 7), r.dim(k, 7)]
+    } else {
+        vec![r.dim(k, 9)]
+    };
+    let nsp = sp.len();
+    let mut xs = vec![r.dim(1, 2), cin];
+    xs.extend(&sp);
+    let mut ws = vec![cout, cin / group];
+    ws.extend(vec![k; nsp]);
+    let mut g = Graph::new("t");
+    let x = g.add_input("x", f32t(&xs));
+    let w = if const_weights {
+        let t = r.tensor(&ws);
+        g.add_const("w", t)
+    } else {
+        g.add_input("w", f32t(&ws))
+    };
+    let mut ins = vec![x, w];
+    if with_bias {
+        let t = r.tensor(&[cout]);
+        ins.push(g.add_const("cb", t));
+    }
+    let attrs = Attrs::new()
+        .with("kernel_shape", ints(&vec![k as i64; nsp]))
+        .with("strides", ints(&vec![st; nsp]))
+        .with("dilations", ints(&vec![1; nsp]))
+        .with("pads", ints(&vec![p; 2 * nsp]))
+        .with("group", AttrValue::Int(group as i64));
+    let c = node(&mut g, "conv", Op::Conv, attrs, ins);
+    let mut params = Vec::new();
+    for (i, name) in ["s", "b", "m", "v"].iter().enumerate() {
+        let mut t = r.tensor(&[cout]).to_f32_vec();
+        if i == 3 {
+            t.iter_mut().for_each(|v| *v = v.abs() + 0.05);
+        }
+        params.push(g.add_const(*name, Tensor::from_f32(DType::F32, &[cout], &t)));
+    }
+    let mut bn_ins = vec![c];
+    bn_ins.extend(params);
+    let bn = node(
+        &mut g,
+        "bn",
+        Op::BatchNormalization,
+        Attrs::new().with("epsilon", AttrValue::Float(1e-5)),
+        bn_ins,
+    );
+    let y = node(&mut g, "y", Op::Relu, Attrs::new(), vec![bn]);
+    g.outputs.push(y);
+    g
+}
+
+/// The BatchNorm fold moves the per-channel scale into the weights (one product per weight
+/// instead of one per output): rtol 1e-4.
+#[test]
+fn batchnorm_folds_into_the_conv_before_it() {
+    for seed in 1..=SEEDS {
+        let mut r = Rng(seed * 6_700_417);
+        for (rule, with_bias) in [("conv-batchnorm", false), ("conv-bias-batchnorm", true)] {
+            let g = conv_bn(&mut r, with_bias, true);
+            let h = check(rule, &g, &mut r, 1e-4, true);
+            assert_eq!(ops(&h), [Op::Conv, Op::Relu], "{rule}");
+            // Guard: weights that are not constants stay a BatchNormalization.
+            let g = conv_bn(&mut r, with_bias, false);
+            check(rule, &g, &mut r, 1e-4, false);
         }
     }
 }
