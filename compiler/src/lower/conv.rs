@@ -1,26 +1,122 @@
 //! `Conv` (1-D and 2-D, NCHW; strides, pads, dilations, groups) on the tensor engine as matmuls
-//! over kernel positions accumulating in PSUM. For each group, tile of at most `pe_cols` output
-//! channels and block of output pixels (at most `max_moving_free`): the weights of the tile are
-//! loaded once as `[Cin_tile, (kh, kw), Cout_tile]`; per block the input window the block needs
-//! (a slab of rows x columns of the zero-padded input, the padding `MEMSET` in SBUF, the valid
-//! part DMAed in) is loaded per input-channel tile; then every (input-channel tile, kh, kw)
-//! issues `LOAD_STATIONARY` of its `[Cin_tile, Cout_tile]` weights and a `MATMUL` whose moving
-//! operand is the slab read with the conv's strides and dilations, shifted by the kernel
-//! position. The scalar engine evacuates PSUM adding the per-channel bias. Slab, PSUM and result
-//! buffers alternate between two copies so that loads, matmuls and evacuation of consecutive
-//! blocks overlap. Grouped convolutions with small groups (depthwise) pack several groups into
-//! one tile with block-diagonal constant weights, so the array works on up to `pe_rows`
-//! channels at once.
+//! over kernel positions accumulating in PSUM.
+//!
+//! The plan, per node:
+//!
+//! * **Weights** stay resident in SBUF for the whole kernel when they fit in half of the kernel's
+//!   SBUF share (every ResNet-50 layer does): `[Cin_tile, (group, Cout_tile, Cin_tile, kh, kw),
+//!   Cout_tile]`. Constant weights are stored in HBM pre-arranged in exactly that layout (zero
+//!   padded to whole tiles), so they stream in a few large contiguous DMAs over 32/64-partition
+//!   groups and free-dimension chunks, in the order the matmuls consume them. Weights that are
+//!   graph inputs are gathered from `OIHW` with strided DMAs. Weights too large for SBUF are
+//!   reloaded per output-channel tile into two alternating buffers.
+//! * **Input** is loaded per *band* of output rows (the whole image when it fits): the band's
+//!   zero-padded input window (a slab of rows x full padded width) per input-channel tile, the
+//!   padding `MEMSET` on the vector engine and the valid part DMAed in, converted to the operand
+//!   precision, in chunks of partition groups x rows large enough to amortise the DMA trigger
+//!   latency and numerous enough to use every queue. Bands alternate between two slab buffers so
+//!   the next band loads while this one computes.
+//! * **Compute**: per band, output-channel tile and block of output pixels (several whole rows,
+//!   at most `max_moving_free` pixels), every (input-channel tile, kh, kw) issues
+//!   `LOAD_STATIONARY` of its `[Cin_tile, Cout_tile]` weights and a `MATMUL` whose moving operand
+//!   is the slab read with the conv's strides and dilations, shifted by the kernel position.
+//!   Blocks rotate over half the PSUM banks, so evacuating one block overlaps the next block's
+//!   matmuls (the other half is left to the next kernel).
+//! * **Evacuation** applies the node's epilogue ([`super::epilogue`]: the per-channel bias, and
+//!   for a `FusedConv` its activation and residual, the residual loaded a band at a time like
+//!   the input) into a band buffer of the result. Bias alone or with ReLU alternates between the
+//!   scalar engine (`ACTIVATE`) and the vector engine (`TENSOR_SCALAR` add, max 0), so the two
+//!   share the work. Each output-channel tile of a band is stored to HBM (contiguous rows per
+//!   channel) as soon as it is complete, in chunks spread over the queues.
+//!
+//! Grouped convolutions with small groups (depthwise) pack several groups into one tile with
+//! block-diagonal constant weights, so the array works on up to `pe_rows` channels at once.
+//! A layer whose band of one output row does not fit SBUF is a compile error (E1302).
 
 use super::epilogue::Epilogue;
 use super::{node_error, HbmKind, Lowerer};
 use crate::diag::{Code, Diagnostic};
 use crate::graph::Node;
-use crate::kernel::{Accumulate, Buffer, Expr, KOp, Kernel, ScalarArg, Stmt, View};
-use tahoma_isa::{machine, Dtype, Mem};
+use crate::kernel::{Accumulate, Alu, Buffer, Expr, KOp, Kernel, ScalarArg, Stmt, View};
+use tahoma_isa::{machine, Act, Dtype, Mem};
 
-/// SBUF bytes per partition the input slabs of one kernel may take (a tiling choice).
-const SLAB_BYTES: u64 = 96 * 1024;
+/// SBUF bytes per partition one conv kernel aims to stay within: half a partition, so that
+/// consecutive kernels land in different halves of the rotating allocator and overlap (a tiling
+/// choice; a layer that needs more may take up to the whole partition).
+fn sbuf_budget() -> u64 {
+    machine::SBUF_PARTITION_BYTES / 2
+}
+
+/// PSUM accumulators (one bank each) the blocks rotate over: half the banks, for the same
+/// reason as [`sbuf_budget`].
+fn psum_accs() -> u64 {
+    (machine::PSUM_BANKS / 2).max(1)
+}
+
+/// The smallest DMA worth a queue of its own: one whose transfer lasts at least its trigger
+/// latency.
+fn min_dma_bytes() -> u64 {
+    machine::DMA_TRIGGER_LATENCY * machine::DMA_QUEUE_BYTES_PER_CYCLE
+}
+
+/// How many DMAs to split a transfer of `bytes` into: enough to use the queues, none smaller
+/// than [`min_dma_bytes`].
+fn pieces(bytes: u64, max: u64) -> u64 {
+    (bytes / min_dma_bytes()).clamp(1, max.max(1))
+}
+
+/// `n` split into `k` nearly equal ranges (start, len), none empty.
+fn chunks(n: u64, k: u64) -> Vec<(u64, u64)> {
+    let k = k.clamp(1, n.max(1));
+    let mut v = Vec::new();
+    let mut at = 0;
+    for i in 0..k {
+        let len = (n - at) / (k - i);
+        if len > 0 {
+            v.push((at, len));
+        }
+        at += len;
+    }
+    v
+}
+
+/// `parts` partitions split into at most `want` groups whose starts and sizes satisfy the
+/// partition-start rule (chunks of one of the rule's sizes).
+fn part_groups(parts: u64, want: u64) -> Vec<(u64, u64)> {
+    let fits = |chunk: u64| {
+        let n = parts.div_ceil(chunk);
+        n <= want.max(1)
+            && (0..n).all(|i| {
+                let (start, count) = (i * chunk, chunk.min(parts - i * chunk));
+                machine::PARTITION_RULES
+                    .iter()
+                    .find(|(max, _)| count <= *max)
+                    .is_some_and(|(_, starts)| starts.contains(&start))
+            })
+    };
+    let chunk = machine::PARTITION_RULES
+        .iter()
+        .map(|&(max, _)| max)
+        .filter(|&c| fits(c))
+        .min()
+        .unwrap_or(parts.max(1));
+    (0..parts.div_ceil(chunk).max(1))
+        .map(|i| (i * chunk, chunk.min(parts - i * chunk)))
+        .collect()
+}
+
+/// A transfer of `rows` rows on `parts` partitions split into about `want` DMAs: partition
+/// groups x row ranges, each range at most `max_rows` rows.
+fn grid(parts: u64, rows: u64, want: u64, max_rows: u64) -> Vec<((u64, u64), (u64, u64))> {
+    let pg = part_groups(parts, want);
+    let per = (want / pg.len() as u64)
+        .max(1)
+        .max(rows.div_ceil(max_rows.max(1)));
+    let rc = chunks(rows, per);
+    pg.iter()
+        .flat_map(|&p| rc.iter().map(move |&r| (p, r)))
+        .collect()
+}
 
 fn ints(node: &Node, name: &str) -> Result<Vec<i64>, Diagnostic> {
     node.attrs
@@ -46,6 +142,17 @@ struct Geo {
     pl: i64,
 }
 
+impl Geo {
+    /// Input rows a band of `rows` output rows reads.
+    fn slab_rows(&self, rows: u64) -> u64 {
+        (rows - 1) * self.sh + (self.kh - 1) * self.dh + 1
+    }
+    /// Input columns (padded) the full output width reads.
+    fn slab_cols(&self) -> u64 {
+        (self.ow - 1) * self.sw + (self.kw - 1) * self.dw + 1
+    }
+}
+
 fn buf(name: &str, mem: Mem, dtype: Dtype, partitions: u64, free: u64) -> Buffer {
     Buffer {
         name: name.into(),
@@ -56,14 +163,19 @@ fn buf(name: &str, mem: Mem, dtype: Dtype, partitions: u64, free: u64) -> Buffer
     }
 }
 
+fn vp(name: &str, p0: u64, parts: u64, off: u64, dims: Vec<(u64, i64)>) -> View {
+    View::buf(name, p0, parts, Expr::constant(off as i64), dims)
+}
+
 fn v(name: &str, parts: u64, off: u64, dims: Vec<(u64, i64)>) -> View {
-    View::buf(name, 0, parts, Expr::constant(off as i64), dims)
+    vp(name, 0, parts, off, dims)
 }
 
 /// Lowers a Conv node.
 pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
     let opd = l.opts.precision.operand_dtype();
     let (epilogue, n_conv) = Epilogue::of_node(l, node)?;
+    let conv_inputs = &node.inputs[..n_conv];
     let x = l.placed(node.inputs[0]);
     let wshape: Vec<u64> = l
         .graph
@@ -126,10 +238,11 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
     let (n, cin, cout) = (x.shape[0], x.shape[1], wshape[0]);
     let (mut cin_g, mut cout_g) = (cin / groups, cout / groups);
     let khkw = geo.kh * geo.kw;
-    // Pack small groups into one tile with block-diagonal weights (needs constant weights).
     let p = machine::PARTITIONS;
+    let wconst = l.graph.const_value(node.inputs[1]).map(|t| t.to_f32_vec());
+    // Pack small groups into one tile with block-diagonal weights (needs constant weights).
     let widest = cin_g.max(cout_g).max(1);
-    let gpt = if groups > 1 && widest < p && l.graph.const_value(node.inputs[1]).is_some() {
+    let gpt = if groups > 1 && widest < p && wconst.is_some() {
         (1..=groups)
             .filter(|d| groups.is_multiple_of(*d) && d * widest <= p)
             .max()
@@ -137,12 +250,11 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
     } else {
         1
     };
-    let w_tensor = if gpt > 1 {
-        let wv = l
-            .graph
-            .const_value(node.inputs[1])
-            .expect("checked")
-            .to_f32_vec();
+    // Constant weights as [cout, cin_g, kh, kw] values (block-diagonal when packed).
+    let wvals = wconst.map(|wv| {
+        if gpt == 1 {
+            return wv;
+        }
         let (ci2, co2) = (gpt * cin_g, gpt * cout_g);
         let mut packed = vec![0f32; (cout * ci2 * khkw) as usize];
         for co in 0..cout {
@@ -154,20 +266,11 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
                 }
             }
         }
-        cin_g = ci2;
-        cout_g = co2;
-        l.new_tensor(
-            &format!("{}_packed_w", node.name),
-            opd,
-            vec![cout, cin_g, geo.kh, geo.kw],
-            HbmKind::Const { values: packed },
-        )
-    } else {
-        l.operand(node.inputs[1], opd).tensor
-    };
+        packed
+    });
+    cin_g *= gpt;
+    cout_g *= gpt;
     let groups = groups / gpt;
-    let bias = node.inputs[..n_conv].get(2).map(|&b| l.placed(b).tensor);
-    let out = l.place_output(node.outputs[0], node)?;
 
     // Tiles of input and output channels within a group.
     let split = |c: u64| -> Vec<(u64, u64)> {
@@ -176,208 +279,489 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
             .collect()
     };
     let (ci_tiles, co_tiles) = (split(cin_g), split(cout_g));
-    let nci = ci_tiles.len() as u64;
+    let (nci, nco) = (ci_tiles.len() as u64, co_tiles.len() as u64);
     let (cimax, ctmax) = (cin_g.min(p), cout_g.min(p));
-    // Output pixel blocks.
+    let esz = opd.size_bytes();
+    let fp32 = Dtype::Fp32.size_bytes();
+
+    // Weights: one block of khkw x ctmax per (group, co tile, ci tile).
+    let wblock = khkw * ctmax;
+    let w_total = groups * nco * nci * wblock;
+    let resident = w_total * esz <= sbuf_budget() / 2;
+    let w_free = if resident { w_total } else { nci * wblock };
+    let w_bufs: u64 = if resident { 1 } else { 2 };
+    let w_pre = wvals.map(|wv| {
+        let mut pre = vec![0f32; (cimax * w_total) as usize];
+        for g in 0..groups {
+            for (t, &(co0, ct)) in co_tiles.iter().enumerate() {
+                for (j, &(ci0, cit)) in ci_tiles.iter().enumerate() {
+                    let base = ((g * nco + t as u64) * nci + j as u64) * wblock;
+                    for ci in 0..cit {
+                        for pos in 0..khkw {
+                            for co in 0..ct {
+                                let src = (((g * cout_g + co0 + co) * cin_g + ci0 + ci) * khkw
+                                    + pos) as usize;
+                                pre[(ci * w_total + base + pos * ctmax + co) as usize] = wv[src];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        l.new_tensor(
+            &format!("{}_w", node.name),
+            opd,
+            vec![cimax, w_total],
+            HbmKind::Const { values: pre },
+        )
+    });
+    let w_oihw = match &w_pre {
+        Some(_) => None,
+        None => Some(l.operand(node.inputs[1], opd).tensor),
+    };
+    // Bias: constant biases pre-arranged as [ctmax, groups * nco] (one DMA).
+    let bias_const = conv_inputs
+        .get(2)
+        .and_then(|&b| l.graph.const_value(b))
+        .map(|t| t.to_f32_vec());
+    let bias_pre = bias_const.map(|bv| {
+        let cols = groups * nco;
+        let mut pre = vec![0f32; (ctmax * cols) as usize];
+        for g in 0..groups {
+            for (t, &(co0, ct)) in co_tiles.iter().enumerate() {
+                for co in 0..ct {
+                    pre[(co * cols + g * nco + t as u64) as usize] =
+                        bv[(g * cout_g + co0 + co) as usize];
+                }
+            }
+        }
+        l.new_tensor(
+            &format!("{}_b", node.name),
+            Dtype::Fp32,
+            vec![ctmax, cols],
+            HbmKind::Const { values: pre },
+        )
+    });
+    let bias_in = match (&bias_pre, conv_inputs.get(2)) {
+        (None, Some(&b)) => Some(l.placed(b).tensor),
+        _ => None,
+    };
+    let has_bias = conv_inputs.len() > 2;
+    let out = l.place_output(node.outputs[0], node)?;
+
+    // Blocks of output pixels: whole rows when a row fits one matmul, else row pieces.
     let maxn = machine::MAX_MOVING_FREE;
     let owb = geo.ow.min(maxn).max(1);
-    let mut ohb = if geo.ow <= maxn {
+    let rows_per_block = if geo.ow <= maxn {
         (maxn / geo.ow.max(1)).min(geo.oh).max(1)
     } else {
         1
     };
-    let slab = |ohb: u64, owb: u64| {
-        let rows = (ohb - 1) * geo.sh + (geo.kh - 1) * geo.dh + 1;
-        let cols = (owb - 1) * geo.sw + (geo.kw - 1) * geo.dw + 1;
-        (rows, cols)
+    let cols = geo.slab_cols();
+    let xsz = x.dtype.size_bytes().max(esz);
+    // Bands of output rows: the whole image when it fits the budget, else halves.
+    let need = |rows: u64, bufs: u64| {
+        let slab = nci * geo.slab_rows(rows) * cols * esz;
+        let y = nco * rows * geo.ow * fp32 * if epilogue.residual.is_some() { 2 } else { 1 };
+        w_bufs * w_free * esz + bufs * (slab + y) + groups * nco * fp32
     };
-    while ohb > 1 && {
-        let (r, c) = slab(ohb, owb);
-        2 * nci * r * c * opd.size_bytes() > SLAB_BYTES
-    } {
-        ohb = ohb.div_ceil(2);
+    let mut band = geo.oh;
+    while band > 1 && need(band, if band < geo.oh { 2 } else { 1 }) > sbuf_budget() {
+        band = band.div_ceil(2);
+        if band > rows_per_block {
+            band -= band % rows_per_block;
+        }
     }
-    let (rows_max, cols_max) = slab(ohb, owb);
-    if 2 * nci * rows_max * cols_max * opd.size_bytes() > SLAB_BYTES {
+    let nbands = geo.oh.div_ceil(band);
+    let xbufs = if n * nbands > 1 { 2 } else { 1 };
+    let slab_elems = geo.slab_rows(band) * cols;
+    let max_elems = machine::MAX_FREE_ELEMS_SBUF;
+    if need(band, xbufs) > machine::SBUF_PARTITION_BYTES || cols > max_elems || geo.ow > max_elems {
         return Err(node_error(
             node,
             Code::OnChipMemory,
             format!(
-                "an input window of {rows_max}x{cols_max} for {cin_g} channels does not fit SBUF"
+                "a band of {band} output rows ({} x {cols} input window for {cin_g} channels, {} x {} outputs for {cout_g} channels) does not fit SBUF",
+                geo.slab_rows(band),
+                band,
+                geo.ow
             ),
-        ));
-    }
-    let slab_elems = rows_max * cols_max;
-    let mut blocks = Vec::new();
-    let mut oh0 = 0;
-    while oh0 < geo.oh {
-        let hb = ohb.min(geo.oh - oh0);
-        let mut ow0 = 0;
-        while ow0 < geo.ow {
-            let wb = owb.min(geo.ow - ow0);
-            blocks.push((oh0, hb, ow0, wb));
-            ow0 += wb;
-        }
-        oh0 += hb;
+        ).help("a smaller input (fewer columns) would fit; the conv lowering tiles rows, not columns"));
     }
 
+    let q = machine::DMA_QUEUES;
     let mut body: Vec<Stmt> = Vec::new();
     let mut emit = |op: KOp| body.push(Stmt::Op(op));
-    let mut parity = 0usize;
-    for g in 0..groups {
-        for &(co0, ct) in &co_tiles {
-            let co_abs = g * cout_g + co0;
-            for (j, &(ci0, cit)) in ci_tiles.iter().enumerate() {
-                emit(KOp::Dma {
-                    dst: v("w", cit, j as u64 * khkw * ct, vec![(khkw * ct, 1)]),
-                    src: View::hbm(
-                        &w_tensor,
-                        cit,
-                        khkw as i64,
-                        Expr::constant(((co_abs * cin_g + ci0) * khkw) as i64),
-                        vec![(khkw, 1), (ct, (cin_g * khkw) as i64)],
-                    ),
-                });
-            }
-            if let Some(b) = &bias {
-                emit(KOp::Dma {
-                    dst: v("bias", ct, 0, vec![(1, 1)]),
-                    src: View::hbm(b, ct, 1, Expr::constant(co_abs as i64), vec![(1, 1)]),
-                });
-            }
-            for img in 0..n {
-                for &(oh0, hb, ow0, wb) in &blocks {
-                    let (xs, accn, yn) = (
-                        format!("x{parity}"),
-                        format!("acc{parity}"),
-                        format!("y{parity}"),
-                    );
-                    parity ^= 1;
-                    let (rows, cols) = slab(hb, wb);
-                    let (r0, c0) = ((oh0 * geo.sh) as i64, (ow0 * geo.sw) as i64);
-                    // Valid rows/cols of the slab in input coordinates.
-                    let rv0 = (r0 - geo.pt).max(0);
-                    let rv1 = (r0 + rows as i64 - geo.pt).min(geo.h as i64);
-                    let cv0 = (c0 - geo.pl).max(0);
-                    let cv1 = (c0 + cols as i64 - geo.pl).min(geo.w as i64);
-                    let whole = rv0 == r0 - geo.pt
-                        && rv1 == r0 + rows as i64 - geo.pt
-                        && cv0 == c0 - geo.pl
-                        && cv1 == c0 + cols as i64 - geo.pl;
-                    for (j, &(ci0, cit)) in ci_tiles.iter().enumerate() {
-                        let base = j as u64 * slab_elems;
-                        if !whole {
-                            emit(KOp::Memset {
-                                dst: v(&xs, cit, base, vec![(rows * cols, 1)]),
-                                value: 0.0,
-                            });
-                        }
-                        if rv0 < rv1 && cv0 < cv1 {
-                            let c_abs = g * cin_g + ci0;
-                            let src_off = ((img * cin + c_abs) * geo.h * geo.w) as i64
-                                + rv0 * geo.w as i64
-                                + cv0;
-                            let dst_off = base as i64
-                                + (rv0 + geo.pt - r0) * cols as i64
-                                + (cv0 + geo.pl - c0);
-                            emit(KOp::Dma {
-                                dst: View::buf(
-                                    &xs,
-                                    0,
-                                    cit,
-                                    Expr::constant(dst_off),
-                                    vec![
-                                        ((rv1 - rv0) as u64, cols as i64),
-                                        ((cv1 - cv0) as u64, 1),
-                                    ],
-                                ),
-                                src: View::hbm(
-                                    &x.tensor,
-                                    cit,
-                                    (geo.h * geo.w) as i64,
-                                    Expr::constant(src_off),
-                                    vec![
-                                        ((rv1 - rv0) as u64, geo.w as i64),
-                                        ((cv1 - cv0) as u64, 1),
-                                    ],
-                                ),
-                            });
-                        }
-                    }
-                    let npix = hb * wb;
-                    let mut first = true;
-                    for (j, &(_, cit)) in ci_tiles.iter().enumerate() {
-                        for a in 0..geo.kh {
-                            for b in 0..geo.kw {
-                                let pos = a * geo.kw + b;
-                                emit(KOp::LoadStationary {
-                                    src: v("w", cit, (j as u64 * khkw + pos) * ct, vec![(ct, 1)]),
-                                });
-                                let off = j as u64 * slab_elems + a * geo.dh * cols + b * geo.dw;
-                                emit(KOp::Matmul {
-                                    dst: v(&accn, ct, 0, vec![(npix, 1)]),
-                                    moving: v(
-                                        &xs,
-                                        cit,
-                                        off,
-                                        vec![(hb, (geo.sh * cols) as i64), (wb, geo.sw as i64)],
-                                    ),
-                                    acc: if first {
-                                        Accumulate::Never
-                                    } else {
-                                        Accumulate::Always
-                                    },
-                                });
-                                first = false;
-                            }
-                        }
-                    }
-                    let out_off =
-                        ((img * cout + co_abs) * geo.oh * geo.ow + oh0 * geo.ow + ow0) as i64;
-                    // A fused residual arrives laid out like the result.
-                    let res_tile = epilogue.residual.as_ref().map(|(r, _)| {
-                        let tile = v(&format!("r{}", parity ^ 1), ct, 0, vec![(npix, 1)]);
-                        emit(KOp::Dma {
-                            dst: tile.clone(),
-                            src: View::hbm(
-                                r,
-                                ct,
-                                (geo.oh * geo.ow) as i64,
-                                Expr::constant(out_off),
-                                vec![(hb, geo.ow as i64), (wb, 1)],
-                            ),
-                        });
-                        tile
-                    });
-                    let bias_arg = match bias {
-                        Some(_) => ScalarArg::PerPartition(v("bias", ct, 0, vec![(1, 1)])),
-                        None => ScalarArg::Imm(0.0),
-                    };
-                    for op in epilogue.evacuate(
-                        &v(&yn, ct, 0, vec![(npix, 1)]),
-                        &v(&accn, ct, 0, vec![(npix, 1)]),
-                        bias_arg,
-                        res_tile.as_ref(),
-                    ) {
-                        emit(op);
-                    }
-                    emit(KOp::Dma {
-                        dst: View::hbm(
-                            &out.tensor,
-                            ct,
-                            (geo.oh * geo.ow) as i64,
-                            Expr::constant(out_off),
-                            vec![(hb, geo.ow as i64), (wb, 1)],
+
+    // Bias, then resident weights, split so that they and the first slab use every queue.
+    if let Some(b) = &bias_pre {
+        let cols_b = groups * nco;
+        emit(KOp::Dma {
+            dst: v("bias", ctmax, 0, vec![(cols_b, 1)]),
+            src: View::hbm(
+                b,
+                ctmax,
+                cols_b as i64,
+                Expr::constant(0),
+                vec![(cols_b, 1)],
+            ),
+        });
+    }
+    // The first band's input and the resident weights share the queues in proportion to
+    // their bytes; the input goes first (every matmul needs it), the weights after it.
+    let first_slab_bytes = nci * cimax * geo.slab_rows(band) * cols * xsz;
+    let w_bytes = cimax * w_total * esz;
+    let w_pieces = if resident {
+        let share = (q * w_bytes)
+            .div_ceil(w_bytes + first_slab_bytes)
+            .clamp(1, q - 1);
+        pieces(w_bytes, share)
+    } else {
+        0
+    };
+    let mut wdmas: Vec<KOp> = Vec::new();
+    // Loads the weights of (g, t, ci tile j) into `wb` at element `at` (graph-input weights).
+    let w_gather = |emit: &mut dyn FnMut(KOp), wb: &str, at: u64, g: u64, t: usize, j: usize| {
+        let (co0, ct) = co_tiles[t];
+        let (ci0, cit) = ci_tiles[j];
+        let w_t = w_oihw.as_ref().expect("graph-input weights");
+        emit(KOp::Dma {
+            dst: v(wb, cit, at, vec![(khkw, ctmax as i64), (ct, 1)]),
+            src: View::hbm(
+                w_t,
+                cit,
+                khkw as i64,
+                Expr::constant((((g * cout_g + co0) * cin_g + ci0) * khkw) as i64),
+                vec![(khkw, 1), (ct, (cin_g * khkw) as i64)],
+            ),
+        });
+    };
+    if resident {
+        match &w_pre {
+            Some(wt) => {
+                let max_rows = max_elems;
+                for ((p0, pc), (f0, fnum)) in grid(cimax, w_total, w_pieces, max_rows) {
+                    wdmas.push(KOp::Dma {
+                        dst: vp("w", p0, pc, f0, vec![(fnum, 1)]),
+                        src: View::hbm(
+                            wt,
+                            pc,
+                            w_total as i64,
+                            Expr::constant((p0 * w_total + f0) as i64),
+                            vec![(fnum, 1)],
                         ),
-                        src: v(&yn, ct, 0, vec![(npix, 1)]),
                     });
+                }
+            }
+            None => {
+                for g in 0..groups {
+                    for t in 0..co_tiles.len() {
+                        for j in 0..ci_tiles.len() {
+                            let at = ((g * nco + t as u64) * nci + j as u64) * wblock;
+                            w_gather(&mut |op| wdmas.push(op), "w", at, g, t, j);
+                        }
+                    }
                 }
             }
         }
     }
-    let npix_max = ohb * owb;
-    let mut buffers = vec![buf("w", Mem::Sbuf, opd, cimax, nci * khkw * ctmax)];
-    for i in 0..2 {
+
+    let mut band_no = 0u64;
+    let mut blk_no = 0u64;
+    let mut wload_no = 0u64;
+    for g in 0..groups {
+        if let Some(b) = &bias_in {
+            for (t, &(co0, ct)) in co_tiles.iter().enumerate() {
+                emit(KOp::Dma {
+                    dst: v("bias", ct, g * nco + t as u64, vec![(1, 1)]),
+                    src: View::hbm(
+                        b,
+                        ct,
+                        1,
+                        Expr::constant((g * cout_g + co0) as i64),
+                        vec![(1, 1)],
+                    ),
+                });
+            }
+        }
+        for img in 0..n {
+            for b in 0..nbands {
+                let (r0, br) = (b * band, band.min(geo.oh - b * band));
+                let par = band_no % xbufs;
+                band_no += 1;
+                let (xs, ys) = (format!("x{par}"), format!("y{par}"));
+                // The band's input window: slab rows [s0, s0 + rows) of the padded input.
+                let rows = geo.slab_rows(br);
+                let s0 = (r0 * geo.sh) as i64 - geo.pt;
+                let rv0 = s0.max(0);
+                let rv1 = (s0 + rows as i64).min(geo.h as i64);
+                let cv0 = (-geo.pl).max(0);
+                let cv1 = (cols as i64 - geo.pl).min(geo.w as i64);
+                let (top, left) = ((rv0 - s0) as u64, (cv0 + geo.pl) as u64);
+                let (vrows, vcols) = ((rv1 - rv0).max(0) as u64, (cv1 - cv0).max(0) as u64);
+                let bottom = rows - top - vrows;
+                let right = cols - left - vcols;
+                let all = |dims: Vec<(u64, i64)>, off: u64| KOp::Memset {
+                    dst: v(&xs, cimax, off, dims),
+                    value: 0.0,
+                };
+                if top > 0 {
+                    emit(all(vec![(nci, slab_elems as i64), (top * cols, 1)], 0));
+                }
+                if bottom > 0 {
+                    emit(all(
+                        vec![(nci, slab_elems as i64), (bottom * cols, 1)],
+                        (top + vrows) * cols,
+                    ));
+                }
+                if vrows > 0 && left > 0 {
+                    emit(all(
+                        vec![(nci, slab_elems as i64), (vrows, cols as i64), (left, 1)],
+                        top * cols,
+                    ));
+                }
+                if vrows > 0 && right > 0 {
+                    emit(all(
+                        vec![(nci, slab_elems as i64), (vrows, cols as i64), (right, 1)],
+                        top * cols + left + vcols,
+                    ));
+                }
+                if vrows > 0 && vcols > 0 {
+                    let bytes = nci * cimax * vrows * vcols * xsz;
+                    let want = if band_no == 1 && resident {
+                        (q - w_pieces).max(pieces(bytes, q - w_pieces))
+                    } else {
+                        pieces(bytes, q)
+                    };
+                    let per_tile = (want / nci).max(1);
+                    for (j, &(ci0, cit)) in ci_tiles.iter().enumerate() {
+                        let max_rows = (max_elems / cols).max(1);
+                        for ((p0, pc), (rr, rn)) in grid(cit, vrows, per_tile, max_rows) {
+                            let c_abs = g * cin_g + ci0 + p0;
+                            let src_off = ((img * cin + c_abs) * geo.h * geo.w) as i64
+                                + (rv0 + rr as i64) * geo.w as i64
+                                + cv0;
+                            emit(KOp::Dma {
+                                dst: vp(
+                                    &xs,
+                                    p0,
+                                    pc,
+                                    j as u64 * slab_elems + (top + rr) * cols + left,
+                                    vec![(rn, cols as i64), (vcols, 1)],
+                                ),
+                                src: View::hbm(
+                                    &x.tensor,
+                                    pc,
+                                    (geo.h * geo.w) as i64,
+                                    Expr::constant(src_off),
+                                    vec![(rn, geo.w as i64), (vcols, 1)],
+                                ),
+                            });
+                        }
+                    }
+                }
+                for op in wdmas.drain(..) {
+                    emit(op);
+                }
+                for (t, &(co0, ct)) in co_tiles.iter().enumerate() {
+                    let (wb, wbase) = if resident {
+                        ("w".to_string(), (g * nco + t as u64) * nci * wblock)
+                    } else {
+                        let wb = format!("w{}", wload_no % 2);
+                        wload_no += 1;
+                        match &w_pre {
+                            Some(wt) => {
+                                let f0 = (g * nco + t as u64) * nci * wblock;
+                                let len = nci * wblock;
+                                let want = pieces(cimax * len * esz, q);
+                                for ((p0, pc), (a, fnum)) in grid(cimax, len, want, max_elems) {
+                                    emit(KOp::Dma {
+                                        dst: vp(&wb, p0, pc, a, vec![(fnum, 1)]),
+                                        src: View::hbm(
+                                            wt,
+                                            pc,
+                                            w_total as i64,
+                                            Expr::constant((p0 * w_total + f0 + a) as i64),
+                                            vec![(fnum, 1)],
+                                        ),
+                                    });
+                                }
+                            }
+                            None => {
+                                for j in 0..ci_tiles.len() {
+                                    w_gather(&mut emit, &wb, j as u64 * wblock, g, t, j);
+                                }
+                            }
+                        }
+                        (wb, 0)
+                    };
+                    let bias_col = g * nco + t as u64;
+                    // A fused residual arrives laid out like the result, a band at a time.
+                    let rs = format!("r{par}");
+                    if let Some((r, _)) = &epilogue.residual {
+                        let bytes = ct * br * geo.ow * fp32;
+                        let max_rows = (max_elems / geo.ow).max(1);
+                        for ((p0, pc), (rr, rn)) in grid(ct, br, pieces(bytes, q), max_rows) {
+                            let off =
+                                ((img * cout + g * cout_g + co0 + p0) * geo.oh + r0 + rr) * geo.ow;
+                            emit(KOp::Dma {
+                                dst: vp(
+                                    &rs,
+                                    p0,
+                                    pc,
+                                    t as u64 * band * geo.ow + rr * geo.ow,
+                                    vec![(rn * geo.ow, 1)],
+                                ),
+                                src: View::hbm(
+                                    r,
+                                    pc,
+                                    (geo.oh * geo.ow) as i64,
+                                    Expr::constant(off as i64),
+                                    vec![(rn * geo.ow, 1)],
+                                ),
+                            });
+                        }
+                    }
+                    let mut rb = 0;
+                    while rb < br {
+                        let hb = rows_per_block.min(br - rb);
+                        let mut c0 = 0;
+                        while c0 < geo.ow {
+                            let wbk = owb.min(geo.ow - c0);
+                            let npix = hb * wbk;
+                            let acc = format!("acc{}", blk_no % psum_accs());
+                            let evac_scalar = blk_no.is_multiple_of(2);
+                            blk_no += 1;
+                            let mut first = true;
+                            for (j, &(_, cit)) in ci_tiles.iter().enumerate() {
+                                for a in 0..geo.kh {
+                                    for bb in 0..geo.kw {
+                                        let pos = a * geo.kw + bb;
+                                        emit(KOp::LoadStationary {
+                                            src: v(
+                                                &wb,
+                                                cit,
+                                                wbase + (j as u64 * khkw + pos) * ctmax,
+                                                vec![(ct, 1)],
+                                            ),
+                                        });
+                                        let off = j as u64 * slab_elems
+                                            + (rb * geo.sh + a * geo.dh) * cols
+                                            + c0 * geo.sw
+                                            + bb * geo.dw;
+                                        emit(KOp::Matmul {
+                                            dst: v(&acc, ct, 0, vec![(npix, 1)]),
+                                            moving: v(
+                                                &xs,
+                                                cit,
+                                                off,
+                                                vec![
+                                                    (hb, (geo.sh * cols) as i64),
+                                                    (wbk, geo.sw as i64),
+                                                ],
+                                            ),
+                                            acc: if first {
+                                                Accumulate::Never
+                                            } else {
+                                                Accumulate::Always
+                                            },
+                                        });
+                                        first = false;
+                                    }
+                                }
+                            }
+                            let src = v(&acc, ct, 0, vec![(hb, wbk as i64), (wbk, 1)]);
+                            let dst = v(
+                                &ys,
+                                ct,
+                                t as u64 * band * geo.ow + rb * geo.ow + c0,
+                                vec![(hb, geo.ow as i64), (wbk, 1)],
+                            );
+                            let bias = has_bias.then(|| v("bias", ct, bias_col, vec![(1, 1)]));
+                            let plain = epilogue.residual.is_none()
+                                && matches!(epilogue.act, Act::Identity | Act::Relu);
+                            if plain && !evac_scalar {
+                                // The vector engine's share: bias add (and ReLU as max 0).
+                                let relu = epilogue.act == Act::Relu;
+                                let (op1, scalar1) = if relu {
+                                    (Alu::Max, ScalarArg::Imm(0.0))
+                                } else {
+                                    (Alu::Bypass, ScalarArg::Imm(0.0))
+                                };
+                                emit(match bias {
+                                    None if !relu => KOp::Copy { dst, src },
+                                    b => KOp::TensorScalar {
+                                        dst,
+                                        src,
+                                        op0: Alu::Add,
+                                        scalar0: match b {
+                                            Some(b) => ScalarArg::PerPartition(b),
+                                            None => ScalarArg::Imm(0.0),
+                                        },
+                                        op1,
+                                        scalar1,
+                                        reverse0: false,
+                                        reverse1: false,
+                                    },
+                                });
+                            } else {
+                                let res = epilogue.residual.as_ref().map(|_| {
+                                    v(
+                                        &rs,
+                                        ct,
+                                        t as u64 * band * geo.ow + rb * geo.ow + c0,
+                                        vec![(hb, geo.ow as i64), (wbk, 1)],
+                                    )
+                                });
+                                let bias_arg = match bias {
+                                    Some(b) => ScalarArg::PerPartition(b),
+                                    None => ScalarArg::Imm(0.0),
+                                };
+                                for op in epilogue.evacuate(&dst, &src, bias_arg, res.as_ref()) {
+                                    emit(op);
+                                }
+                            }
+                            c0 += wbk;
+                        }
+                        rb += hb;
+                    }
+                    // Store this channel tile of the band.
+                    let bytes = ct * br * geo.ow * fp32;
+                    let max_rows = (max_elems / geo.ow).max(1);
+                    for ((p0, pc), (rr, rn)) in grid(ct, br, pieces(bytes, q), max_rows) {
+                        let out_off =
+                            ((img * cout + g * cout_g + co0 + p0) * geo.oh + r0 + rr) * geo.ow;
+                        emit(KOp::Dma {
+                            dst: View::hbm(
+                                &out.tensor,
+                                pc,
+                                (geo.oh * geo.ow) as i64,
+                                Expr::constant(out_off as i64),
+                                vec![(rn * geo.ow, 1)],
+                            ),
+                            src: vp(
+                                &ys,
+                                p0,
+                                pc,
+                                t as u64 * band * geo.ow + rr * geo.ow,
+                                vec![(rn * geo.ow, 1)],
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    let npix_max = rows_per_block * owb;
+    let mut buffers = Vec::new();
+    if resident {
+        buffers.push(buf("w", Mem::Sbuf, opd, cimax, w_free));
+    } else {
+        for i in 0..w_bufs {
+            buffers.push(buf(&format!("w{i}"), Mem::Sbuf, opd, cimax, w_free));
+        }
+    }
+    for i in 0..xbufs {
         buffers.push(buf(
             &format!("x{i}"),
             Mem::Sbuf,
@@ -386,18 +770,11 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
             nci * slab_elems,
         ));
         buffers.push(buf(
-            &format!("acc{i}"),
-            Mem::Psum,
-            Dtype::Fp32,
-            ctmax,
-            npix_max,
-        ));
-        buffers.push(buf(
             &format!("y{i}"),
             Mem::Sbuf,
             Dtype::Fp32,
             ctmax,
-            npix_max,
+            nco * band * geo.ow,
         ));
         if epilogue.residual.is_some() {
             buffers.push(buf(
@@ -405,12 +782,21 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
                 Mem::Sbuf,
                 Dtype::Fp32,
                 ctmax,
-                npix_max,
+                nco * band * geo.ow,
             ));
         }
     }
-    if bias.is_some() {
-        buffers.push(buf("bias", Mem::Sbuf, Dtype::Fp32, ctmax, 1));
+    for i in 0..psum_accs().min(blk_no.max(1)) {
+        buffers.push(buf(
+            &format!("acc{i}"),
+            Mem::Psum,
+            Dtype::Fp32,
+            ctmax,
+            npix_max,
+        ));
+    }
+    if has_bias {
+        buffers.push(buf("bias", Mem::Sbuf, Dtype::Fp32, ctmax, groups * nco));
     }
     l.push_kernel(Kernel {
         name: node.name.clone(),
