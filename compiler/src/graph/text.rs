@@ -1179,7 +1179,7 @@ mod tests {
             DType::I32,
             DType::Bool,
         ] {
-            let c = g.add_const(&format!("{dtype}"), Tensor::from_f32(dtype, &[n], &v));
+            let c = g.add_const(format!("{dtype}"), Tensor::from_f32(dtype, &[n], &v));
             g.outputs.push(c);
         }
         g
