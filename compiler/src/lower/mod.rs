@@ -7,7 +7,8 @@
 //! the vector engine), [`matmul`] (MatMul/Gemm on the tensor engine with K accumulated in PSUM),
 //! [`movement`] (transposes and broadcasts as DMA access patterns), [`normalize`] (Softmax,
 //! LogSoftmax, LayerNormalization, BatchNormalization), [`reduce`] (Reduce* and global pools),
-//! [`conv`] (Conv as matmuls over kernel positions accumulating in PSUM),
+//! [`conv`] (Conv as matmuls over kernel positions accumulating in PSUM), [`conv_transpose`]
+//! (ConvTranspose as one stride-1 correlation per output phase),
 //! [`pool`] (MaxPool, AveragePool on the vector engine, separably), [`shape_ops`] (Concat,
 //! Split, Slice, Tile, Gather, nearest Resize, Pad as DMA access patterns), [`gather`] and
 //! [`gathernd`] (run-time-index gathers as one-hot matmuls), [`resize`] (linear/cubic Resize as
@@ -18,6 +19,7 @@
 //! A node no family handles is reported with [`Code::NotLowered`], all such nodes at once.
 
 pub mod conv;
+pub mod conv_transpose;
 pub mod elementwise;
 pub mod epilogue;
 pub mod gather;
@@ -324,6 +326,7 @@ pub fn lower(graph: &Graph, opts: LowerOptions) -> Result<KernelProgram, Diagnos
             }
             Op::MatMul | Op::Gemm | Op::FusedGemm => matmul::lower(&mut l, node),
             Op::Conv | Op::FusedConv => conv::lower(&mut l, node),
+            Op::ConvTranspose => conv_transpose::lower(&mut l, node),
             Op::MaxPool | Op::AveragePool => pool::lower(&mut l, node),
             Op::Transpose | Op::Expand => movement::lower(&mut l, node),
             Op::Softmax | Op::LogSoftmax | Op::LayerNormalization | Op::BatchNormalization => {

@@ -1,0 +1,452 @@
+//! `ConvTranspose` (1-D and 2-D, NCHW; strides, pads (possibly negative), dilations, groups,
+//! output_padding) on the tensor engine, phase by phase. Output position `o` along an axis gets
+//! `x[i] * w[k]` wherever `o = i * stride + k * dilation - pad`, so the outputs with
+//! `o mod stride = r` (phase `r`) form a stride-1 correlation over the input that uses only the
+//! kernel taps landing in that phase, each shifted by `(r + pad - k * dilation) / stride` (an
+//! exact integer). This module owns that decomposition: per group, tile of at most `pe_cols`
+//! output channels, phase and block of phase positions (at most `max_moving_free`), the input
+//! window the block needs is loaded as a zero-padded slab in SBUF per input-channel tile, and
+//! every (input-channel tile, tap of the phase) issues `LOAD_STATIONARY` of its
+//! `[Cin_tile, Cout_tile]` weights and a `MATMUL` over the shifted slab, accumulating in PSUM.
+//! The scalar engine evacuates PSUM adding the per-channel bias, and a strided DMA writes the
+//! block to its phase's positions. Phases no tap reaches hold only the bias. Weights
+//! (`[Cin, Cout/group, kh, kw]`) that are constant are rearranged at compile time to
+//! `[Cin, (kh, kw), Cout/group]` so their loads are contiguous; otherwise strided DMAs gather them.
+
+use super::{node_error, HbmKind, Lowerer};
+use crate::diag::{Code, Diagnostic};
+use crate::graph::Node;
+use crate::kernel::{Accumulate, Buffer, Expr, KOp, Kernel, ScalarArg, Stmt, View};
+use tahoma_isa::{machine, Act, Dtype, Mem};
+
+/// SBUF bytes per partition the input slabs of one kernel may take (a tiling choice).
+const SLAB_BYTES: u64 = machine::SBUF_PARTITION_BYTES / 2;
+
+fn ints(node: &Node, name: &str) -> Result<Vec<i64>, Diagnostic> {
+    node.attrs
+        .ints(name)
+        .map(|v| v.to_vec())
+        .map_err(|m| node_error(node, Code::BadAttribute, m))
+}
+
+fn buf(name: &str, mem: Mem, dtype: Dtype, partitions: u64, free: u64) -> Buffer {
+    Buffer {
+        name: name.into(),
+        mem,
+        dtype,
+        partitions: partitions.max(1),
+        free: free.max(1),
+    }
+}
+
+fn v(name: &str, parts: u64, off: u64, dims: Vec<(u64, i64)>) -> View {
+    View::buf(name, 0, parts, Expr::constant(off as i64), dims)
+}
+
+/// One spatial axis of one phase: how many output positions it has and the taps reaching it
+/// with their input shifts.
+#[derive(Clone, Debug)]
+struct AxisPhase {
+    r: u64,
+    count: u64,
+    taps: Vec<(u64, i64)>,
+    min_shift: i64,
+    span: u64,
+}
+
+/// The phases of one axis (output extent `o`, kernel `k`, stride `s`, dilation `d`, begin pad
+/// `p`).
+fn axis_phases(o: u64, k: u64, s: u64, d: u64, p: i64) -> Vec<AxisPhase> {
+    (0..s.min(o))
+        .map(|r| {
+            let taps: Vec<(u64, i64)> = (0..k)
+                .filter_map(|t| {
+                    let num = r as i64 + p - (t * d) as i64;
+                    (num.rem_euclid(s as i64) == 0).then(|| (t, num.div_euclid(s as i64)))
+                })
+                .collect();
+            let min_shift = taps.iter().map(|t| t.1).min().unwrap_or(0);
+            let max_shift = taps.iter().map(|t| t.1).max().unwrap_or(0);
+            AxisPhase {
+                r,
+                count: (o - r).div_ceil(s),
+                taps,
+                min_shift,
+                span: (max_shift - min_shift) as u64,
+            }
+        })
+        .collect()
+}
+
+/// Lowers a ConvTranspose node.
+pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
+    let opd = l.opts.precision.operand_dtype();
+    let x = l.placed(node.inputs[0]);
+    let wshape: Vec<u64> = l
+        .graph
+        .ty(node.inputs[1])
+        .shape
+        .iter()
+        .map(|&d| d as u64)
+        .collect();
+    let rank = x.shape.len();
+    if !(3..=4).contains(&rank) || !l.graph.ty(node.inputs[0]).dtype.is_float() {
+        return Err(node_error(
+            node,
+            Code::NotLowered,
+            format!(
+                "only float 1-D and 2-D transposed convolutions are lowered, this one has {} spatial axes",
+                rank.saturating_sub(2)
+            ),
+        ));
+    }
+    let (ks, st, dl, pads) = (
+        ints(node, "kernel_shape")?,
+        ints(node, "strides")?,
+        ints(node, "dilations")?,
+        ints(node, "pads")?,
+    );
+    let groups = node
+        .attrs
+        .int("group")
+        .map_err(|m| node_error(node, Code::BadAttribute, m))?
+        .max(1) as u64;
+    let y_shape: Vec<u64> = l
+        .graph
+        .ty(node.outputs[0])
+        .shape
+        .iter()
+        .map(|&d| d as u64)
+        .collect();
+    let nsp = rank - 2;
+    // Canonical 2-D form (1-D has H = KH = 1).
+    let two = |v: &[i64], i: usize, one: i64| {
+        if nsp == 1 {
+            if i == 0 {
+                one
+            } else {
+                v[0]
+            }
+        } else {
+            v[i]
+        }
+    };
+    let (h, w) = (if nsp == 1 { 1 } else { x.shape[2] }, x.shape[rank - 1]);
+    let (oh, ow) = (if nsp == 1 { 1 } else { y_shape[2] }, y_shape[rank - 1]);
+    let (kh, kw) = (two(&ks, 0, 1) as u64, two(&ks, 1, 1) as u64);
+    let (sh, sw) = (two(&st, 0, 1) as u64, two(&st, 1, 1) as u64);
+    let (dh, dw) = (two(&dl, 0, 1) as u64, two(&dl, 1, 1) as u64);
+    let (pt, pl) = (if nsp == 1 { 0 } else { pads[0] }, pads[nsp - 1]);
+    let (n, cin) = (x.shape[0], x.shape[1]);
+    let (cin_g, cout_g) = (cin / groups, wshape[1]);
+    let cout = cout_g * groups;
+    let khkw = kh * kw;
+
+    // Weights as `[Cin, (kh, kw), Cout/group]`: rearranged once when constant.
+    let (w_tensor, w_const) = match l.graph.const_value(node.inputs[1]) {
+        Some(t) => {
+            let wv = t.to_f32_vec();
+            let mut arranged = vec![0f32; wv.len()];
+            for ci in 0..cin {
+                for co in 0..cout_g {
+                    for k in 0..khkw {
+                        arranged[((ci * khkw + k) * cout_g + co) as usize] =
+                            wv[((ci * cout_g + co) * khkw + k) as usize];
+                    }
+                }
+            }
+            let name = l.new_tensor(
+                &format!("{}_w", node.name),
+                opd,
+                vec![cin, khkw, cout_g],
+                HbmKind::Const { values: arranged },
+            );
+            (name, true)
+        }
+        None => (l.operand(node.inputs[1], opd).tensor, false),
+    };
+    let bias = node.inputs.get(2).map(|&b| l.placed(b).tensor);
+    let out = l.place_output(node.outputs[0], node)?;
+
+    let split = |c: u64, t: u64| -> Vec<(u64, u64)> {
+        (0..c.div_ceil(t).max(1))
+            .map(|i| (i * t, t.min(c - i * t)))
+            .collect()
+    };
+    let ci_tiles = split(cin_g, machine::PE_ROWS.min(machine::PARTITIONS));
+    let co_tiles = split(cout_g, machine::PE_COLS.min(machine::PARTITIONS));
+    let nci = ci_tiles.len() as u64;
+    let (cimax, ctmax) = (ci_tiles[0].1, co_tiles[0].1);
+
+    let (ph_h, ph_w) = (
+        axis_phases(oh, kh, sh, dh, pt),
+        axis_phases(ow, kw, sw, dw, pl),
+    );
+    // One block shape for every phase: the widest phase and the longest tap span.
+    let max_qh = ph_h.iter().map(|p| p.count).max().unwrap_or(1);
+    let max_qw = ph_w.iter().map(|p| p.count).max().unwrap_or(1);
+    let span_h = ph_h.iter().map(|p| p.span).max().unwrap_or(0);
+    let span_w = ph_w.iter().map(|p| p.span).max().unwrap_or(0);
+    let maxn = machine::MAX_MOVING_FREE;
+    let owb = max_qw.min(maxn).max(1);
+    let mut ohb = if max_qw <= maxn {
+        (maxn / max_qw.max(1)).min(max_qh).max(1)
+    } else {
+        1
+    };
+    let slab = |hb: u64, wb: u64| (hb + span_h, wb + span_w);
+    let slab_bytes = |hb: u64, wb: u64| {
+        let (r, c) = slab(hb, wb);
+        2 * nci * r * c * opd.size_bytes()
+    };
+    while ohb > 1 && slab_bytes(ohb, owb) > SLAB_BYTES {
+        ohb = ohb.div_ceil(2);
+    }
+    let (rows_max, cols_max) = slab(ohb, owb);
+    let slab_elems = rows_max * cols_max;
+    let npix_max = ohb * owb;
+    let w_free = nci * khkw * ctmax;
+    let sbuf_bytes = w_free * opd.size_bytes()
+        + 2 * nci * slab_elems * opd.size_bytes()
+        + 2 * npix_max * Dtype::Fp32.size_bytes()
+        + Dtype::Fp32.size_bytes();
+    if slab_bytes(ohb, owb) > SLAB_BYTES
+        || sbuf_bytes > machine::SBUF_PARTITION_BYTES
+        || w_free.max(nci * slab_elems) > machine::MAX_FREE_ELEMS_SBUF
+    {
+        return Err(node_error(
+            node,
+            Code::OnChipMemory,
+            format!(
+                "weights of {khkw} taps and an input window of {rows_max}x{cols_max} for {cin_g} channels do not fit SBUF"
+            ),
+        ));
+    }
+
+    let mut body: Vec<Stmt> = Vec::new();
+    let mut emit = |op: KOp| body.push(Stmt::Op(op));
+    let mut parity = 0usize;
+    for g in 0..groups {
+        for &(co0, ct) in &co_tiles {
+            let co_abs = g * cout_g + co0;
+            for (j, &(ci0, cit)) in ci_tiles.iter().enumerate() {
+                let c_abs = g * cin_g + ci0;
+                let src = if w_const {
+                    View::hbm(
+                        &w_tensor,
+                        cit,
+                        (khkw * cout_g) as i64,
+                        Expr::constant((c_abs * khkw * cout_g + co0) as i64),
+                        vec![(khkw, cout_g as i64), (ct, 1)],
+                    )
+                } else {
+                    View::hbm(
+                        &w_tensor,
+                        cit,
+                        (cout_g * khkw) as i64,
+                        Expr::constant(((c_abs * cout_g + co0) * khkw) as i64),
+                        vec![(khkw, 1), (ct, khkw as i64)],
+                    )
+                };
+                emit(KOp::Dma {
+                    dst: v("w", cit, j as u64 * khkw * ct, vec![(khkw * ct, 1)]),
+                    src,
+                });
+            }
+            if let Some(b) = &bias {
+                emit(KOp::Dma {
+                    dst: v("bias", ct, 0, vec![(1, 1)]),
+                    src: View::hbm(b, ct, 1, Expr::constant(co_abs as i64), vec![(1, 1)]),
+                });
+            }
+            let bias_arg = || match bias {
+                Some(_) => ScalarArg::PerPartition(v("bias", ct, 0, vec![(1, 1)])),
+                None => ScalarArg::Imm(0.0),
+            };
+            for img in 0..n {
+                for ah in &ph_h {
+                    for aw in &ph_w {
+                        let mut qh0 = 0;
+                        while qh0 < ah.count {
+                            let hb = ohb.min(ah.count - qh0);
+                            let mut qw0 = 0;
+                            while qw0 < aw.count {
+                                let wb = owb.min(aw.count - qw0);
+                                let (xs, accn, yn) = (
+                                    format!("x{parity}"),
+                                    format!("acc{parity}"),
+                                    format!("y{parity}"),
+                                );
+                                parity ^= 1;
+                                let npix = hb * wb;
+                                let y_tile = v(&yn, ct, 0, vec![(npix, 1)]);
+                                if ah.taps.is_empty() || aw.taps.is_empty() {
+                                    // No tap reaches this phase: only the bias.
+                                    emit(KOp::Memset {
+                                        dst: y_tile.clone(),
+                                        value: 0.0,
+                                    });
+                                    if bias.is_some() {
+                                        emit(KOp::Activate {
+                                            dst: y_tile.clone(),
+                                            src: y_tile.clone(),
+                                            func: Act::Identity,
+                                            scale: ScalarArg::Imm(1.0),
+                                            bias: bias_arg(),
+                                            acc: None,
+                                        });
+                                    }
+                                } else {
+                                    let (rows, cols) = (hb + ah.span, wb + aw.span);
+                                    // The slab's origin in input coordinates.
+                                    let r0 = qh0 as i64 + ah.min_shift;
+                                    let c0 = qw0 as i64 + aw.min_shift;
+                                    let rv0 = r0.max(0);
+                                    let rv1 = (r0 + rows as i64).min(h as i64);
+                                    let cv0 = c0.max(0);
+                                    let cv1 = (c0 + cols as i64).min(w as i64);
+                                    let whole = rv0 == r0
+                                        && rv1 == r0 + rows as i64
+                                        && cv0 == c0
+                                        && cv1 == c0 + cols as i64;
+                                    for (j, &(ci0, cit)) in ci_tiles.iter().enumerate() {
+                                        let base = j as u64 * slab_elems;
+                                        if !whole {
+                                            emit(KOp::Memset {
+                                                dst: v(&xs, cit, base, vec![(rows * cols, 1)]),
+                                                value: 0.0,
+                                            });
+                                        }
+                                        if rv0 < rv1 && cv0 < cv1 {
+                                            let c_abs = g * cin_g + ci0;
+                                            let src_off = ((img * cin + c_abs) * h * w) as i64
+                                                + rv0 * w as i64
+                                                + cv0;
+                                            let dst_off =
+                                                base as i64 + (rv0 - r0) * cols as i64 + (cv0 - c0);
+                                            emit(KOp::Dma {
+                                                dst: View::buf(
+                                                    &xs,
+                                                    0,
+                                                    cit,
+                                                    Expr::constant(dst_off),
+                                                    vec![
+                                                        ((rv1 - rv0) as u64, cols as i64),
+                                                        ((cv1 - cv0) as u64, 1),
+                                                    ],
+                                                ),
+                                                src: View::hbm(
+                                                    &x.tensor,
+                                                    cit,
+                                                    (h * w) as i64,
+                                                    Expr::constant(src_off),
+                                                    vec![
+                                                        ((rv1 - rv0) as u64, w as i64),
+                                                        ((cv1 - cv0) as u64, 1),
+                                                    ],
+                                                ),
+                                            });
+                                        }
+                                    }
+                                    let mut first = true;
+                                    for (j, &(_, cit)) in ci_tiles.iter().enumerate() {
+                                        for &(a, sa) in &ah.taps {
+                                            for &(b, sb) in &aw.taps {
+                                                let pos = a * kw + b;
+                                                emit(KOp::LoadStationary {
+                                                    src: v(
+                                                        "w",
+                                                        cit,
+                                                        (j as u64 * khkw + pos) * ct,
+                                                        vec![(ct, 1)],
+                                                    ),
+                                                });
+                                                let off = j as u64 * slab_elems
+                                                    + (sa - ah.min_shift) as u64 * cols
+                                                    + (sb - aw.min_shift) as u64;
+                                                emit(KOp::Matmul {
+                                                    dst: v(&accn, ct, 0, vec![(npix, 1)]),
+                                                    moving: v(
+                                                        &xs,
+                                                        cit,
+                                                        off,
+                                                        vec![(hb, cols as i64), (wb, 1)],
+                                                    ),
+                                                    acc: if first {
+                                                        Accumulate::Never
+                                                    } else {
+                                                        Accumulate::Always
+                                                    },
+                                                });
+                                                first = false;
+                                            }
+                                        }
+                                    }
+                                    emit(KOp::Activate {
+                                        dst: y_tile.clone(),
+                                        src: v(&accn, ct, 0, vec![(npix, 1)]),
+                                        func: Act::Identity,
+                                        scale: ScalarArg::Imm(1.0),
+                                        bias: bias_arg(),
+                                        acc: None,
+                                    });
+                                }
+                                let out_off = ((img * cout + co_abs) * oh * ow
+                                    + (ah.r + qh0 * sh) * ow
+                                    + aw.r
+                                    + qw0 * sw)
+                                    as i64;
+                                emit(KOp::Dma {
+                                    dst: View::hbm(
+                                        &out.tensor,
+                                        ct,
+                                        (oh * ow) as i64,
+                                        Expr::constant(out_off),
+                                        vec![(hb, (sh * ow) as i64), (wb, sw as i64)],
+                                    ),
+                                    src: y_tile,
+                                });
+                                qw0 += wb;
+                            }
+                            qh0 += hb;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let mut buffers = vec![buf("w", Mem::Sbuf, opd, cimax, w_free)];
+    for i in 0..2 {
+        buffers.push(buf(
+            &format!("x{i}"),
+            Mem::Sbuf,
+            opd,
+            cimax,
+            nci * slab_elems,
+        ));
+        buffers.push(buf(
+            &format!("acc{i}"),
+            Mem::Psum,
+            Dtype::Fp32,
+            ctmax,
+            npix_max,
+        ));
+        buffers.push(buf(
+            &format!("y{i}"),
+            Mem::Sbuf,
+            Dtype::Fp32,
+            ctmax,
+            npix_max,
+        ));
+    }
+    if bias.is_some() {
+        buffers.push(buf("bias", Mem::Sbuf, Dtype::Fp32, ctmax, 1));
+    }
+    l.push_kernel(Kernel {
+        name: node.name.clone(),
+        op: node.op.name().into(),
+        buffers,
+        body,
+    });
+    Ok(())
+}
