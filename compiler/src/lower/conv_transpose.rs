@@ -4,14 +4,17 @@
 //! `o mod stride = r` (phase `r`) form a stride-1 correlation over the input that uses only the
 //! kernel taps landing in that phase, each shifted by `(r + pad - k * dilation) / stride` (an
 //! exact integer). This module owns that decomposition: per group, tile of at most `pe_cols`
-//! output channels, phase and block of phase positions (at most `max_moving_free`), the input
-//! window the block needs is loaded as a zero-padded slab in SBUF per input-channel tile, and
-//! every (input-channel tile, tap of the phase) issues `LOAD_STATIONARY` of its
-//! `[Cin_tile, Cout_tile]` weights and a `MATMUL` over the shifted slab, accumulating in PSUM.
-//! The scalar engine evacuates PSUM adding the per-channel bias, and a strided DMA writes the
-//! block to its phase's positions. Phases no tap reaches hold only the bias. Weights
-//! (`[Cin, Cout/group, kh, kw]`) that are constant are rearranged at compile time to
-//! `[Cin, (kh, kw), Cout/group]` so their loads are contiguous; otherwise strided DMAs gather them.
+//! output channels and block of phase positions (at most `max_moving_free`, on one grid for
+//! all phases), the input window the block needs for every phase's taps is loaded once per
+//! input-channel tile as a zero-padded slab in SBUF (the padding `MEMSET`, the valid part
+//! DMAed in); then per phase every (input-channel tile, tap of the phase) issues
+//! `LOAD_STATIONARY` of its `[Cin_tile, Cout_tile]` weights and a `MATMUL` over the slab
+//! shifted by the tap, accumulating in PSUM. The scalar engine evacuates PSUM adding the
+//! per-channel bias, and a strided DMA writes the block to its phase's positions; phases no tap
+//! reaches hold only the bias. Weights (`[Cin, Cout/group, kh, kw]`) that are constant are
+//! rearranged at compile time to `[Cin, (kh, kw), Cout/group]` so their loads are contiguous;
+//! otherwise strided DMAs gather them. Slab, PSUM and result buffers alternate between two
+//! copies so that loads, matmuls and evacuation overlap. 3-D is not lowered.
 
 use super::{node_error, HbmKind, Lowerer};
 use crate::diag::{Code, Diagnostic};
@@ -43,39 +46,36 @@ fn v(name: &str, parts: u64, off: u64, dims: Vec<(u64, i64)>) -> View {
     View::buf(name, 0, parts, Expr::constant(off as i64), dims)
 }
 
-/// One spatial axis of one phase: how many output positions it has and the taps reaching it
-/// with their input shifts.
+/// One spatial axis of one phase: its first output position, how many output positions it has
+/// and the taps reaching it with their input shifts.
 #[derive(Clone, Debug)]
 struct AxisPhase {
     r: u64,
     count: u64,
     taps: Vec<(u64, i64)>,
-    min_shift: i64,
-    span: u64,
 }
 
 /// The phases of one axis (output extent `o`, kernel `k`, stride `s`, dilation `d`, begin pad
 /// `p`).
 fn axis_phases(o: u64, k: u64, s: u64, d: u64, p: i64) -> Vec<AxisPhase> {
     (0..s.min(o))
-        .map(|r| {
-            let taps: Vec<(u64, i64)> = (0..k)
+        .map(|r| AxisPhase {
+            r,
+            count: (o - r).div_ceil(s),
+            taps: (0..k)
                 .filter_map(|t| {
                     let num = r as i64 + p - (t * d) as i64;
                     (num.rem_euclid(s as i64) == 0).then(|| (t, num.div_euclid(s as i64)))
                 })
-                .collect();
-            let min_shift = taps.iter().map(|t| t.1).min().unwrap_or(0);
-            let max_shift = taps.iter().map(|t| t.1).max().unwrap_or(0);
-            AxisPhase {
-                r,
-                count: (o - r).div_ceil(s),
-                taps,
-                min_shift,
-                span: (max_shift - min_shift) as u64,
-            }
+                .collect(),
         })
         .collect()
+}
+
+/// The smallest and largest input shift of any tap of any phase (0, 0 without taps).
+fn shift_range(phases: &[AxisPhase]) -> (i64, i64) {
+    let shifts = || phases.iter().flat_map(|p| p.taps.iter().map(|t| t.1));
+    (shifts().min().unwrap_or(0), shifts().max().unwrap_or(0))
 }
 
 /// Lowers a ConvTranspose node.
@@ -182,11 +182,14 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
         axis_phases(oh, kh, sh, dh, pt),
         axis_phases(ow, kw, sw, dw, pl),
     );
-    // One block shape for every phase: the widest phase and the longest tap span.
+    // Blocks of phase positions are cut on one grid for every phase, so one input slab (covering
+    // the shifts of all phases' taps) serves all the phases of a block.
     let max_qh = ph_h.iter().map(|p| p.count).max().unwrap_or(1);
     let max_qw = ph_w.iter().map(|p| p.count).max().unwrap_or(1);
-    let span_h = ph_h.iter().map(|p| p.span).max().unwrap_or(0);
-    let span_w = ph_w.iter().map(|p| p.span).max().unwrap_or(0);
+    let ((lo_h, hi_h), (lo_w, hi_w)) = (shift_range(&ph_h), shift_range(&ph_w));
+    let (span_h, span_w) = ((hi_h - lo_h) as u64, (hi_w - lo_w) as u64);
+    let any_taps =
+        ph_h.iter().any(|p| !p.taps.is_empty()) && ph_w.iter().any(|p| !p.taps.is_empty());
     let maxn = machine::MAX_MOVING_FREE;
     let owb = max_qw.min(maxn).max(1);
     let mut ohb = if max_qw <= maxn {
@@ -225,7 +228,7 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
 
     let mut body: Vec<Stmt> = Vec::new();
     let mut emit = |op: KOp| body.push(Stmt::Op(op));
-    let mut parity = 0usize;
+    let (mut parity, mut slab_parity) = (0usize, 0usize);
     for g in 0..groups {
         for &(co0, ct) in &co_tiles {
             let co_abs = g * cout_g + co0;
@@ -264,21 +267,76 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
                 None => ScalarArg::Imm(0.0),
             };
             for img in 0..n {
-                for ah in &ph_h {
-                    for aw in &ph_w {
-                        let mut qh0 = 0;
-                        while qh0 < ah.count {
-                            let hb = ohb.min(ah.count - qh0);
-                            let mut qw0 = 0;
-                            while qw0 < aw.count {
-                                let wb = owb.min(aw.count - qw0);
-                                let (xs, accn, yn) = (
-                                    format!("x{parity}"),
-                                    format!("acc{parity}"),
-                                    format!("y{parity}"),
-                                );
+                let mut qh0 = 0;
+                while qh0 < max_qh {
+                    let hb = ohb.min(max_qh - qh0);
+                    let mut qw0 = 0;
+                    while qw0 < max_qw {
+                        let wb = owb.min(max_qw - qw0);
+                        let xs = format!("x{slab_parity}");
+                        slab_parity ^= 1;
+                        let (rows, cols) = (hb + span_h, wb + span_w);
+                        if any_taps {
+                            // The slab's origin in input coordinates.
+                            let r0 = qh0 as i64 + lo_h;
+                            let c0 = qw0 as i64 + lo_w;
+                            let rv0 = r0.max(0);
+                            let rv1 = (r0 + rows as i64).min(h as i64);
+                            let cv0 = c0.max(0);
+                            let cv1 = (c0 + cols as i64).min(w as i64);
+                            let whole = rv0 == r0
+                                && rv1 == r0 + rows as i64
+                                && cv0 == c0
+                                && cv1 == c0 + cols as i64;
+                            for (j, &(ci0, cit)) in ci_tiles.iter().enumerate() {
+                                let base = j as u64 * slab_elems;
+                                if !whole {
+                                    emit(KOp::Memset {
+                                        dst: v(&xs, cit, base, vec![(rows * cols, 1)]),
+                                        value: 0.0,
+                                    });
+                                }
+                                if rv0 < rv1 && cv0 < cv1 {
+                                    let c_abs = g * cin_g + ci0;
+                                    let src_off =
+                                        ((img * cin + c_abs) * h * w) as i64 + rv0 * w as i64 + cv0;
+                                    let dst_off =
+                                        base as i64 + (rv0 - r0) * cols as i64 + (cv0 - c0);
+                                    emit(KOp::Dma {
+                                        dst: View::buf(
+                                            &xs,
+                                            0,
+                                            cit,
+                                            Expr::constant(dst_off),
+                                            vec![
+                                                ((rv1 - rv0) as u64, cols as i64),
+                                                ((cv1 - cv0) as u64, 1),
+                                            ],
+                                        ),
+                                        src: View::hbm(
+                                            &x.tensor,
+                                            cit,
+                                            (h * w) as i64,
+                                            Expr::constant(src_off),
+                                            vec![
+                                                ((rv1 - rv0) as u64, w as i64),
+                                                ((cv1 - cv0) as u64, 1),
+                                            ],
+                                        ),
+                                    });
+                                }
+                            }
+                        }
+                        for ah in &ph_h {
+                            for aw in &ph_w {
+                                let hp = hb.min(ah.count.saturating_sub(qh0));
+                                let wp = wb.min(aw.count.saturating_sub(qw0));
+                                if hp == 0 || wp == 0 {
+                                    continue;
+                                }
+                                let (accn, yn) = (format!("acc{parity}"), format!("y{parity}"));
                                 parity ^= 1;
-                                let npix = hb * wb;
+                                let npix = hp * wp;
                                 let y_tile = v(&yn, ct, 0, vec![(npix, 1)]);
                                 if ah.taps.is_empty() || aw.taps.is_empty() {
                                     // No tap reaches this phase: only the bias.
@@ -297,80 +355,28 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
                                         });
                                     }
                                 } else {
-                                    let (rows, cols) = (hb + ah.span, wb + aw.span);
-                                    // The slab's origin in input coordinates.
-                                    let r0 = qh0 as i64 + ah.min_shift;
-                                    let c0 = qw0 as i64 + aw.min_shift;
-                                    let rv0 = r0.max(0);
-                                    let rv1 = (r0 + rows as i64).min(h as i64);
-                                    let cv0 = c0.max(0);
-                                    let cv1 = (c0 + cols as i64).min(w as i64);
-                                    let whole = rv0 == r0
-                                        && rv1 == r0 + rows as i64
-                                        && cv0 == c0
-                                        && cv1 == c0 + cols as i64;
-                                    for (j, &(ci0, cit)) in ci_tiles.iter().enumerate() {
-                                        let base = j as u64 * slab_elems;
-                                        if !whole {
-                                            emit(KOp::Memset {
-                                                dst: v(&xs, cit, base, vec![(rows * cols, 1)]),
-                                                value: 0.0,
-                                            });
-                                        }
-                                        if rv0 < rv1 && cv0 < cv1 {
-                                            let c_abs = g * cin_g + ci0;
-                                            let src_off = ((img * cin + c_abs) * h * w) as i64
-                                                + rv0 * w as i64
-                                                + cv0;
-                                            let dst_off =
-                                                base as i64 + (rv0 - r0) * cols as i64 + (cv0 - c0);
-                                            emit(KOp::Dma {
-                                                dst: View::buf(
-                                                    &xs,
-                                                    0,
-                                                    cit,
-                                                    Expr::constant(dst_off),
-                                                    vec![
-                                                        ((rv1 - rv0) as u64, cols as i64),
-                                                        ((cv1 - cv0) as u64, 1),
-                                                    ],
-                                                ),
-                                                src: View::hbm(
-                                                    &x.tensor,
-                                                    cit,
-                                                    (h * w) as i64,
-                                                    Expr::constant(src_off),
-                                                    vec![
-                                                        ((rv1 - rv0) as u64, w as i64),
-                                                        ((cv1 - cv0) as u64, 1),
-                                                    ],
-                                                ),
-                                            });
-                                        }
-                                    }
                                     let mut first = true;
                                     for (j, &(_, cit)) in ci_tiles.iter().enumerate() {
                                         for &(a, sa) in &ah.taps {
                                             for &(b, sb) in &aw.taps {
-                                                let pos = a * kw + b;
                                                 emit(KOp::LoadStationary {
                                                     src: v(
                                                         "w",
                                                         cit,
-                                                        (j as u64 * khkw + pos) * ct,
+                                                        (j as u64 * khkw + a * kw + b) * ct,
                                                         vec![(ct, 1)],
                                                     ),
                                                 });
                                                 let off = j as u64 * slab_elems
-                                                    + (sa - ah.min_shift) as u64 * cols
-                                                    + (sb - aw.min_shift) as u64;
+                                                    + (sa - lo_h) as u64 * cols
+                                                    + (sb - lo_w) as u64;
                                                 emit(KOp::Matmul {
                                                     dst: v(&accn, ct, 0, vec![(npix, 1)]),
                                                     moving: v(
                                                         &xs,
                                                         cit,
                                                         off,
-                                                        vec![(hb, cols as i64), (wb, 1)],
+                                                        vec![(hp, cols as i64), (wp, 1)],
                                                     ),
                                                     acc: if first {
                                                         Accumulate::Never
@@ -402,15 +408,15 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
                                         ct,
                                         (oh * ow) as i64,
                                         Expr::constant(out_off),
-                                        vec![(hb, (sh * ow) as i64), (wb, sw as i64)],
+                                        vec![(hp, (sh * ow) as i64), (wp, sw as i64)],
                                     ),
                                     src: y_tile,
                                 });
-                                qw0 += wb;
                             }
-                            qh0 += hb;
                         }
+                        qw0 += wb;
                     }
+                    qh0 += hb;
                 }
             }
         }
