@@ -3,6 +3,7 @@
 //! output shape in HBM first (see [`super::movement::broadcast_to`]); the kernel then streams the
 //! flat data through SBUF in `[partitions x free]` tiles, computing in fp32.
 
+use super::matmul::{split_dma, DMA_PIECE_BYTES};
 use super::movement::broadcast_to;
 use super::tiles::{dma_strided, flat_tiles, Dim, ELEMENTWISE_FREE_MAX};
 use super::{node_error, Lowerer, Placed};
@@ -107,27 +108,25 @@ pub fn tiled_scratch(
     let tile = |parts: u64, free: u64, offset: Expr| -> Vec<KOp> {
         let sb = |name: &str| View::buf(name, 0, parts, Expr::constant(0), vec![(free, 1)]);
         let xs: Vec<View> = (0..inputs.len()).map(|i| sb(&format!("x{i}"))).collect();
-        let mut ops: Vec<KOp> = inputs
-            .iter()
-            .zip(&xs)
-            .map(|(inp, x)| KOp::Dma {
-                dst: x.clone(),
-                src: View::hbm(
-                    &inp.tensor,
-                    parts,
-                    free as i64,
-                    offset.clone(),
-                    vec![(free, 1)],
-                ),
-            })
-            .collect();
+        // Loads and the store are cut into pieces over the DMA queues: one queue moves only a
+        // sixteenth of HBM bandwidth.
+        let bytes = parts * free * Dtype::Fp32.size_bytes();
+        let mut ops: Vec<KOp> = Vec::new();
+        for (inp, x) in inputs.iter().zip(&xs) {
+            let src = View::hbm(
+                &inp.tensor,
+                parts,
+                free as i64,
+                offset.clone(),
+                vec![(free, 1)],
+            );
+            split_dma(x.clone(), src, bytes, DMA_PIECE_BYTES, &mut ops);
+        }
         let y = sb("y");
         let tmps: Vec<View> = (0..scratch.len()).map(|i| sb(&scratch_name(i))).collect();
         ops.extend(compute(&xs, &y, &tmps));
-        ops.push(KOp::Dma {
-            dst: View::hbm(&out.tensor, parts, free as i64, offset, vec![(free, 1)]),
-            src: y,
-        });
+        let dst = View::hbm(&out.tensor, parts, free as i64, offset, vec![(free, 1)]);
+        split_dma(dst, y, bytes, DMA_PIECE_BYTES, &mut ops);
         ops
     };
     let mut body = Vec::new();

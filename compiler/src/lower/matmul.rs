@@ -180,7 +180,7 @@ fn ranges(size: u64, pieces: u64) -> Vec<(u64, u64)> {
 /// A DMA between two views of the same partition count and free dim sizes, cut into pieces of
 /// about `target` bytes (`bytes` in all): by partition groups first (as the partition rules
 /// allow), then along the outermost free dim that has enough elements.
-fn split_dma(dst: View, src: View, bytes: u64, target: u64, ops: &mut Vec<KOp>) {
+pub(super) fn split_dma(dst: View, src: View, bytes: u64, target: u64, ops: &mut Vec<KOp>) {
     let want = bytes.div_ceil(target.max(1)).clamp(1, MAX_PIECES);
     let sizes = |v: &View| v.dims.iter().map(|d| d.0).collect::<Vec<_>>();
     if want == 1 || dst.part_count != src.part_count || sizes(&dst) != sizes(&src) {
