@@ -837,6 +837,27 @@ fn graph_opt_snapshots() {
     }
 }
 
+/// The activation op a fusion rule's name mentions (`Gelu` with a random approximation).
+fn activation_named(name: &str, r: &mut Rng) -> (Op, Attrs) {
+    if name.contains("relu") {
+        (Op::Relu, Attrs::new())
+    } else if name.contains("sigmoid") {
+        (Op::Sigmoid, Attrs::new())
+    } else if name.contains("tanh") {
+        (Op::Tanh, Attrs::new())
+    } else {
+        let approx = if r.next().is_multiple_of(2) {
+            "none"
+        } else {
+            "tanh"
+        };
+        (
+            Op::Gelu,
+            Attrs::new().with("approximate", AttrValue::Str(approx.into())),
+        )
+    }
+}
+
 fn conv_attrs(k: usize, pad: usize) -> Attrs {
     Attrs::new()
         .with("kernel_shape", ints(&[k as i64, k as i64]))
@@ -898,23 +919,7 @@ fn fusion_case(name: &str, r: &mut Rng) -> Graph {
         };
         node(&mut g, "y", Op::Add, Attrs::new(), ins)
     } else {
-        let (op, attrs) = if name.contains("relu") {
-            (Op::Relu, Attrs::new())
-        } else if name.contains("sigmoid") {
-            (Op::Sigmoid, Attrs::new())
-        } else if name.contains("tanh") {
-            (Op::Tanh, Attrs::new())
-        } else {
-            let approx = if r.next().is_multiple_of(2) {
-                "none"
-            } else {
-                "tanh"
-            };
-            (
-                Op::Gelu,
-                Attrs::new().with("approximate", AttrValue::Str(approx.into())),
-            )
-        };
+        let (op, attrs) = activation_named(name, r);
         node(&mut g, "y", op, attrs, vec![conv])
     };
     g.outputs.push(y);
@@ -1009,23 +1014,7 @@ fn gemm_fusion_rules() {
             } else {
                 p
             };
-            let (op, attrs) = if name.contains("relu") {
-                (Op::Relu, Attrs::new())
-            } else if name.contains("sigmoid") {
-                (Op::Sigmoid, Attrs::new())
-            } else if name.contains("tanh") {
-                (Op::Tanh, Attrs::new())
-            } else {
-                let approx = if r.next().is_multiple_of(2) {
-                    "none"
-                } else {
-                    "tanh"
-                };
-                (
-                    Op::Gelu,
-                    Attrs::new().with("approximate", AttrValue::Str(approx.into())),
-                )
-            };
+            let (op, attrs) = activation_named(&name, &mut r);
             let y = node(&mut g, "y", op, attrs, vec![p]);
             g.outputs.push(y);
             let h = check(&name, &g, &mut r, 1e-5, true);

@@ -61,6 +61,28 @@ fn conv_pattern(op: &str, bias: bool, residual: bool) -> (String, Vec<&'static s
     (format!("({op} ?c {})", names.join(" ")), names)
 }
 
+/// Adds `FusedConv[a]` over the matched convolution's operands, when it has the type of the
+/// class it replaces.
+fn add_fused_conv(
+    eg: &mut OptEGraph,
+    root: Id,
+    a: &Attrs,
+    s: &Subst,
+    names: &[&str],
+) -> Option<Id> {
+    let id = add_op(eg, Op::FusedConv, a, &conv_operands(s, names))?;
+    same_type(eg, id, root).then_some(id)
+}
+
+/// The residual mode of a FusedConv that has no activation yet and whose residual input is
+/// present exactly when the pattern has one (`residual`).
+fn bare_residual(conv: &Attrs, residual: bool) -> Option<i64> {
+    let (FusedAct::None, res) = epilogue(conv)? else {
+        return None;
+    };
+    (res == i64::from(residual)).then_some(res)
+}
+
 /// True when `class` has the type of `like` (so fusing never changes a result's type).
 fn same_type(eg: &OptEGraph, class: Id, like: Id) -> bool {
     matches!((ty_of(eg, class), ty_of(eg, like)), (Some(a), Some(b)) if a == b)
@@ -98,9 +120,7 @@ pub fn rules() -> Vec<Rule> {
                 move |eg, root, s| {
                     let act = FusedAct::of_op(op, attrs_of(eg, s[var("?a")])?)?;
                     let a = fused_attrs(attrs_of(eg, s[var("?c")])?, act, 0);
-                    let ins = conv_operands(s, &names);
-                    let id = add_op(eg, Op::FusedConv, &a, &ins)?;
-                    same_type(eg, id, root).then_some(id)
+                    add_fused_conv(eg, root, &a, s, &names)
                 },
             ));
         }
@@ -119,8 +139,7 @@ pub fn rules() -> Vec<Rule> {
                 &pattern,
                 move |eg, root, s| {
                     let a = fused_attrs(attrs_of(eg, s[var("?c")])?, FusedAct::Silu, 0);
-                    let id = add_op(eg, Op::FusedConv, &a, &conv_operands(s, &names))?;
-                    same_type(eg, id, root).then_some(id)
+                    add_fused_conv(eg, root, &a, s, &names)
                 },
             ));
         }
@@ -143,8 +162,7 @@ pub fn rules() -> Vec<Rule> {
                         return None;
                     }
                     let a = fused_attrs(attrs_of(eg, s[var("?c")])?, FusedAct::None, 1);
-                    let id = add_op(eg, Op::FusedConv, &a, &conv_operands(s, &names))?;
-                    same_type(eg, id, root).then_some(id)
+                    add_fused_conv(eg, root, &a, s, &names)
                 },
             ));
         }
@@ -159,15 +177,9 @@ pub fn rules() -> Vec<Rule> {
                     move |eg, root, s| {
                         let act = FusedAct::of_op(op, attrs_of(eg, s[var("?a")])?)?;
                         let conv = attrs_of(eg, s[var("?c")])?;
-                        let (FusedAct::None, res) = epilogue(conv)? else {
-                            return None;
-                        };
-                        if res != i64::from(residual) {
-                            return None;
-                        }
+                        let res = bare_residual(conv, residual)?;
                         let a = fused_attrs(conv, act, res);
-                        let id = add_op(eg, Op::FusedConv, &a, &conv_operands(s, &names))?;
-                        same_type(eg, id, root).then_some(id)
+                        add_fused_conv(eg, root, &a, s, &names)
                     },
                 ));
             }
@@ -185,15 +197,9 @@ pub fn rules() -> Vec<Rule> {
                     &pattern,
                     move |eg, root, s| {
                         let conv = attrs_of(eg, s[var("?c")])?;
-                        let (FusedAct::None, res) = epilogue(conv)? else {
-                            return None;
-                        };
-                        if res != i64::from(residual) {
-                            return None;
-                        }
+                        let res = bare_residual(conv, residual)?;
                         let a = fused_attrs(conv, FusedAct::Silu, res);
-                        let id = add_op(eg, Op::FusedConv, &a, &conv_operands(s, &names))?;
-                        same_type(eg, id, root).then_some(id)
+                        add_fused_conv(eg, root, &a, s, &names)
                     },
                 ));
             }
@@ -225,8 +231,7 @@ pub fn rules() -> Vec<Rule> {
                         return None;
                     }
                     let a = fused_attrs(conv, act, 2);
-                    let id = add_op(eg, Op::FusedConv, &a, &conv_operands(s, &names))?;
-                    same_type(eg, id, root).then_some(id)
+                    add_fused_conv(eg, root, &a, s, &names)
                 },
             ));
         }
