@@ -118,7 +118,8 @@ fn grid(parts: u64, rows: u64, want: u64, max_rows: u64) -> Vec<((u64, u64), (u6
         .collect()
 }
 
-fn ints(node: &Node, name: &str) -> Result<Vec<i64>, Diagnostic> {
+/// An ints attribute of a convolution-like node.
+pub(super) fn ints(node: &Node, name: &str) -> Result<Vec<i64>, Diagnostic> {
     node.attrs
         .ints(name)
         .map(|v| v.to_vec())
@@ -153,7 +154,8 @@ impl Geo {
     }
 }
 
-fn buf(name: &str, mem: Mem, dtype: Dtype, partitions: u64, free: u64) -> Buffer {
+/// A buffer of at least one partition and one element.
+pub(super) fn buf(name: &str, mem: Mem, dtype: Dtype, partitions: u64, free: u64) -> Buffer {
     Buffer {
         name: name.into(),
         mem,
@@ -167,7 +169,8 @@ fn vp(name: &str, p0: u64, parts: u64, off: u64, dims: Vec<(u64, i64)>) -> View 
     View::buf(name, p0, parts, Expr::constant(off as i64), dims)
 }
 
-fn v(name: &str, parts: u64, off: u64, dims: Vec<(u64, i64)>) -> View {
+/// A view of buffer `name` from partition 0 at constant offset `off`.
+pub(super) fn v(name: &str, parts: u64, off: u64, dims: Vec<(u64, i64)>) -> View {
     vp(name, 0, parts, off, dims)
 }
 

@@ -16,35 +16,15 @@
 //! otherwise strided DMAs gather them. Slab, PSUM and result buffers alternate between two
 //! copies so that loads, matmuls and evacuation overlap. 3-D is not lowered.
 
+use super::conv::{buf, ints, v};
 use super::{node_error, HbmKind, Lowerer};
 use crate::diag::{Code, Diagnostic};
 use crate::graph::Node;
-use crate::kernel::{Accumulate, Buffer, Expr, KOp, Kernel, ScalarArg, Stmt, View};
+use crate::kernel::{Accumulate, Expr, KOp, Kernel, ScalarArg, Stmt, View};
 use tahoma_isa::{machine, Act, Dtype, Mem};
 
 /// SBUF bytes per partition the input slabs of one kernel may take (a tiling choice).
 const SLAB_BYTES: u64 = machine::SBUF_PARTITION_BYTES / 2;
-
-fn ints(node: &Node, name: &str) -> Result<Vec<i64>, Diagnostic> {
-    node.attrs
-        .ints(name)
-        .map(|v| v.to_vec())
-        .map_err(|m| node_error(node, Code::BadAttribute, m))
-}
-
-fn buf(name: &str, mem: Mem, dtype: Dtype, partitions: u64, free: u64) -> Buffer {
-    Buffer {
-        name: name.into(),
-        mem,
-        dtype,
-        partitions: partitions.max(1),
-        free: free.max(1),
-    }
-}
-
-fn v(name: &str, parts: u64, off: u64, dims: Vec<(u64, i64)>) -> View {
-    View::buf(name, 0, parts, Expr::constant(off as i64), dims)
-}
 
 /// One spatial axis of one phase: its first output position, how many output positions it has
 /// and the taps reaching it with their input shifts.
