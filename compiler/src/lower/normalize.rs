@@ -8,15 +8,21 @@
 //! `BatchNormalization` (inference) puts channels on partitions and applies one
 //! `ACTIVATE identity(x * a + b)` with per-partition `a = scale / sqrt(var + eps)` and
 //! `b = B - mean * a`, computed on chip from the four parameter vectors.
+//!
+//! A float16/bfloat16 `Softmax` follows the interpreter's precision rules
+//! (`interp::precision`): every step is written to a half-typed tile so the engine rounds it as
+//! the reference does, and a bfloat16 row sum is a loop of one-column adds into a bfloat16
+//! accumulator (sequential rounding, as ml_dtypes sums); that costs one vector op per row
+//! element, paid only by half-precision softmaxes (rare: fp32 graphs are unchanged).
 
 use super::movement::broadcast_to;
 use super::reduce::Rows;
-use super::tiles::{sbuf, tile, ELEMENTWISE_FREE_MAX};
+use super::tiles::{sbuf, sbuf_typed, tile, ELEMENTWISE_FREE_MAX};
 use super::{node_error, Lowerer};
 use crate::diag::{Code, Diagnostic};
 use crate::graph::{Node, Op};
 use crate::kernel::{Expr, KOp, Kernel, ScalarArg, Stmt, View};
-use tahoma_isa::{machine, Act, Alu, Reduce};
+use tahoma_isa::{machine, Act, Alu, Dtype, Reduce};
 
 fn per_part(name: &str, p: u64) -> ScalarArg {
     ScalarArg::PerPartition(tile(name, p, 0, 1))
@@ -78,6 +84,9 @@ fn softmax(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
     let strides = super::tiles::contiguous_strides(&x.shape);
     let rows = Rows::new(node, &x.shape, &[axis], &strides)?;
     rows.check_fits(node)?;
+    if node.op == Op::Softmax && matches!(out.dtype, Dtype::Fp16 | Dtype::Bf16) {
+        return softmax_narrow(l, node, &rows, &x.tensor, &out.tensor, out.dtype);
+    }
     let (d, log) = (rows.d, node.op == Op::LogSoftmax);
     let emit = |p: u64, src: Expr, dst: Expr| -> Vec<KOp> {
         let (xt, yt) = (tile("x", p, 0, d), tile("y", p, 0, d));
@@ -144,6 +153,103 @@ fn softmax(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
             sbuf("y", p, d),
             sbuf("m", p, 1),
             sbuf("s", p, 1),
+        ],
+        body,
+    });
+    Ok(())
+}
+
+/// Softmax of a float16/bfloat16 tensor, rounded step by step as the reference (and
+/// `interp::precision::softmax_row_narrow`) does: `x - max`, `exp`, the row sum and the
+/// quotient are each written to a tile of type `h`, so the engine rounds them on write. The
+/// float16 row sum is one `TENSOR_REDUCE` (fp32 inside, rounded once, as numpy widens float16);
+/// the bfloat16 row sum is a loop of one-column adds into a bfloat16 accumulator, which rounds
+/// after every addition as ml_dtypes does (`d` vector ops per tile instead of one).
+fn softmax_narrow(
+    l: &mut Lowerer,
+    node: &Node,
+    rows: &Rows,
+    x: &str,
+    out: &str,
+    h: Dtype,
+) -> Result<(), Diagnostic> {
+    let d = rows.d;
+    let imm = ScalarArg::Imm;
+    let emit = |p: u64, src: Expr, dst: Expr| -> Vec<Stmt> {
+        let (xt, et, st) = (tile("x", p, 0, d), tile("e", p, 0, d), tile("s", p, 0, 1));
+        let mut ops = vec![
+            KOp::Dma {
+                dst: xt.clone(),
+                src: rows.hbm(x, p, rows.walk.part.src, src),
+            },
+            KOp::Reduce {
+                dst: tile("m", p, 0, 1),
+                src: xt.clone(),
+                op: Reduce::Max,
+                axes: 1,
+                negate: true,
+            },
+            ts2(
+                et.clone(),
+                xt,
+                Alu::Add,
+                per_part("m", p),
+                Alu::Bypass,
+                imm(0.0),
+            ),
+            activate(et.clone(), et.clone(), Act::Exp, imm(1.0), imm(0.0)),
+        ];
+        let mut sum = Vec::new();
+        if h == Dtype::Bf16 {
+            ops.push(KOp::Memset {
+                dst: st.clone(),
+                value: 0.0,
+            });
+            let col = View::buf("e", 0, p, Expr::var("j", 1), vec![(1, 1)]);
+            sum.push(Stmt::Loop {
+                var: "j".into(),
+                start: 0,
+                end: d as i64,
+                body: vec![Stmt::Op(tt(st.clone(), st.clone(), col, Alu::Add))],
+            });
+        } else {
+            ops.push(KOp::Reduce {
+                dst: st,
+                src: et.clone(),
+                op: Reduce::Add,
+                axes: 1,
+                negate: false,
+            });
+        }
+        let tail = [
+            ts2(
+                et.clone(),
+                et.clone(),
+                Alu::Divide,
+                per_part("s", p),
+                Alu::Bypass,
+                imm(0.0),
+            ),
+            KOp::Dma {
+                dst: rows.hbm(out, p, rows.walk.part.dst, dst),
+                src: et,
+            },
+        ];
+        let mut stmts: Vec<Stmt> = ops.into_iter().map(Stmt::Op).collect();
+        stmts.extend(sum);
+        stmts.extend(tail.into_iter().map(Stmt::Op));
+        stmts
+    };
+    let body = rows.walk.stmts_nested(&emit);
+    let p = rows.walk.max_parts();
+    l.push_kernel(Kernel {
+        name: node.name.clone(),
+        op: node.op.name().to_string(),
+        buffers: vec![
+            sbuf("x", p, d),
+            sbuf_typed("e", h, p, d),
+            sbuf("m", p, 1),
+            sbuf_typed("s", h, p, 1),
         ],
         body,
     });

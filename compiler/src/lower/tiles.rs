@@ -11,10 +11,15 @@ pub const ROW_FREE_MAX: u64 = 8192;
 
 /// An fp32 SBUF buffer.
 pub fn sbuf(name: &str, partitions: u64, free: u64) -> Buffer {
+    sbuf_typed(name, Dtype::Fp32, partitions, free)
+}
+
+/// An SBUF buffer of elements of `dtype` (the engines round to it on write).
+pub fn sbuf_typed(name: &str, dtype: Dtype, partitions: u64, free: u64) -> Buffer {
     Buffer {
         name: name.into(),
         mem: Mem::Sbuf,
-        dtype: Dtype::Fp32,
+        dtype,
         partitions: partitions.max(1),
         free: free.max(1),
     }
@@ -60,6 +65,12 @@ impl RowWalk {
     /// The statements of the walk: `emit(parts, src_offset, dst_offset)` gives the ops of one
     /// tile of `parts` rows whose first row sits at those element offsets.
     pub fn stmts(&self, emit: &dyn Fn(u64, Expr, Expr) -> Vec<KOp>) -> Vec<Stmt> {
+        let wrap = |p: u64, s: Expr, d: Expr| emit(p, s, d).into_iter().map(Stmt::Op).collect();
+        self.level(0, Expr::constant(0), Expr::constant(0), &wrap)
+    }
+
+    /// Like [`RowWalk::stmts`] for tiles whose code holds loops of its own.
+    pub fn stmts_nested(&self, emit: &dyn Fn(u64, Expr, Expr) -> Vec<Stmt>) -> Vec<Stmt> {
         self.level(0, Expr::constant(0), Expr::constant(0), emit)
     }
 
@@ -68,9 +79,9 @@ impl RowWalk {
         depth: usize,
         src: Expr,
         dst: Expr,
-        emit: &dyn Fn(u64, Expr, Expr) -> Vec<KOp>,
+        emit: &dyn Fn(u64, Expr, Expr) -> Vec<Stmt>,
     ) -> Vec<Stmt> {
-        let ops = |v: Vec<KOp>| v.into_iter().map(Stmt::Op);
+        let ops = |v: Vec<Stmt>| v.into_iter();
         if let Some(d) = self.outer.get(depth) {
             let var = format!("r{depth}");
             let body = self.level(
