@@ -6,7 +6,8 @@
 //! Modules, one per op family: [`elementwise`] (activations on the scalar engine, arithmetic on
 //! the vector engine), [`matmul`] (MatMul/Gemm on the tensor engine with K accumulated in PSUM),
 //! [`movement`] (transposes and broadcasts as DMA access patterns), [`normalize`] (Softmax,
-//! LogSoftmax, LayerNormalization, BatchNormalization), [`reduce`] (Reduce* and global pools),
+//! LogSoftmax, LayerNormalization, InstanceNormalization, BatchNormalization), [`reduce`]
+//! (Reduce* and global pools),
 //! [`conv`] (Conv as matmuls over kernel positions accumulating in PSUM), [`conv_transpose`]
 //! (ConvTranspose as one stride-1 correlation per output phase),
 //! [`pool`] (MaxPool, AveragePool on the vector engine, separably), [`shape_ops`] (Concat,
@@ -329,9 +330,11 @@ pub fn lower(graph: &Graph, opts: LowerOptions) -> Result<KernelProgram, Diagnos
             Op::ConvTranspose => conv_transpose::lower(&mut l, node),
             Op::MaxPool | Op::AveragePool => pool::lower(&mut l, node),
             Op::Transpose | Op::Expand => movement::lower(&mut l, node),
-            Op::Softmax | Op::LogSoftmax | Op::LayerNormalization | Op::BatchNormalization => {
-                normalize::lower(&mut l, node)
-            }
+            Op::Softmax
+            | Op::LogSoftmax
+            | Op::LayerNormalization
+            | Op::InstanceNormalization
+            | Op::BatchNormalization => normalize::lower(&mut l, node),
             Op::ReduceSum
             | Op::ReduceMean
             | Op::ReduceMax

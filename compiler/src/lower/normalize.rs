@@ -1,10 +1,13 @@
-//! Row-wise normalisations in fp32: `Softmax` and `LogSoftmax` along any axis and
-//! `LayerNormalization` over the trailing axes put one row per partition with the normalised axes
-//! innermost in the free dim (brought there by the DMA's access pattern), and use the free-axis
-//! reductions of the engines: `TENSOR_REDUCE max` (negated) and `ACTIVATE exp` with a
-//! per-partition bias and an accumulated sum; the mean and the variance of a LayerNorm come from
-//! `ACTIVATE` accumulations (`identity(x * -1/D)` and `square(xc / sqrt(D))`), gamma and beta
-//! are loaded once, broadcast across partitions by a partition-stride-0 DMA.
+//! Row-wise normalisations in fp32: `Softmax` and `LogSoftmax` along any axis, and
+//! `LayerNormalization` (with its optional `Mean` and `InvStdDev` outputs) and
+//! `InstanceNormalization` over the trailing axes, put one row per partition with the normalised
+//! axes innermost in the free dim (brought there by the DMA's access pattern), and use the
+//! free-axis reductions of the engines: `TENSOR_REDUCE max` (negated) and `ACTIVATE exp` with a
+//! per-partition bias and an accumulated sum; the mean and the variance of a row come from
+//! `ACTIVATE` accumulations (`identity(x * -1/D)` and `square(xc / sqrt(D))`). LayerNorm's gamma
+//! and beta are loaded once, broadcast across partitions by a partition-stride-0 DMA;
+//! InstanceNorm's per-channel scale and bias become one value per (n, c) row, loaded per tile
+//! as per-partition scalars.
 //! `BatchNormalization` (inference) puts channels on partitions and applies one
 //! `ACTIVATE identity(x * a + b)` with per-partition `a = scale / sqrt(var + eps)` and
 //! `b = B - mean * a`, computed on chip from the four parameter vectors.
@@ -63,11 +66,12 @@ fn attr_axis(node: &Node) -> Result<usize, Diagnostic> {
         .map_err(|m| node_error(node, Code::BadAttribute, m))
 }
 
-/// Lowers Softmax, LogSoftmax, LayerNormalization or BatchNormalization.
+/// Lowers Softmax, LogSoftmax, LayerNormalization, InstanceNormalization or BatchNormalization.
 pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
     match node.op {
         Op::Softmax | Op::LogSoftmax => softmax(l, node),
         Op::LayerNormalization => layer_norm(l, node),
+        Op::InstanceNormalization => instance_norm(l, node),
         Op::BatchNormalization => batch_norm(l, node),
         other => Err(node_error(
             node,
@@ -256,51 +260,122 @@ fn softmax_narrow(
     Ok(())
 }
 
+/// The affine part of a row normalisation.
+enum Affine {
+    /// LayerNorm: `gamma` (and `beta`) over the normalised shape, the same for every row.
+    Elementwise { gamma: String, beta: Option<String> },
+    /// InstanceNorm: one `scale` and `bias` per row, given as tensors of one value per row.
+    PerRow { scale: String, bias: String },
+}
+
 fn layer_norm(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
-    if node.outputs.len() > 1 {
+    let x = l.placed(node.inputs[0]);
+    let rank = x.shape.len() as i64;
+    let axis = node
+        .attrs
+        .int("axis")
+        .map_err(|m| node_error(node, Code::BadAttribute, m))?;
+    let axis = if axis < 0 { axis + rank } else { axis };
+    if !(0..rank).contains(&axis) {
+        return Err(node_error(
+            node,
+            Code::BadAttribute,
+            format!("axis {axis} is out of range for shape {:?}", x.shape),
+        ));
+    }
+    let axis = axis as usize;
+    let norm_shape: Vec<u64> = x.shape[axis..].to_vec();
+    let gamma = broadcast_to(l, node, node.inputs[1], &norm_shape).tensor;
+    let beta = node
+        .inputs
+        .get(2)
+        .map(|&b| broadcast_to(l, node, b, &norm_shape).tensor);
+    row_norm(l, node, axis, Affine::Elementwise { gamma, beta })
+}
+
+fn instance_norm(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
+    let x = l.placed(node.inputs[0]);
+    if x.shape.len() < 3 || node.inputs.len() != 3 {
         return Err(node_error(
             node,
             Code::NotLowered,
-            "the Mean and InvStdDev outputs of LayerNormalization are not lowered",
+            format!(
+                "InstanceNormalization needs an (N, C, spatial...) input, scale and B; got shape {:?} and {} inputs",
+                x.shape,
+                node.inputs.len()
+            ),
         ));
     }
+    // One scale and bias per (n, c) row: the per-channel vectors broadcast over N.
+    let rows_shape = x.shape[..2].to_vec();
+    let scale = broadcast_to(l, node, node.inputs[1], &rows_shape).tensor;
+    let bias = broadcast_to(l, node, node.inputs[2], &rows_shape).tensor;
+    row_norm(l, node, 2, Affine::PerRow { scale, bias })
+}
+
+/// Normalises the rows of `x = inputs[0]` over its axes from `axis` on (mean 0, variance 1,
+/// `epsilon` added to the variance), applies `affine` and writes output 0, and the per-row
+/// mean and `1 / sqrt(var + eps)` to outputs 1 and 2 when the node has them (LayerNorm's
+/// `Mean` and `InvStdDev`, shaped like `x` with the normalised axes kept as 1). The rows walk
+/// in the layout of those statistics (one value per row): `x` and `y` share `x`'s layout, so
+/// their offsets are the walk's source offsets.
+fn row_norm(l: &mut Lowerer, node: &Node, axis: usize, affine: Affine) -> Result<(), Diagnostic> {
     let x = l.placed(node.inputs[0]);
-    let axis = attr_axis(node)?;
     let eps = node
         .attrs
         .float("epsilon")
         .map_err(|m| node_error(node, Code::BadAttribute, m))?;
-    let norm_shape: Vec<u64> = x.shape[axis..].to_vec();
-    let gamma = broadcast_to(l, node, node.inputs[1], &norm_shape);
-    let beta = node
-        .inputs
-        .get(2)
-        .map(|&b| broadcast_to(l, node, b, &norm_shape));
     let out = l.place_output(node.outputs[0], node)?;
-    let strides = super::tiles::contiguous_strides(&x.shape);
+    let mut stats = Vec::new();
+    for (k, tile_name) in [(1, "mu"), (2, "var")] {
+        if let Some(&v) = node.outputs.get(k) {
+            stats.push((l.place_output(v, node)?.tensor, tile_name));
+        }
+    }
     let axes: Vec<usize> = (axis..x.shape.len()).collect();
-    let rows = Rows::new(node, &x.shape, &axes, &strides)?;
+    let stat_strides = super::reduce::kept_strides(&x.shape, &axes);
+    let rows = Rows::new(node, &x.shape, &axes, &stat_strides)?;
     rows.check_fits(node)?;
     let d = rows.d;
     let pmax = rows.walk.max_parts();
-    let mut body = vec![Stmt::Op(KOp::Dma {
-        dst: tile("g", pmax, 0, d),
-        src: View::hbm(&gamma.tensor, pmax, 0, Expr::constant(0), vec![(d, 1)]),
-    })];
-    if let Some(b) = &beta {
-        body.push(Stmt::Op(KOp::Dma {
-            dst: tile("b", pmax, 0, d),
-            src: View::hbm(&b.tensor, pmax, 0, Expr::constant(0), vec![(d, 1)]),
-        }));
+    let mut body = Vec::new();
+    // Buffers in the order x, y, [g], nm, var, [b], [mu], [sc, bi].
+    let mut buffers = vec![sbuf("x", pmax, d), sbuf("y", pmax, d)];
+    let mut tail = Vec::new();
+    match &affine {
+        Affine::Elementwise { gamma, beta } => {
+            let mut params = vec![("g", gamma)];
+            params.extend(beta.iter().map(|b| ("b", b)));
+            for (name, t) in params {
+                body.push(Stmt::Op(KOp::Dma {
+                    dst: tile(name, pmax, 0, d),
+                    src: View::hbm(t, pmax, 0, Expr::constant(0), vec![(d, 1)]),
+                }));
+                match name {
+                    "g" => buffers.push(sbuf(name, pmax, d)),
+                    _ => tail.push(sbuf(name, pmax, d)),
+                }
+            }
+        }
+        Affine::PerRow { .. } => {}
     }
-    let has_beta = beta.is_some();
-    let emit = |p: u64, src: Expr, dst: Expr| -> Vec<KOp> {
+    buffers.extend([sbuf("nm", pmax, 1), sbuf("var", pmax, 1)]);
+    buffers.extend(tail);
+    if !stats.is_empty() {
+        buffers.push(sbuf("mu", pmax, 1));
+    }
+    if let Affine::PerRow { .. } = affine {
+        buffers.extend([sbuf("sc", pmax, 1), sbuf("bi", pmax, 1)]);
+    }
+    let (part_x, part_row) = (rows.walk.part.src, rows.walk.part.dst);
+    let emit = |p: u64, src: Expr, row: Expr| -> Vec<KOp> {
         let (xt, yt) = (tile("x", p, 0, d), tile("y", p, 0, d));
+        let col = |name: &str| tile(name, p, 0, 1);
         let imm = ScalarArg::Imm;
         let mut ops = vec![
             KOp::Dma {
                 dst: xt.clone(),
-                src: rows.hbm(&x.tensor, p, rows.walk.part.src, src),
+                src: rows.hbm(&x.tensor, p, part_x, src.clone()),
             },
             // nm = -mean(x)
             KOp::Activate {
@@ -309,7 +384,7 @@ fn layer_norm(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
                 func: Act::Identity,
                 scale: imm(-1.0 / d as f32),
                 bias: imm(0.0),
-                acc: Some(tile("nm", p, 0, 1)),
+                acc: Some(col("nm")),
             },
             // xc = x - mean
             ts2(
@@ -327,45 +402,73 @@ fn layer_norm(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
                 func: Act::Square,
                 scale: imm(1.0 / (d as f32).sqrt()),
                 bias: imm(0.0),
-                acc: Some(tile("var", p, 0, 1)),
+                acc: Some(col("var")),
             },
-            activate(
-                tile("var", p, 0, 1),
-                tile("var", p, 0, 1),
-                Act::Rsqrt,
-                imm(1.0),
-                imm(eps),
-            ),
-            ts2(
-                yt.clone(),
-                xt,
-                Alu::Multiply,
-                per_part("var", p),
-                Alu::Bypass,
-                imm(0.0),
-            ),
-            tt(yt.clone(), yt.clone(), tile("g", p, 0, d), Alu::Multiply),
+            // var <- 1 / sqrt(var + eps)
+            activate(col("var"), col("var"), Act::Rsqrt, imm(1.0), imm(eps)),
         ];
-        if has_beta {
-            ops.push(tt(yt.clone(), yt.clone(), tile("b", p, 0, d), Alu::Add));
+        match &affine {
+            Affine::Elementwise { beta, .. } => {
+                ops.push(ts2(
+                    yt.clone(),
+                    xt,
+                    Alu::Multiply,
+                    per_part("var", p),
+                    Alu::Bypass,
+                    imm(0.0),
+                ));
+                ops.push(tt(
+                    yt.clone(),
+                    yt.clone(),
+                    tile("g", p, 0, d),
+                    Alu::Multiply,
+                ));
+                if beta.is_some() {
+                    ops.push(tt(yt.clone(), yt.clone(), tile("b", p, 0, d), Alu::Add));
+                }
+            }
+            Affine::PerRow { scale, bias } => {
+                for (name, t) in [("sc", scale), ("bi", bias)] {
+                    ops.push(KOp::Dma {
+                        dst: col(name),
+                        src: View::hbm(t, p, part_row, row.clone(), vec![(1, 1)]),
+                    });
+                }
+                // y = xc * (rstd * scale) + bias
+                ops.push(tt(col("sc"), col("sc"), col("var"), Alu::Multiply));
+                ops.push(ts2(
+                    yt.clone(),
+                    xt,
+                    Alu::Multiply,
+                    per_part("sc", p),
+                    Alu::Add,
+                    per_part("bi", p),
+                ));
+            }
         }
         ops.push(KOp::Dma {
-            dst: rows.hbm(&out.tensor, p, rows.walk.part.dst, dst),
+            dst: rows.hbm(&out.tensor, p, part_x, src),
             src: yt,
         });
+        if !stats.is_empty() {
+            ops.push(ts2(
+                col("mu"),
+                col("nm"),
+                Alu::Multiply,
+                imm(-1.0),
+                Alu::Bypass,
+                imm(0.0),
+            ));
+        }
+        for (t, name) in &stats {
+            ops.push(KOp::Dma {
+                dst: View::hbm(t, p, part_row, row.clone(), vec![(1, 1)]),
+                src: col(name),
+            });
+        }
         ops
     };
     body.extend(rows.walk.stmts(&emit));
-    let mut buffers = vec![
-        sbuf("x", pmax, d),
-        sbuf("y", pmax, d),
-        sbuf("g", pmax, d),
-        sbuf("nm", pmax, 1),
-        sbuf("var", pmax, 1),
-    ];
-    if has_beta {
-        buffers.push(sbuf("b", pmax, d));
-    }
     l.push_kernel(Kernel {
         name: node.name.clone(),
         op: node.op.name().to_string(),
