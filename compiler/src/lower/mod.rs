@@ -328,7 +328,7 @@ pub fn lower(graph: &Graph, opts: LowerOptions) -> Result<KernelProgram, Diagnos
             Op::MatMul | Op::Gemm | Op::FusedGemm => matmul::lower(&mut l, node),
             Op::Conv | Op::FusedConv => conv::lower(&mut l, node),
             Op::ConvTranspose => conv_transpose::lower(&mut l, node),
-            Op::MaxPool | Op::AveragePool => pool::lower(&mut l, node),
+            Op::MaxPool | Op::AveragePool | Op::LpPool => pool::lower(&mut l, node),
             Op::Transpose | Op::Expand => movement::lower(&mut l, node),
             Op::Softmax
             | Op::LogSoftmax

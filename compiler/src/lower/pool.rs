@@ -1,7 +1,7 @@
-//! `MaxPool` and `AveragePool` (1-D and 2-D) on the vector engine, separably: the (image,
-//! channel) planes go on partitions; per block of output pixels, each chunk of kernel rows first
-//! reduces the input rows it needs horizontally (one `TENSOR_TENSOR max/add` per kernel column,
-//! reading a slab of input with the pool's strides and dilations into a row-pass tile `t`), then
+//! `MaxPool`, `AveragePool` and `LpPool` (1-D, 2-D and 3-D) on the vector engine, separably:
+//! the (image, channel) planes go on partitions; per block of output pixels, each chunk of kernel
+//! rows first reduces the input rows it needs horizontally (one `TENSOR_TENSOR max/add` per
+//! kernel column, reading a slab of input with the pool's strides and dilations into a row-pass tile `t`), then
 //! one `TENSOR_TENSOR` per kernel row reduces `t` vertically into the block. A `kh x kw` window
 //! costs `kh + kw` vector ops per block instead of `kh * kw`. Only the input rows and columns on
 //! the lattice the strides and dilations reach are loaded (a strided DMA), padding is a `MEMSET`
@@ -10,7 +10,10 @@
 //! slab row chunks, so any pool fits SBUF. Slabs alternate between two buffers so the next load
 //! overlaps the current reduction. Averages divide by the window count: an immediate when it
 //! is the same for every pixel of the block, otherwise a constant map of reciprocals broadcast
-//! across partitions by a partition-stride-0 DMA.
+//! across partitions by a partition-stride-0 DMA. `LpPool` is the sum pool of `|x|^p` (one
+//! `TENSOR_SCALAR abs_max 0, pow p` on each loaded slab) raised to `1/p`. A 3-D pool is two
+//! such passes through a scratch tensor (see [`lower`]). MaxPool's `Indices` output is its own
+//! kernel ([`argmax`]).
 
 use super::tiles::{sbuf, tile, ELEMENTWISE_FREE_MAX};
 use super::{node_error, HbmKind, Lowerer};
@@ -123,27 +126,116 @@ impl Plan {
     }
 }
 
-/// Lowers MaxPool or AveragePool.
+/// How the taps of a window combine.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Max,
+    /// The mean; the divisor counts the padded taps too when `include_pad`.
+    Avg {
+        include_pad: bool,
+    },
+    /// A plain sum (LpPool's sum of `|x|^p`).
+    Sum,
+}
+
+/// One pooled axis in input coordinates: input size, output size, kernel, stride, dilation,
+/// pad begin, pad end.
+#[derive(Clone, Copy)]
+struct Axis {
+    n: i64,
+    o: i64,
+    k: i64,
+    s: i64,
+    d: i64,
+    pb: i64,
+    pe: i64,
+}
+
+impl Axis {
+    /// An axis the pass leaves alone (size `n`, a 1-tap window).
+    fn identity(n: i64) -> Axis {
+        Axis {
+            n,
+            o: n,
+            k: 1,
+            s: 1,
+            d: 1,
+            pb: 0,
+            pe: 0,
+        }
+    }
+
+    /// The window count of output `o`: (taps inside the input, taps inside input + pads).
+    fn count(&self, o: i64) -> (i64, i64) {
+        let (mut inside, mut padded) = (0, 0);
+        for j in 0..self.k {
+            let c = o * self.s - self.pb + j * self.d;
+            if c < self.n + self.pe {
+                padded += 1;
+            }
+            if c >= 0 && c < self.n {
+                inside += 1;
+            }
+        }
+        (inside, padded)
+    }
+}
+
+/// One separable 2-D pooling pass over `planes` planes of `[h.n, w.n]` in HBM tensor `src`
+/// into planes of `[h.o, w.o]` in `dst`. `pre` raises the loaded input to `|x|^pre` and `post`
+/// raises the result to `y^post` (LpPool's norm around a sum).
+struct Pass<'a> {
+    src: &'a str,
+    dst: &'a str,
+    planes: u64,
+    h: Axis,
+    w: Axis,
+    kind: Kind,
+    pre: Option<f32>,
+    post: Option<f32>,
+}
+
+/// Lowers MaxPool, AveragePool or LpPool. 1-D and 2-D pools are one pass; a 3-D pool is a
+/// pass over (H, W) for every depth slice into a scratch tensor, then a pass over D (with the
+/// H*W plane as its row), which the windows' separability allows: the max and the sum of a box
+/// are the max and sum over D of the (H, W) ones, and an average's divisor is the product of
+/// the per-axis counts.
 pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
     let x = l.placed(node.inputs[0]);
     let rank = x.shape.len();
-    if !(3..=4).contains(&rank) || node.outputs.len() > 1 {
+    if !(3..=5).contains(&rank) || node.outputs.len() > 2 {
         return Err(node_error(
             node,
             Code::NotLowered,
-            "only 1-D and 2-D pools without the indices output are lowered",
+            format!(
+                "only 1-D, 2-D and 3-D pools are lowered, got shape {:?}",
+                x.shape
+            ),
         ));
     }
-    let is_max = node.op == Op::MaxPool;
     let (ks, st, dl, pads) = (
         ints(node, "kernel_shape")?,
         ints(node, "strides")?,
         ints(node, "dilations")?,
         ints(node, "pads")?,
     );
-    let include_pad = !is_max && node.attrs.int("count_include_pad").unwrap_or(0) != 0;
+    let (kind, p) = match node.op {
+        Op::MaxPool => (Kind::Max, None),
+        Op::LpPool => {
+            let p = node
+                .attrs
+                .int("p")
+                .map_err(|m| node_error(node, Code::BadAttribute, m))?;
+            (Kind::Sum, Some(p as f32))
+        }
+        _ => (
+            Kind::Avg {
+                include_pad: node.attrs.int("count_include_pad").unwrap_or(0) != 0,
+            },
+            None,
+        ),
+    };
     let nsp = rank - 2;
-    // Per axis (h, w): input size, output size, kernel, stride, dilation, pad begin, pad end.
     let y_shape: Vec<u64> = l
         .graph
         .ty(node.outputs[0])
@@ -151,46 +243,121 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
         .iter()
         .map(|&d| d as u64)
         .collect();
-    let ax = |i: usize| -> (i64, i64, i64, i64, i64, i64, i64) {
-        if rank == 3 && i == 0 {
-            return (1, 1, 1, 1, 1, 0, 0);
-        }
-        let k = if rank == 3 { 0 } else { i };
-        (
-            x.shape[2 + k] as i64,
-            y_shape[2 + k] as i64,
-            ks[k],
-            st[k],
-            dl[k],
-            pads[k],
-            pads[nsp + k],
-        )
+    let axis = |k: usize| Axis {
+        n: x.shape[2 + k] as i64,
+        o: y_shape[2 + k] as i64,
+        k: ks[k],
+        s: st[k],
+        d: dl[k],
+        pb: pads[k],
+        pe: pads[nsp + k],
     };
-    let (h, oh, kh, sh, dh, pt, pb) = ax(0);
-    let (w, ow, kw, sw, dw, pl, pr) = ax(1);
     let out = l.place_output(node.outputs[0], node)?;
-    let planes = x.shape[0] * x.shape[1];
-    // Window divisor of every output pixel.
-    let count = |o: i64, k: i64, s: i64, d: i64, pbeg: i64, n: i64, pend: i64| -> (i64, i64) {
-        let (mut inside, mut padded) = (0, 0);
-        for j in 0..k {
-            let c = o * s - pbeg + j * d;
-            if c < n + pend {
-                padded += 1;
-            }
-            if c >= 0 && c < n {
-                inside += 1;
-            }
+    let nc = x.shape[0] * x.shape[1];
+    match nsp {
+        1 => pass(
+            l,
+            node,
+            &Pass {
+                src: &x.tensor,
+                dst: &out.tensor,
+                planes: nc,
+                h: Axis::identity(1),
+                w: axis(0),
+                kind,
+                pre: p,
+                post: p.map(|p| 1.0 / p),
+            },
+        ),
+        2 => pass(
+            l,
+            node,
+            &Pass {
+                src: &x.tensor,
+                dst: &out.tensor,
+                planes: nc,
+                h: axis(0),
+                w: axis(1),
+                kind,
+                pre: p,
+                post: p.map(|p| 1.0 / p),
+            },
+        ),
+        _ => {
+            let (d, h, w) = (axis(0), axis(1), axis(2));
+            let mid_shape = vec![x.shape[0], x.shape[1], d.n as u64, h.o as u64, w.o as u64];
+            let mid = l.new_tensor(
+                &format!("{}_hw", node.name),
+                Dtype::Fp32,
+                mid_shape,
+                HbmKind::Scratch,
+            );
+            let planes = nc * d.n as u64;
+            pass(
+                l,
+                node,
+                &Pass {
+                    src: &x.tensor,
+                    dst: &mid,
+                    planes,
+                    h,
+                    w,
+                    kind,
+                    pre: p,
+                    post: None,
+                },
+            );
+            pass(
+                l,
+                node,
+                &Pass {
+                    src: &mid,
+                    dst: &out.tensor,
+                    planes: nc,
+                    h: d,
+                    w: Axis::identity(h.o * w.o),
+                    kind,
+                    pre: None,
+                    post: p.map(|p| 1.0 / p),
+                },
+            );
         }
-        (inside, padded)
-    };
+    }
+    if let Some(&iv) = node.outputs.get(1) {
+        if nsp == 3 {
+            return Err(node_error(
+                node,
+                Code::NotLowered,
+                "the Indices output of a 3-D MaxPool is not lowered",
+            ));
+        }
+        let (h, w) = if nsp == 1 {
+            (Axis::identity(1), axis(0))
+        } else {
+            (axis(0), axis(1))
+        };
+        let order = node.attrs.int("storage_order").unwrap_or(0);
+        argmax(l, node, &x.tensor, &out.tensor, iv, nc, h, w, order != 0)?;
+    }
+    Ok(())
+}
+
+/// Emits the kernel of one pooling pass (see the module doc).
+fn pass(l: &mut Lowerer, node: &Node, ps: &Pass) {
+    let (hx, wx) = (ps.h, ps.w);
+    let (h, oh, kh, sh, dh, pt) = (hx.n, hx.o, hx.k, hx.s, hx.d, hx.pb);
+    let (w, ow, kw, sw, dw, pl) = (wx.n, wx.o, wx.k, wx.s, wx.d, wx.pb);
+    let planes = ps.planes;
+    let is_max = ps.kind == Kind::Max;
     let mut recip = Vec::with_capacity((oh * ow) as usize);
-    for i in 0..oh {
-        let (ci, cp) = count(i, kh, sh, dh, pt, h, pb);
-        for j in 0..ow {
-            let (cj, cq) = count(j, kw, sw, dw, pl, w, pr);
-            let d = if include_pad { cp * cq } else { ci * cj };
-            recip.push(if d > 0 { 1.0 / d as f32 } else { f32::NAN });
+    if let Kind::Avg { include_pad } = ps.kind {
+        for i in 0..oh {
+            let (ci, cp) = hx.count(i);
+            for j in 0..ow {
+                let (cj, cq) = wx.count(j);
+                let d = if include_pad { cp * cq } else { ci * cj };
+                recip.push(if d > 0 { 1.0 / d as f32 } else { f32::NAN });
+            }
         }
     }
     let geo = Geo {
@@ -214,13 +381,17 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
         }
         oh0 += hb;
     }
+    let avg = matches!(ps.kind, Kind::Avg { .. });
     let uniform = |oh0: u64, hb: u64, ow0: u64, wb: u64| -> Option<f32> {
+        if !avg {
+            return None;
+        }
         let first = recip[(oh0 * ow as u64 + ow0) as usize];
         let all = (oh0..oh0 + hb)
             .all(|i| (ow0..ow0 + wb).all(|j| recip[(i * ow as u64 + j) as usize] == first));
         all.then_some(first)
     };
-    let needs_map = !is_max && blocks.iter().any(|b| uniform(b.0, b.1, b.2, b.3).is_none());
+    let needs_map = avg && blocks.iter().any(|b| uniform(b.0, b.1, b.2, b.3).is_none());
     let map = needs_map.then(|| {
         l.new_tensor(
             &format!("{}_recip", node.name),
@@ -287,7 +458,7 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
                                     vec![(rhi - rlo, nc as i64), (chi - clo, 1)],
                                 ),
                                 src: View::hbm(
-                                    &x.tensor,
+                                    ps.src,
                                     np,
                                     h * w,
                                     Expr::constant(
@@ -299,6 +470,19 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
                                     vec![(rhi - rlo, gr as i64 * w), (chi - clo, gc as i64)],
                                 ),
                             });
+                            if let Some(e) = ps.pre {
+                                // |x|^e (padding zeros stay zero)
+                                body.push(KOp::TensorScalar {
+                                    dst: tile(&xs, np, 0, rows * nc),
+                                    src: tile(&xs, np, 0, rows * nc),
+                                    op0: Alu::AbsMax,
+                                    scalar0: ScalarArg::Imm(0.0),
+                                    op1: Alu::Pow,
+                                    scalar1: ScalarArg::Imm(e),
+                                    reverse0: false,
+                                    reverse1: false,
+                                });
+                            }
                         }
                         let t = View::buf(
                             "t",
@@ -359,7 +543,7 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
             }
             let pix_off = (oh0 * ow as u64 + ow0) as i64;
             let pix_dims = vec![(hb, ow), (wb, 1)];
-            if !is_max {
+            if avg {
                 match (uniform(oh0, hb, ow0, wb), &map) {
                     (Some(r), _) => body.push(KOp::TensorScalar {
                         dst: y.clone(),
@@ -386,9 +570,21 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
                     (None, None) => unreachable!("the map exists when a block is not uniform"),
                 }
             }
+            if let Some(e) = ps.post {
+                body.push(KOp::TensorScalar {
+                    dst: y.clone(),
+                    src: y.clone(),
+                    op0: Alu::Pow,
+                    scalar0: ScalarArg::Imm(e),
+                    op1: Alu::Bypass,
+                    scalar1: ScalarArg::Imm(0.0),
+                    reverse0: false,
+                    reverse1: false,
+                });
+            }
             body.push(KOp::Dma {
                 dst: View::hbm(
-                    &out.tensor,
+                    ps.dst,
                     np,
                     oh * ow,
                     Expr::constant(plane_off / (h * w) * oh * ow + pix_off),
@@ -413,6 +609,165 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
         name: node.name.clone(),
         op: node.op.name().to_string(),
         buffers,
+        body: body.into_iter().map(Stmt::Op).collect(),
+    });
+}
+
+/// MaxPool's `Indices` output (`iv`): for each output pixel, the flat index of the first input
+/// element (in window order) equal to the pooled maximum `y` (already in HBM), counted over the
+/// whole tensor row-major, or with the spatial axes column-major under `storage_order = 1`, as
+/// ONNX defines it. Each tile of planes holds its whole padded input plane (padding at the
+/// lowest float, so it never matches); the taps are visited last to first, each one
+/// `IOTA`-generating its candidate indices, comparing its window with `y` and `SELECT`ing the
+/// candidate where they are equal, so the first matching tap is the one that stays.
+#[allow(clippy::too_many_arguments)]
+fn argmax(
+    l: &mut Lowerer,
+    node: &Node,
+    x: &str,
+    y: &str,
+    iv: crate::graph::ValueId,
+    planes: u64,
+    h: Axis,
+    w: Axis,
+    col_major: bool,
+) -> Result<(), Diagnostic> {
+    let idx = l.place_output(iv, node)?;
+    let reach = |a: &Axis| (a.n + a.pb).max((a.o - 1) * a.s + (a.k - 1) * a.d + 1);
+    let (hp, wp) = (reach(&h), reach(&w));
+    let plane_max = SLAB_BYTES / Dtype::Fp32.size_bytes();
+    let npix = (h.o * w.o) as u64;
+    let hw = h.n * w.n;
+    if (hp * wp) as u64 > plane_max || npix > ELEMENTWISE_FREE_MAX {
+        return Err(node_error(
+            node,
+            Code::NotLowered,
+            format!(
+                "the Indices output needs a padded plane of {hp}x{wp} (at most {plane_max} elements) and at most {ELEMENTWISE_FREE_MAX} output pixels, got {npix}"
+            ),
+        ));
+    }
+    if (planes as i64 * hw) as f32 > super::EXACT_INT_LIMIT {
+        return Err(node_error(
+            node,
+            Code::NotLowered,
+            format!(
+                "indices up to {} exceed the integers the chip computes exactly",
+                planes as i64 * hw
+            ),
+        ));
+    }
+    let padded = hp * wp != hw;
+    let mut body = Vec::new();
+    let p = machine::PARTITIONS;
+    let mut p0 = 0u64;
+    while p0 < planes {
+        let np = p.min(planes - p0);
+        let base0 = p0 as i64 * hw;
+        let pix = |name: &str| View::buf(name, 0, np, Expr::constant(0), vec![(npix, 1)]);
+        if padded {
+            body.push(KOp::Memset {
+                dst: tile("xp", np, 0, (hp * wp) as u64),
+                value: f32::MIN,
+            });
+        }
+        body.push(KOp::Dma {
+            dst: View::buf(
+                "xp",
+                0,
+                np,
+                Expr::constant(h.pb * wp + w.pb),
+                vec![(h.n as u64, wp), (w.n as u64, 1)],
+            ),
+            src: View::hbm(
+                x,
+                np,
+                hw,
+                Expr::constant(base0),
+                vec![(h.n as u64, w.n), (w.n as u64, 1)],
+            ),
+        });
+        body.push(KOp::Dma {
+            dst: pix("ym"),
+            src: View::hbm(
+                y,
+                np,
+                npix as i64,
+                Expr::constant(p0 as i64 * npix as i64),
+                vec![(npix, 1)],
+            ),
+        });
+        body.push(KOp::Memset {
+            dst: pix("ix"),
+            value: 0.0,
+        });
+        let grid = |name: &str| {
+            View::buf(
+                name,
+                0,
+                np,
+                Expr::constant(0),
+                vec![(h.o as u64, w.o), (w.o as u64, 1)],
+            )
+        };
+        for a in (0..h.k).rev() {
+            for b in (0..w.k).rev() {
+                let (r, c) = (a * h.d - h.pb, b * w.d - w.pb);
+                let (base, steps) = if col_major {
+                    (base0 + c * h.n + r, vec![h.s, w.s * h.n])
+                } else {
+                    (base0 + r * w.n + c, vec![h.s * w.n, w.s])
+                };
+                let win = View::buf(
+                    "xp",
+                    0,
+                    np,
+                    Expr::constant(a * h.d * wp + b * w.d),
+                    vec![(h.o as u64, h.s * wp), (w.o as u64, w.s)],
+                );
+                body.push(KOp::Iota {
+                    dst: grid("cand"),
+                    base,
+                    part_step: hw,
+                    steps,
+                });
+                body.push(KOp::TensorTensor {
+                    dst: grid("eq"),
+                    a: win,
+                    b: grid("ym"),
+                    op: Alu::IsEqual,
+                });
+                body.push(KOp::Select {
+                    dst: pix("ix"),
+                    pred: pix("eq"),
+                    on_true: pix("cand"),
+                    on_false: pix("ix"),
+                });
+            }
+        }
+        body.push(KOp::Dma {
+            dst: View::hbm(
+                &idx.tensor,
+                np,
+                npix as i64,
+                Expr::constant(p0 as i64 * npix as i64),
+                vec![(npix, 1)],
+            ),
+            src: pix("ix"),
+        });
+        p0 += np;
+    }
+    let pmax = planes.min(p);
+    l.push_kernel(Kernel {
+        name: node.name.clone(),
+        op: node.op.name().to_string(),
+        buffers: vec![
+            sbuf("xp", pmax, (hp * wp) as u64),
+            sbuf("ym", pmax, npix),
+            sbuf("ix", pmax, npix),
+            sbuf("cand", pmax, npix),
+            sbuf("eq", pmax, npix),
+        ],
         body: body.into_iter().map(Stmt::Op).collect(),
     });
     Ok(())
