@@ -1,4 +1,4 @@
-//! `ConvTranspose` (1-D and 2-D, NCHW; strides, pads (possibly negative), dilations, groups,
+//! `ConvTranspose` (1-D, 2-D and 3-D, NCHW/NCDHW; strides, pads (possibly negative), dilations, groups,
 //! output_padding) on the tensor engine, phase by phase. Output position `o` along an axis gets
 //! `x[i] * w[k]` wherever `o = i * stride + k * dilation - pad`, so the outputs with
 //! `o mod stride = r` (phase `r`) form a stride-1 correlation over the input that uses only the
@@ -14,7 +14,10 @@
 //! reaches hold only the bias. Weights (`[Cin, Cout/group, kh, kw]`) that are constant are
 //! rearranged at compile time to `[Cin, (kh, kw), Cout/group]` so their loads are contiguous;
 //! otherwise strided DMAs gather them. Slab, PSUM and result buffers alternate between two
-//! copies so that loads, matmuls and evacuation overlap. 3-D is not lowered.
+//! copies so that loads, matmuls and evacuation overlap. 3-D (NCDHW) adds the depth axis to
+//! the same scheme: phases and taps per axis, slabs of several depth planes, blocks spanning
+//! depth positions when whole planes of phase positions fit one matmul; 1-D and 2-D are its
+//! special cases with leading axes of size 1 (their views keep two free dims).
 
 use super::conv::{buf, ints, v};
 use super::{node_error, HbmKind, Lowerer};
@@ -70,12 +73,12 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
         .map(|&d| d as u64)
         .collect();
     let rank = x.shape.len();
-    if !(3..=4).contains(&rank) || !l.graph.ty(node.inputs[0]).dtype.is_float() {
+    if !(3..=5).contains(&rank) || !l.graph.ty(node.inputs[0]).dtype.is_float() {
         return Err(node_error(
             node,
             Code::NotLowered,
             format!(
-                "only float 1-D and 2-D transposed convolutions are lowered, this one has {} spatial axes",
+                "only float 1-D, 2-D and 3-D transposed convolutions are lowered, this one has {} spatial axes",
                 rank.saturating_sub(2)
             ),
         ));
@@ -99,28 +102,51 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
         .map(|&d| d as u64)
         .collect();
     let nsp = rank - 2;
-    // Canonical 2-D form (1-D has H = KH = 1).
-    let two = |v: &[i64], i: usize, one: i64| {
-        if nsp == 1 {
-            if i == 0 {
-                one
-            } else {
-                v[0]
-            }
+    let deep = nsp == 3;
+    // Canonical 3-D form (D, H, W): missing leading axes have size, kernel, stride and
+    // dilation 1 and no padding.
+    let three = |v: &[i64], i: usize, one: i64| {
+        let lead = 3 - nsp;
+        if i < lead {
+            one
         } else {
-            v[i]
+            v[i - lead]
         }
     };
-    let (h, w) = (if nsp == 1 { 1 } else { x.shape[2] }, x.shape[rank - 1]);
-    let (oh, ow) = (if nsp == 1 { 1 } else { y_shape[2] }, y_shape[rank - 1]);
-    let (kh, kw) = (two(&ks, 0, 1) as u64, two(&ks, 1, 1) as u64);
-    let (sh, sw) = (two(&st, 0, 1) as u64, two(&st, 1, 1) as u64);
-    let (dh, dw) = (two(&dl, 0, 1) as u64, two(&dl, 1, 1) as u64);
-    let (pt, pl) = (if nsp == 1 { 0 } else { pads[0] }, pads[nsp - 1]);
+    let sp = |s: &[u64], i: usize| {
+        three(&s[2..].iter().map(|&d| d as i64).collect::<Vec<_>>(), i, 1) as u64
+    };
+    let (d, h, w) = (sp(&x.shape, 0), sp(&x.shape, 1), sp(&x.shape, 2));
+    let (od, oh, ow) = (sp(&y_shape, 0), sp(&y_shape, 1), sp(&y_shape, 2));
+    let (kd, kh, kw) = (
+        three(&ks, 0, 1) as u64,
+        three(&ks, 1, 1) as u64,
+        three(&ks, 2, 1) as u64,
+    );
+    let (sd, sh, sw) = (
+        three(&st, 0, 1) as u64,
+        three(&st, 1, 1) as u64,
+        three(&st, 2, 1) as u64,
+    );
+    let (dd, dh, dw) = (
+        three(&dl, 0, 1) as u64,
+        three(&dl, 1, 1) as u64,
+        three(&dl, 2, 1) as u64,
+    );
+    let (pf, pt, pl) = (three(&pads, 0, 0), three(&pads, 1, 0), three(&pads, 2, 0));
     let (n, cin) = (x.shape[0], x.shape[1]);
     let (cin_g, cout_g) = (cin / groups, wshape[1]);
     let cout = cout_g * groups;
-    let khkw = kh * kw;
+    let khkw = kd * kh * kw;
+    // Free dims of a view, with the depth dim only in 3-D (so 1-D and 2-D views are unchanged).
+    let dims3 = |depth: (u64, i64), rest: [(u64, i64); 2]| -> Vec<(u64, i64)> {
+        let mut v = Vec::new();
+        if deep {
+            v.push(depth);
+        }
+        v.extend(rest);
+        v
+    };
 
     // Weights as `[Cin, (kh, kw), Cout/group]`: rearranged once when constant.
     let (w_tensor, w_const) = match l.graph.const_value(node.inputs[1]) {
@@ -158,18 +184,25 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
     let nci = ci_tiles.len() as u64;
     let (cimax, ctmax) = (ci_tiles[0].1, co_tiles[0].1);
 
-    let (ph_h, ph_w) = (
+    let (ph_d, ph_h, ph_w) = (
+        axis_phases(od, kd, sd, dd, pf),
         axis_phases(oh, kh, sh, dh, pt),
         axis_phases(ow, kw, sw, dw, pl),
     );
     // Blocks of phase positions are cut on one grid for every phase, so one input slab (covering
     // the shifts of all phases' taps) serves all the phases of a block.
+    let max_qd = ph_d.iter().map(|p| p.count).max().unwrap_or(1);
     let max_qh = ph_h.iter().map(|p| p.count).max().unwrap_or(1);
     let max_qw = ph_w.iter().map(|p| p.count).max().unwrap_or(1);
-    let ((lo_h, hi_h), (lo_w, hi_w)) = (shift_range(&ph_h), shift_range(&ph_w));
-    let (span_h, span_w) = ((hi_h - lo_h) as u64, (hi_w - lo_w) as u64);
-    let any_taps =
-        ph_h.iter().any(|p| !p.taps.is_empty()) && ph_w.iter().any(|p| !p.taps.is_empty());
+    let ((lo_d, hi_d), (lo_h, hi_h), (lo_w, hi_w)) =
+        (shift_range(&ph_d), shift_range(&ph_h), shift_range(&ph_w));
+    let (span_d, span_h, span_w) = (
+        (hi_d - lo_d) as u64,
+        (hi_h - lo_h) as u64,
+        (hi_w - lo_w) as u64,
+    );
+    let tapped = |ph: &[AxisPhase]| ph.iter().any(|p| !p.taps.is_empty());
+    let any_taps = tapped(&ph_d) && tapped(&ph_h) && tapped(&ph_w);
     let maxn = machine::MAX_MOVING_FREE;
     let owb = max_qw.min(maxn).max(1);
     let mut ohb = if max_qw <= maxn {
@@ -177,23 +210,32 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
     } else {
         1
     };
-    let slab = |hb: u64, wb: u64| (hb + span_h, wb + span_w);
-    let slab_bytes = |hb: u64, wb: u64| {
-        let (r, c) = slab(hb, wb);
-        2 * nci * r * c * opd.size_bytes()
+    // Whole planes of phase positions fit a block: blocks take several depth positions.
+    let mut odb = if ohb >= max_qh {
+        (maxn / (ohb * owb)).min(max_qd).max(1)
+    } else {
+        1
     };
-    while ohb > 1 && slab_bytes(ohb, owb) > SLAB_BYTES {
+    let slab = |db: u64, hb: u64, wb: u64| (db + span_d, hb + span_h, wb + span_w);
+    let slab_bytes = |db: u64, hb: u64, wb: u64| {
+        let (z, r, c) = slab(db, hb, wb);
+        2 * nci * z * r * c * opd.size_bytes()
+    };
+    while odb > 1 && slab_bytes(odb, ohb, owb) > SLAB_BYTES {
+        odb = odb.div_ceil(2);
+    }
+    while ohb > 1 && slab_bytes(odb, ohb, owb) > SLAB_BYTES {
         ohb = ohb.div_ceil(2);
     }
-    let (rows_max, cols_max) = slab(ohb, owb);
-    let slab_elems = rows_max * cols_max;
-    let npix_max = ohb * owb;
+    let (deps_max, rows_max, cols_max) = slab(odb, ohb, owb);
+    let slab_elems = deps_max * rows_max * cols_max;
+    let npix_max = odb * ohb * owb;
     let w_free = nci * khkw * ctmax;
     let sbuf_bytes = w_free * opd.size_bytes()
         + 2 * nci * slab_elems * opd.size_bytes()
         + 2 * npix_max * Dtype::Fp32.size_bytes()
         + Dtype::Fp32.size_bytes();
-    if slab_bytes(ohb, owb) > SLAB_BYTES
+    if slab_bytes(odb, ohb, owb) > SLAB_BYTES
         || sbuf_bytes > machine::SBUF_PARTITION_BYTES
         || w_free.max(nci * slab_elems) > machine::MAX_FREE_ELEMS_SBUF
     {
@@ -201,7 +243,7 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
             node,
             Code::OnChipMemory,
             format!(
-                "weights of {khkw} taps and an input window of {rows_max}x{cols_max} for {cin_g} channels do not fit SBUF"
+                "weights of {khkw} taps and an input window of {deps_max}x{rows_max}x{cols_max} for {cin_g} channels do not fit SBUF"
             ),
         ));
     }
@@ -247,156 +289,191 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
                 None => ScalarArg::Imm(0.0),
             };
             for img in 0..n {
-                let mut qh0 = 0;
-                while qh0 < max_qh {
-                    let hb = ohb.min(max_qh - qh0);
-                    let mut qw0 = 0;
-                    while qw0 < max_qw {
-                        let wb = owb.min(max_qw - qw0);
-                        let xs = format!("x{slab_parity}");
-                        slab_parity ^= 1;
-                        let (rows, cols) = (hb + span_h, wb + span_w);
-                        if any_taps {
-                            // The slab's origin in input coordinates.
-                            let r0 = qh0 as i64 + lo_h;
-                            let c0 = qw0 as i64 + lo_w;
-                            let rv0 = r0.max(0);
-                            let rv1 = (r0 + rows as i64).min(h as i64);
-                            let cv0 = c0.max(0);
-                            let cv1 = (c0 + cols as i64).min(w as i64);
-                            let whole = rv0 == r0
-                                && rv1 == r0 + rows as i64
-                                && cv0 == c0
-                                && cv1 == c0 + cols as i64;
-                            for (j, &(ci0, cit)) in ci_tiles.iter().enumerate() {
-                                let base = j as u64 * slab_elems;
-                                if !whole {
-                                    emit(KOp::Memset {
-                                        dst: v(&xs, cit, base, vec![(rows * cols, 1)]),
-                                        value: 0.0,
-                                    });
-                                }
-                                if rv0 < rv1 && cv0 < cv1 {
-                                    let c_abs = g * cin_g + ci0;
-                                    let src_off =
-                                        ((img * cin + c_abs) * h * w) as i64 + rv0 * w as i64 + cv0;
-                                    let dst_off =
-                                        base as i64 + (rv0 - r0) * cols as i64 + (cv0 - c0);
-                                    emit(KOp::Dma {
-                                        dst: View::buf(
-                                            &xs,
-                                            0,
-                                            cit,
-                                            Expr::constant(dst_off),
-                                            vec![
-                                                ((rv1 - rv0) as u64, cols as i64),
-                                                ((cv1 - cv0) as u64, 1),
-                                            ],
-                                        ),
-                                        src: View::hbm(
-                                            &x.tensor,
-                                            cit,
-                                            (h * w) as i64,
-                                            Expr::constant(src_off),
-                                            vec![
-                                                ((rv1 - rv0) as u64, w as i64),
-                                                ((cv1 - cv0) as u64, 1),
-                                            ],
-                                        ),
-                                    });
-                                }
-                            }
-                        }
-                        for ah in &ph_h {
-                            for aw in &ph_w {
-                                let hp = hb.min(ah.count.saturating_sub(qh0));
-                                let wp = wb.min(aw.count.saturating_sub(qw0));
-                                if hp == 0 || wp == 0 {
-                                    continue;
-                                }
-                                let (accn, yn) = (format!("acc{parity}"), format!("y{parity}"));
-                                parity ^= 1;
-                                let npix = hp * wp;
-                                let y_tile = v(&yn, ct, 0, vec![(npix, 1)]);
-                                if ah.taps.is_empty() || aw.taps.is_empty() {
-                                    // No tap reaches this phase: only the bias.
-                                    emit(KOp::Memset {
-                                        dst: y_tile.clone(),
-                                        value: 0.0,
-                                    });
-                                    if bias.is_some() {
-                                        emit(KOp::Activate {
-                                            dst: y_tile.clone(),
-                                            src: y_tile.clone(),
-                                            func: Act::Identity,
-                                            scale: ScalarArg::Imm(1.0),
-                                            bias: bias_arg(),
-                                            acc: None,
+                let mut qd0 = 0;
+                while qd0 < max_qd {
+                    let db = odb.min(max_qd - qd0);
+                    let mut qh0 = 0;
+                    while qh0 < max_qh {
+                        let hb = ohb.min(max_qh - qh0);
+                        let mut qw0 = 0;
+                        while qw0 < max_qw {
+                            let wb = owb.min(max_qw - qw0);
+                            let xs = format!("x{slab_parity}");
+                            slab_parity ^= 1;
+                            let (deps, rows, cols) = (db + span_d, hb + span_h, wb + span_w);
+                            let plane = rows * cols;
+                            if any_taps {
+                                // The slab's origin in input coordinates, and its valid part.
+                                let o = [qd0 as i64 + lo_d, qh0 as i64 + lo_h, qw0 as i64 + lo_w];
+                                let ext = [deps as i64, rows as i64, cols as i64];
+                                let lim = [d as i64, h as i64, w as i64];
+                                let v0: Vec<i64> = (0..3).map(|i| o[i].max(0)).collect();
+                                let v1: Vec<i64> =
+                                    (0..3).map(|i| (o[i] + ext[i]).min(lim[i])).collect();
+                                let whole = (0..3).all(|i| v0[i] == o[i] && v1[i] == o[i] + ext[i]);
+                                let nonempty = (0..3).all(|i| v0[i] < v1[i]);
+                                let len = |i: usize| (v1[i] - v0[i]) as u64;
+                                for (j, &(ci0, cit)) in ci_tiles.iter().enumerate() {
+                                    let base = j as u64 * slab_elems;
+                                    if !whole {
+                                        emit(KOp::Memset {
+                                            dst: v(&xs, cit, base, vec![(deps * plane, 1)]),
+                                            value: 0.0,
                                         });
                                     }
-                                } else {
-                                    let mut first = true;
-                                    for (j, &(_, cit)) in ci_tiles.iter().enumerate() {
-                                        for &(a, sa) in &ah.taps {
-                                            for &(b, sb) in &aw.taps {
-                                                emit(KOp::LoadStationary {
-                                                    src: v(
-                                                        "w",
-                                                        cit,
-                                                        (j as u64 * khkw + a * kw + b) * ct,
-                                                        vec![(ct, 1)],
-                                                    ),
-                                                });
-                                                let off = j as u64 * slab_elems
-                                                    + (sa - lo_h) as u64 * cols
-                                                    + (sb - lo_w) as u64;
-                                                emit(KOp::Matmul {
-                                                    dst: v(&accn, ct, 0, vec![(npix, 1)]),
-                                                    moving: v(
-                                                        &xs,
-                                                        cit,
-                                                        off,
-                                                        vec![(hp, cols as i64), (wp, 1)],
-                                                    ),
-                                                    acc: if first {
-                                                        Accumulate::Never
-                                                    } else {
-                                                        Accumulate::Always
-                                                    },
-                                                });
-                                                first = false;
-                                            }
-                                        }
+                                    if nonempty {
+                                        let c_abs = g * cin_g + ci0;
+                                        let src_off = ((img * cin + c_abs) * d * h * w) as i64
+                                            + v0[0] * (h * w) as i64
+                                            + v0[1] * w as i64
+                                            + v0[2];
+                                        let dst_off = base as i64
+                                            + (v0[0] - o[0]) * plane as i64
+                                            + (v0[1] - o[1]) * cols as i64
+                                            + (v0[2] - o[2]);
+                                        emit(KOp::Dma {
+                                            dst: View::buf(
+                                                &xs,
+                                                0,
+                                                cit,
+                                                Expr::constant(dst_off),
+                                                dims3(
+                                                    (len(0), plane as i64),
+                                                    [(len(1), cols as i64), (len(2), 1)],
+                                                ),
+                                            ),
+                                            src: View::hbm(
+                                                &x.tensor,
+                                                cit,
+                                                (d * h * w) as i64,
+                                                Expr::constant(src_off),
+                                                dims3(
+                                                    (len(0), (h * w) as i64),
+                                                    [(len(1), w as i64), (len(2), 1)],
+                                                ),
+                                            ),
+                                        });
                                     }
-                                    emit(KOp::Activate {
-                                        dst: y_tile.clone(),
-                                        src: v(&accn, ct, 0, vec![(npix, 1)]),
-                                        func: Act::Identity,
-                                        scale: ScalarArg::Imm(1.0),
-                                        bias: bias_arg(),
-                                        acc: None,
-                                    });
                                 }
-                                let out_off = ((img * cout + co_abs) * oh * ow
-                                    + (ah.r + qh0 * sh) * ow
-                                    + aw.r
-                                    + qw0 * sw)
-                                    as i64;
-                                emit(KOp::Dma {
-                                    dst: View::hbm(
-                                        &out.tensor,
-                                        ct,
-                                        (oh * ow) as i64,
-                                        Expr::constant(out_off),
-                                        vec![(hp, (sh * ow) as i64), (wp, sw as i64)],
-                                    ),
-                                    src: y_tile,
-                                });
                             }
+                            for ad in &ph_d {
+                                for ah in &ph_h {
+                                    for aw in &ph_w {
+                                        let dp = db.min(ad.count.saturating_sub(qd0));
+                                        let hp = hb.min(ah.count.saturating_sub(qh0));
+                                        let wp = wb.min(aw.count.saturating_sub(qw0));
+                                        if dp == 0 || hp == 0 || wp == 0 {
+                                            continue;
+                                        }
+                                        let (accn, yn) =
+                                            (format!("acc{parity}"), format!("y{parity}"));
+                                        parity ^= 1;
+                                        let npix = dp * hp * wp;
+                                        let y_tile = v(&yn, ct, 0, vec![(npix, 1)]);
+                                        if ad.taps.is_empty()
+                                            || ah.taps.is_empty()
+                                            || aw.taps.is_empty()
+                                        {
+                                            // No tap reaches this phase: only the bias.
+                                            emit(KOp::Memset {
+                                                dst: y_tile.clone(),
+                                                value: 0.0,
+                                            });
+                                            if bias.is_some() {
+                                                emit(KOp::Activate {
+                                                    dst: y_tile.clone(),
+                                                    src: y_tile.clone(),
+                                                    func: Act::Identity,
+                                                    scale: ScalarArg::Imm(1.0),
+                                                    bias: bias_arg(),
+                                                    acc: None,
+                                                });
+                                            }
+                                        } else {
+                                            let mut first = true;
+                                            for (j, &(_, cit)) in ci_tiles.iter().enumerate() {
+                                                for &(c, sc) in &ad.taps {
+                                                    for &(a, sa) in &ah.taps {
+                                                        for &(b, sb) in &aw.taps {
+                                                            let tap = (c * kh + a) * kw + b;
+                                                            emit(KOp::LoadStationary {
+                                                                src: v(
+                                                                    "w",
+                                                                    cit,
+                                                                    (j as u64 * khkw + tap) * ct,
+                                                                    vec![(ct, 1)],
+                                                                ),
+                                                            });
+                                                            let off = j as u64 * slab_elems
+                                                                + (sc - lo_d) as u64 * plane
+                                                                + (sa - lo_h) as u64 * cols
+                                                                + (sb - lo_w) as u64;
+                                                            emit(KOp::Matmul {
+                                                                dst: v(
+                                                                    &accn,
+                                                                    ct,
+                                                                    0,
+                                                                    vec![(npix, 1)],
+                                                                ),
+                                                                moving: v(
+                                                                    &xs,
+                                                                    cit,
+                                                                    off,
+                                                                    dims3(
+                                                                        (dp, plane as i64),
+                                                                        [
+                                                                            (hp, cols as i64),
+                                                                            (wp, 1),
+                                                                        ],
+                                                                    ),
+                                                                ),
+                                                                acc: if first {
+                                                                    Accumulate::Never
+                                                                } else {
+                                                                    Accumulate::Always
+                                                                },
+                                                            });
+                                                            first = false;
+                                                        }
+                                                    }
+                                                }
+                                            }
+                                            emit(KOp::Activate {
+                                                dst: y_tile.clone(),
+                                                src: v(&accn, ct, 0, vec![(npix, 1)]),
+                                                func: Act::Identity,
+                                                scale: ScalarArg::Imm(1.0),
+                                                bias: bias_arg(),
+                                                acc: None,
+                                            });
+                                        }
+                                        let out_off = ((img * cout + co_abs) * od * oh * ow
+                                            + (ad.r + qd0 * sd) * oh * ow
+                                            + (ah.r + qh0 * sh) * ow
+                                            + aw.r
+                                            + qw0 * sw)
+                                            as i64;
+                                        emit(KOp::Dma {
+                                            dst: View::hbm(
+                                                &out.tensor,
+                                                ct,
+                                                (od * oh * ow) as i64,
+                                                Expr::constant(out_off),
+                                                dims3(
+                                                    (dp, (sd * oh * ow) as i64),
+                                                    [(hp, (sh * ow) as i64), (wp, sw as i64)],
+                                                ),
+                                            ),
+                                            src: y_tile,
+                                        });
+                                    }
+                                }
+                            }
+                            qw0 += wb;
                         }
-                        qw0 += wb;
+                        qh0 += hb;
                     }
-                    qh0 += hb;
+                    qd0 += db;
                 }
             }
         }
