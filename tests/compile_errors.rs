@@ -69,3 +69,33 @@ g (float[4, 8] X) => (float[4, 8] Y) {
     assert_eq!(nodes, vec![("arc_cos", "Acos"), ("arc_tanh", "Atanh")]);
     assert!(err.0.iter().all(|d| d.code.as_str() == "E1301"), "{err}");
 }
+
+#[test]
+fn pool_limits_are_errors_naming_node_and_op() {
+    // A 3-D MaxPool lowers, but not its Indices output; an argmax plane too large for SBUF.
+    let src = r#"
+<ir_version: 8, opset_import: ["" : 17]>
+g (float[1, 2, 4, 4, 4] X, float[1, 1, 300, 300] Z) => (float[1, 2, 2, 2, 2] Y, int64[1, 2, 2, 2, 2] I, float[1, 1, 150, 150] P, int64[1, 1, 150, 150] J) {
+   [mp3] Y, I = MaxPool <kernel_shape = [2, 2, 2], strides = [2, 2, 2]> (X)
+   [mpbig] P, J = MaxPool <kernel_shape = [2, 2], strides = [2, 2]> (Z)
+}"#;
+    let g = import_text(src, &ImportOptions::default(), &NoExternalData).unwrap();
+    let err = compile_graph(&g, LowerOptions::default()).unwrap_err();
+    let nodes: Vec<(&str, &str, &str)> = err
+        .0
+        .iter()
+        .map(|d| {
+            (
+                d.node.as_deref().unwrap(),
+                d.op.as_deref().unwrap(),
+                d.code.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        nodes,
+        vec![("mp3", "MaxPool", "E1301"), ("mpbig", "MaxPool", "E1301")],
+        "{err}"
+    );
+    assert!(err.to_string().contains("Indices"), "{err}");
+}

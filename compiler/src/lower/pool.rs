@@ -226,6 +226,13 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
                 .attrs
                 .int("p")
                 .map_err(|m| node_error(node, Code::BadAttribute, m))?;
+            if p <= 0 {
+                return Err(node_error(
+                    node,
+                    Code::BadAttribute,
+                    format!("LpPool's p must be positive, got {p}"),
+                ));
+            }
             (Kind::Sum, Some(p as f32))
         }
         _ => (
