@@ -156,6 +156,38 @@ fn matmul_bias_relu_matches_ndarray() {
     snapshots("matmul_bias_relu", &r);
 }
 
+#[test]
+fn gpsimd_kernels_match_rust_math() {
+    let x: Vec<f32> = values(Dtype::Fp32, 128 * 64, 5)
+        .iter()
+        .map(|v| v * 4.0)
+        .collect();
+    let n: Vec<f32> = values(Dtype::Fp32, 128 * 64, 6)
+        .iter()
+        .map(|v| (v * 1000.0).round())
+        .collect();
+    let r = run(
+        "gpsimd",
+        &[
+            ("x", tensor(Dtype::Fp32, &[128, 64], x.clone())),
+            ("n", tensor(Dtype::I32, &[128, 64], n.clone())),
+        ],
+        false,
+    );
+    // The host functions are Rust's f32 math, so the results are exact.
+    for (i, (&xi, &ni)) in x.iter().zip(&n).enumerate() {
+        assert_eq!(r.outputs["y"].data[i], xi.sin() * ni, "y[{i}]");
+        assert_eq!(r.outputs["r"].data[i], ni.rem_euclid(7.0), "r[{i}]");
+    }
+    assert!(
+        n.iter().any(|&v| v < 0.0),
+        "negative n exercise the flooring mod"
+    );
+    let k = r.ops.iter().find(|p| p.name == "kernels").unwrap();
+    assert_eq!(k.busiest(), "gpsimd");
+    snapshots("gpsimd", &r);
+}
+
 fn close(got: &[f32], want: &[f64], rtol: f64, atol: f64) {
     assert_eq!(got.len(), want.len());
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {

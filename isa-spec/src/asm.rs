@@ -7,7 +7,14 @@
 //! .output "y" fp32 [128,128] @0x20000
 //! .const  "b" fp32 [2] @0x30000 = [0.5, -1.0]      # values, converted to the dtype
 //! .const  "w" @0x40000 hex=0000803f                 # or raw bytes
-//! .stream tensor                                    # tensor | vector | scalar | dmaN
+//! .kernel 0 ops=3                                   # GpSimd kernel table entry 0: its
+//!     function %k0(f32) -> f32 system_v {           # Cranelift IR, indented 4 spaces,
+//!     block0(v0: f32):                              # up to `.endkernel` (text in between
+//!         v1 = fmul v0, v0                          # is CLIF, not assembly: `;` comments)
+//!         return v1
+//!     }
+//! .endkernel
+//! .stream tensor                                    # tensor | vector | scalar | gpsimd | dmaN
 //! .op "matmul0"                                     # provenance of the lines that follow
 //!     MATMUL moving=sbuf:bf16[0,128]@0x0(512:1) dst=psum:fp32[0,128]@0x0(512:1) accumulate=false wait(s1>=1) signal(s2+=1)
 //!     END
@@ -18,9 +25,12 @@
 
 use crate::asm_value::{parse_u64, AsmValue, FieldMap};
 use crate::check::check_program;
-use crate::program::{ConstImage, IoEntry, IoKind, Program, Stream, StreamId};
+use crate::program::{ConstImage, GpsimdKernel, IoEntry, IoKind, Program, Stream, StreamId};
 use crate::{Dtype, Header, Inst, Opcode};
 use std::fmt::{self, Write as _};
+
+/// Indentation of kernel text lines in assembly (removed again by the assembler).
+const KERNEL_INDENT: &str = "    ";
 
 /// Constants up to this many bytes are printed in full by the disassembler.
 pub const INLINE_CONST_LIMIT: usize = 4096;
@@ -97,6 +107,17 @@ pub fn print_program(p: &Program, full: bool) -> String {
                 c.bytes.len()
             );
         }
+    }
+    for (i, k) in p.kernels.iter().enumerate() {
+        let _ = writeln!(out, ".kernel {i} ops={}", k.ops_per_elem);
+        for l in k.clif.lines() {
+            if l.is_empty() {
+                out.push('\n');
+            } else {
+                let _ = writeln!(out, "{KERNEL_INDENT}{l}");
+            }
+        }
+        out.push_str(".endkernel\n");
     }
     for s in &p.streams {
         let _ = writeln!(out, "\n.stream {}", s.id);
@@ -480,14 +501,55 @@ fn parse_io(cx: &LineCtx, toks: &[(String, usize)], kind: IoKind) -> Result<IoEn
     })
 }
 
+/// Parses `.kernel N ops=K` (N must be the next table index).
+fn parse_kernel_head(cx: &LineCtx, toks: &[(String, usize)], next: usize) -> Result<u32, AsmError> {
+    let (t, c) = toks
+        .get(1)
+        .ok_or_else(|| cx.syntax(1, "missing kernel index"))?;
+    let i = parse_u64(t).map_err(|m| cx.syntax(*c, m))?;
+    if i != next as u64 {
+        return Err(cx.syntax(
+            *c,
+            format!("kernel {i} out of order: kernels are numbered 0, 1, ... (expected {next})"),
+        ));
+    }
+    let (t, c) = toks
+        .get(2)
+        .ok_or_else(|| cx.syntax(1, "missing `ops=K` (the kernel's op count per element)"))?;
+    let ops = t
+        .strip_prefix("ops=")
+        .ok_or_else(|| cx.syntax(*c, format!("expected `ops=K`, found `{t}`")))?;
+    let ops = parse_u64(ops).map_err(|m| cx.syntax(*c, m))?;
+    let ops = u32::try_from(ops).map_err(|_| cx.syntax(*c, "op count does not fit 32 bits"))?;
+    if let Some((t, c)) = toks.get(3) {
+        return Err(cx.syntax(*c, format!("unexpected `{t}`")));
+    }
+    Ok(ops)
+}
+
 /// Parses assembly text into a program and checks every legality rule.
 pub fn assemble(text: &str) -> Result<Program, AsmError> {
     let mut p = Program::default();
     let mut lines: Vec<Vec<usize>> = Vec::new(); // per stream, per instruction: source line
     let mut cur: Option<usize> = None;
     let mut cur_op: Option<u32> = None;
+    // An open `.kernel` block: its op count, first line and text so far.
+    let mut kernel: Option<(u32, usize, String)> = None;
     for (idx, raw) in text.lines().enumerate() {
         let cx = LineCtx { line: idx + 1 };
+        if let Some((ops, _, clif)) = &mut kernel {
+            if raw.trim() == ".endkernel" {
+                p.kernels.push(GpsimdKernel {
+                    ops_per_elem: *ops,
+                    clif: std::mem::take(clif),
+                });
+                kernel = None;
+            } else {
+                clif.push_str(raw.strip_prefix(KERNEL_INDENT).unwrap_or(raw.trim_start()));
+                clif.push('\n');
+            }
+            continue;
+        }
         let toks = tokenize(raw, cx.line)?;
         let Some((head, col)) = toks.first() else {
             continue;
@@ -501,7 +563,7 @@ pub fn assemble(text: &str) -> Result<Program, AsmError> {
                     cx.syntax(
                         *c,
                         format!(
-                            "unknown stream `{t}` (tensor, vector, scalar or dma0..dma{})",
+                            "unknown stream `{t}` (tensor, vector, scalar, gpsimd or dma0..dma{})",
                             crate::machine::DMA_QUEUES - 1
                         ),
                     )
@@ -537,6 +599,10 @@ pub fn assemble(text: &str) -> Result<Program, AsmError> {
             ".input" => p.io.push(parse_io(&cx, &toks, IoKind::Input)?),
             ".output" => p.io.push(parse_io(&cx, &toks, IoKind::Output)?),
             ".const" => p.consts.push(parse_const(&cx, &toks)?),
+            ".kernel" => {
+                let ops = parse_kernel_head(&cx, &toks, p.kernels.len())?;
+                kernel = Some((ops, cx.line, String::new()));
+            }
             d if d.starts_with('.') => {
                 return Err(cx.syntax(*col, format!("unknown directive `{d}`")))
             }
@@ -548,6 +614,13 @@ pub fn assemble(text: &str) -> Result<Program, AsmError> {
                 lines[s].push(cx.line);
             }
         }
+    }
+    if let Some((_, start, _)) = kernel {
+        return Err(AsmError::Syntax {
+            line: start,
+            column: 1,
+            message: "`.kernel` without `.endkernel`".into(),
+        });
     }
     check_program(&p).map_err(|violation| {
         let si = p

@@ -33,6 +33,7 @@ impl Violation {
             "one_psum_bank" => "E3004",
             "semaphore" => "E3005",
             "engine" => "E3006",
+            "kernel_index" => "E3007",
             _ => "E3000",
         }
     }
@@ -88,6 +89,15 @@ pub fn onchip_operands(inst: &Inst) -> Vec<(String, Ap)> {
             add("on_false", &x.on_false);
         }
         Inst::Memset(x) => add("dst", &x.dst),
+        Inst::GpsimdKernel(x) => {
+            add("dst", &x.dst);
+            for (n, a) in [("a", &x.a), ("b", &x.b), ("c", &x.c)]
+                .into_iter()
+                .take(x.inputs as usize)
+            {
+                add(n, a);
+            }
+        }
         Inst::Iota(x) => add("dst", &x.dst),
         Inst::Transpose32(x) => {
             add("dst", &x.dst);
@@ -360,6 +370,35 @@ fn check_constraint(name: &str, inst: &Inst, stream: StreamId) -> Result<(), Vio
             }
             Ok(())
         }
+        ("sbuf_only", _) => {
+            for (n, ap) in onchip_operands(inst) {
+                if ap.mem != Mem::Sbuf {
+                    return fail(
+                        &n,
+                        format!(
+                            "the GpSimd engine reads and writes SBUF only, not {}",
+                            ap.mem.name()
+                        ),
+                    );
+                }
+            }
+            Ok(())
+        }
+        ("gpsimd_inputs", Inst::GpsimdKernel(x)) => {
+            let unused = [("a", &x.a), ("b", &x.b), ("c", &x.c)];
+            for (n, a) in unused.into_iter().skip(x.inputs as usize) {
+                if a.part_count != 0 {
+                    return fail(
+                        n,
+                        format!(
+                            "the instruction reads {} inputs; an unused input must be empty",
+                            x.inputs
+                        ),
+                    );
+                }
+            }
+            Ok(())
+        }
         ("on_chip", _) => {
             for (n, ap) in onchip_operands(inst) {
                 if ap.mem == Mem::Hbm {
@@ -548,6 +587,9 @@ pub const KNOWN: &[&str] = &[
     "acc_per_partition",
     "reduce_axes",
     "transpose_blocks",
+    "sbuf_only",
+    "gpsimd_inputs",
+    "kernel_index",
     "dma_queue",
     "dma_dst_not_psum",
     "dma_same_elems",
@@ -613,11 +655,37 @@ impl fmt::Display for ProgramViolation {
     }
 }
 
+/// The program-level half of `kernel_index`: the kernel exists. (That its signature matches the
+/// accesses needs the compiled kernel; the emulator's loader checks it with the same code.)
+fn check_kernel_index(p: &Program, inst: &Inst) -> Result<(), Violation> {
+    match inst {
+        Inst::GpsimdKernel(x) if x.kernel >= p.kernels.len() as u64 => Err(Violation::new(
+            "kernel_index",
+            "kernel",
+            format!(
+                "kernel {} does not exist (the kernel table has {} entries)",
+                x.kernel,
+                p.kernels.len()
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Checks every instruction of every stream and that each stream ends with END.
 pub fn check_program(p: &Program) -> Result<(), Box<ProgramViolation>> {
     for s in &p.streams {
         for (pc, inst) in s.insts.iter().enumerate() {
             check_inst(inst, s.id).map_err(|violation| {
+                Box::new(ProgramViolation {
+                    stream: s.id,
+                    pc,
+                    inst: crate::asm::format_inst(inst),
+                    op: p.op_of(s, pc).map(str::to_string),
+                    violation,
+                })
+            })?;
+            check_kernel_index(p, inst).map_err(|violation| {
                 Box::new(ProgramViolation {
                     stream: s.id,
                     pc,

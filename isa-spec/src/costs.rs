@@ -1,6 +1,7 @@
 //! Cycle costs of instructions, from the spec's `[cost]` and `[machine]` parameters. The emulator's
 //! timed mode and the compiler's cost model both call these; nothing else knows a latency.
 
+use crate::program::GpsimdKernel;
 use crate::{cost, machine, Ap, DmaAp, Dtype, Inst, Mem};
 
 /// What an instruction costs on its engine.
@@ -70,6 +71,23 @@ pub fn scalar_cycles(n: u64, stride_factor: u64) -> u64 {
     cost::SCALAR_FIXED + n.max(cost::SCALAR_MIN_FREE) * stride_factor
 }
 
+/// A GPSIMD_KERNEL over `parts` partitions starting at `part_start` with `n` free elements
+/// each, running a kernel of `ops` ops per element: every core works on the partitions it owns
+/// with its lanes, so the busiest core sets the time.
+pub fn gpsimd_cycles(part_start: u64, parts: u64, n: u64, ops: u64, stride_factor: u64) -> u64 {
+    let per_core = machine::GPSIMD_CORE_PARTITIONS;
+    let busiest = (0..machine::GPSIMD_CORES)
+        .map(|core| {
+            let (lo, hi) = (core * per_core, (core + 1) * per_core);
+            let (a, b) = (part_start.max(lo), (part_start + parts).min(hi));
+            b.saturating_sub(a)
+        })
+        .max()
+        .unwrap_or(0);
+    let steps = (busiest * n).div_ceil(machine::GPSIMD_LANES);
+    cost::GPSIMD_FIXED + steps * ops.max(1) * cost::GPSIMD_CYCLES_PER_OP * stride_factor
+}
+
 /// Cycles one DMA of `bytes` takes on an otherwise idle machine (`slowdown` from
 /// [`dma_slowdown`]).
 pub fn dma_cycles_alone(bytes: u64, slowdown: u64) -> u64 {
@@ -108,8 +126,9 @@ pub fn dma_bytes(ap: &DmaAp) -> u64 {
     ap.elems().saturating_mul(ap.dtype.size_bytes())
 }
 
-/// The cost of one instruction by the spec's rule for it.
-pub fn inst_cost(inst: &Inst) -> Cost {
+/// The cost of one instruction by the spec's rule for it; `kernels` is the program's GpSimd
+/// kernel table (a GPSIMD_KERNEL costs by its kernel's op count).
+pub fn inst_cost(inst: &Inst, kernels: &[GpsimdKernel]) -> Cost {
     Cost::Cycles(match inst {
         Inst::Nop(_) | Inst::End(_) => cost::CONTROL_CYCLES,
         Inst::LoadStationary(x) => load_stationary_cycles(x.src.free_elems(), x.src.dtype),
@@ -134,6 +153,19 @@ pub fn inst_cost(inst: &Inst) -> Cost {
         Inst::Memset(x) => vector_cycles(x.dst.free_elems(), 1, stride_factor(&[&x.dst])),
         Inst::Iota(x) => vector_cycles(x.dst.free_elems(), 1, stride_factor(&[&x.dst])),
         Inst::Transpose32(x) => vector_cycles(x.dst.free_elems(), 1, 1),
+        Inst::GpsimdKernel(x) => {
+            let ops = kernels
+                .get(x.kernel as usize)
+                .map_or(1, |k| u64::from(k.ops_per_elem));
+            let aps = [&x.dst, &x.a, &x.b, &x.c];
+            gpsimd_cycles(
+                x.dst.part_start,
+                x.dst.part_count,
+                x.dst.free_elems(),
+                ops,
+                stride_factor(&aps[..=x.inputs.min(3) as usize]),
+            )
+        }
         Inst::Activate(x) => scalar_cycles(x.dst.free_elems(), stride_factor(&[&x.dst, &x.src])),
         Inst::DmaCopy(x) => {
             return Cost::Dma {

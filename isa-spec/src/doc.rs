@@ -60,7 +60,9 @@ pub fn isa_markdown() -> String {
         let _ = writeln!(out, "| `{k}` | {} |", value_text(v));
     }
     out.push_str("\nCost rules: `matmul` = max(N, matmul_min_free) x matmul_cycles_per_col (x matmul_fp32_factor for fp32);\n`load_stationary` = max(M, matmul_min_free) x matmul_cycles_per_col / load_stationary_speedup, overlapping the previous MATMUL;\n`vectorK` = vector_fixed + max(N, vector_min_free) x K inputs; `scalar` = scalar_fixed + max(N, scalar_min_free);\nthe per-element term doubles (stride_penalty_factor) when an innermost stride exceeds stride_penalty_bytes;\n`dma` = dma_trigger_latency + bytes / min(dma_queue_bytes_per_cycle / penalty, fair share of hbm_bytes_per_cycle among active HBM transfers),
-where penalty = stride_penalty_factor when consecutive elements of either side lie more than stride_penalty_bytes apart (innermost free dim of more than one element, else the HBM partition stride), else 1; `control` = control_cycles.\n");
+where penalty = stride_penalty_factor when consecutive elements of either side lie more than stride_penalty_bytes apart (innermost free dim of more than one element, else the HBM partition stride), else 1;
+`gpsimd` = gpsimd_fixed + ceil(E / gpsimd_lanes) x ops x gpsimd_cycles_per_op (x penalty), E = the busiest core's elements (its share of the gpsimd_core_partitions-partition groups x free elements), ops = the kernel's op count per element;
+`control` = control_cycles.\n");
     out.push_str("\n## Enumerations\n\n");
     for (name, e) in &spec.enums {
         let _ = writeln!(out, "### `{name}`\n\n{}\n", e.doc);
@@ -122,5 +124,55 @@ where penalty = stride_penalty_factor when consecutive elements of either side l
             out.push('\n');
         }
     }
+    gpsimd_section(&mut out);
     out
+}
+
+/// The GpSimd kernel contract: the program's kernel table, the instructions a kernel may use
+/// and the host functions.
+fn gpsimd_section(out: &mut String) {
+    use crate::gpsimd::{ALLOWED_OPCODES, HOST_FNS};
+    out.push_str(
+        "## GpSimd kernels
+
+",
+    );
+    out.push_str("A program carries a kernel table; `GPSIMD_KERNEL kernel=N` calls entry N once per element. An entry is one
+Cranelift IR function (CLIF text) and its cost in ops per element (a host call counts `gpsimd_math_call_ops`).
+In assembly:
+
+```text
+.kernel 0 ops=3
+    function %cube(f32) -> f32 {
+    block0(v0: f32):
+        v1 = fmul v0, v0
+        v2 = fmul v1, v0
+        return v2
+    }
+.endkernel
+```
+
+");
+    out.push_str("The emulator JIT-compiles every kernel when it loads the program and refuses (E2008) a kernel that is not
+one block of scalar code over f32/i32 parameters with one f32/i32 result, or that uses an instruction outside
+this list: ");
+    let ops: Vec<String> = ALLOWED_OPCODES.iter().map(|o| format!("`{o}`")).collect();
+    out.push_str(&ops.join(", "));
+    out.push_str(".
+Calls go to these host functions only (implemented with Rust's f32 math, so results are deterministic):
+
+| name | signature | computes |
+|---|---|---|
+");
+    for h in HOST_FNS {
+        let params: Vec<&str> = h.params.iter().map(|p| p.clif()).collect();
+        let _ = writeln!(
+            out,
+            "| `%{}` | ({}) -> {} | {} |",
+            h.name,
+            params.join(", "),
+            h.ret.clif(),
+            h.doc
+        );
+    }
 }

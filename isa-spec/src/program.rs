@@ -5,19 +5,22 @@
 //! [`ProgramError`] (never a panic) and leaves semantic checks to [`crate::check`].
 //!
 //! Layout (little-endian): `b"TBIN"`, u16 major, u16 minor, u32 section count, then per section
-//! u32 tag, u64 payload length, payload. Tags: 1 stream, 2 I/O table, 3 constants, 4 op names.
+//! u32 tag, u64 payload length, payload. Tags: 1 stream, 2 I/O table, 3 constants, 4 op names,
+//! 5 the GpSimd kernel table (per kernel: u32 op count per element, then its Cranelift IR text;
+//! written only when the program has kernels, so older readers still load kernel-free files).
 
 use crate::{DecodeError, Dtype, EncodeError, Inst};
 use std::fmt;
 
 pub const MAGIC: &[u8; 4] = b"TBIN";
 pub const VERSION_MAJOR: u16 = 1;
-pub const VERSION_MINOR: u16 = 0;
+pub const VERSION_MINOR: u16 = 1;
 
 const TAG_STREAM: u32 = 1;
 const TAG_IO: u32 = 2;
 const TAG_CONST: u32 = 3;
 const TAG_OPS: u32 = 4;
+const TAG_KERNELS: u32 = 5;
 
 /// Which sequencer runs a stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -25,6 +28,7 @@ pub enum StreamId {
     Tensor,
     Vector,
     Scalar,
+    Gpsimd,
     Dma(u8),
 }
 
@@ -35,6 +39,7 @@ impl StreamId {
             StreamId::Vector => (1, 0),
             StreamId::Scalar => (2, 0),
             StreamId::Dma(q) => (3, q),
+            StreamId::Gpsimd => (4, 0),
         }
     }
     fn from_kind_byte(kind: u8, index: u8) -> Option<StreamId> {
@@ -42,16 +47,18 @@ impl StreamId {
             (0, 0) => StreamId::Tensor,
             (1, 0) => StreamId::Vector,
             (2, 0) => StreamId::Scalar,
+            (4, 0) => StreamId::Gpsimd,
             (3, q) if u64::from(q) < crate::machine::DMA_QUEUES => StreamId::Dma(q),
             _ => return None,
         })
     }
-    /// Parses `tensor`, `vector`, `scalar` or `dmaN`.
+    /// Parses `tensor`, `vector`, `scalar`, `gpsimd` or `dmaN`.
     pub fn parse(s: &str) -> Option<StreamId> {
         match s {
             "tensor" => Some(StreamId::Tensor),
             "vector" => Some(StreamId::Vector),
             "scalar" => Some(StreamId::Scalar),
+            "gpsimd" => Some(StreamId::Gpsimd),
             _ => {
                 let q: u8 = s.strip_prefix("dma")?.parse().ok()?;
                 (u64::from(q) < crate::machine::DMA_QUEUES).then_some(StreamId::Dma(q))
@@ -64,6 +71,7 @@ impl StreamId {
             StreamId::Tensor => crate::EngineClass::Tensor,
             StreamId::Vector => crate::EngineClass::Vector,
             StreamId::Scalar => crate::EngineClass::Scalar,
+            StreamId::Gpsimd => crate::EngineClass::Gpsimd,
             StreamId::Dma(_) => crate::EngineClass::Dma,
         }
     }
@@ -75,6 +83,7 @@ impl fmt::Display for StreamId {
             StreamId::Tensor => f.write_str("tensor"),
             StreamId::Vector => f.write_str("vector"),
             StreamId::Scalar => f.write_str("scalar"),
+            StreamId::Gpsimd => f.write_str("gpsimd"),
             StreamId::Dma(q) => write!(f, "dma{q}"),
         }
     }
@@ -122,6 +131,16 @@ pub struct ConstImage {
     pub bytes: Vec<u8>,
 }
 
+/// One entry of the GpSimd kernel table: a Cranelift IR function (the text `cranelift-reader`
+/// parses) that `GPSIMD_KERNEL` calls once per element, and its cost in ops per element.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct GpsimdKernel {
+    /// Ops the kernel executes per element (host math calls count `gpsimd_math_call_ops`).
+    pub ops_per_elem: u32,
+    /// The function's CLIF text.
+    pub clif: String,
+}
+
 /// A whole program: what `.tbin` holds.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct Program {
@@ -130,6 +149,8 @@ pub struct Program {
     pub consts: Vec<ConstImage>,
     /// Names of the ops instructions came from (ONNX node names once compiled from a model).
     pub ops: Vec<String>,
+    /// The GpSimd kernel table (`GPSIMD_KERNEL` instructions index it).
+    pub kernels: Vec<GpsimdKernel>,
 }
 
 /// Why a `.tbin` file was refused. Each variant has a stable code.
@@ -298,7 +319,7 @@ impl Program {
         w.0.extend_from_slice(MAGIC);
         w.u16(VERSION_MAJOR);
         w.u16(VERSION_MINOR);
-        let sections = self.streams.len() + 3;
+        let sections = self.streams.len() + 3 + usize::from(!self.kernels.is_empty());
         w.u32(sections as u32);
         for s in &self.streams {
             let mut p = Writer(Vec::new());
@@ -351,6 +372,15 @@ impl Program {
             p.str(o);
         }
         w.section(TAG_OPS, p);
+        if !self.kernels.is_empty() {
+            let mut p = Writer(Vec::new());
+            p.u64(self.kernels.len() as u64);
+            for k in &self.kernels {
+                p.u32(k.ops_per_elem);
+                p.str(&k.clif);
+            }
+            w.section(TAG_KERNELS, p);
+        }
         Ok(w.0)
     }
 
@@ -372,7 +402,8 @@ impl Program {
         }
         let nsec = r.u32()?;
         let mut prog = Program::default();
-        let (mut saw_io, mut saw_const, mut saw_ops) = (false, false, false);
+        let (mut saw_io, mut saw_const, mut saw_ops, mut saw_kernels) =
+            (false, false, false, false);
         for _ in 0..nsec {
             r.what = "section header";
             let tag = r.u32()?;
@@ -403,7 +434,11 @@ impl Program {
                         return Err(malformed("op-name section has trailing bytes"));
                     }
                 }
-                TAG_IO | TAG_CONST | TAG_OPS => {
+                TAG_KERNELS if !saw_kernels => {
+                    saw_kernels = true;
+                    prog.kernels = read_kernels(payload)?;
+                }
+                TAG_IO | TAG_CONST | TAG_OPS | TAG_KERNELS => {
                     return Err(malformed(format!("section {tag} appears twice")))
                 }
                 other => return Err(malformed(format!("unknown section tag {other}"))),
@@ -528,6 +563,25 @@ fn read_io(payload: &[u8]) -> Result<Vec<IoEntry>, ProgramError> {
     }
     if !p.done() {
         return Err(malformed("I/O table has trailing bytes"));
+    }
+    Ok(out)
+}
+
+fn read_kernels(payload: &[u8]) -> Result<Vec<GpsimdKernel>, ProgramError> {
+    let mut p = Reader {
+        buf: payload,
+        pos: 0,
+        what: "kernel table",
+    };
+    let n = p.u64()?;
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let ops_per_elem = p.u32()?;
+        let clif = p.str()?;
+        out.push(GpsimdKernel { ops_per_elem, clif });
+    }
+    if !p.done() {
+        return Err(malformed("kernel table has trailing bytes"));
     }
     Ok(out)
 }

@@ -57,6 +57,7 @@ impl Emulator {
     pub fn new(program: Program) -> Result<Emulator, RunError> {
         validate(&program)?;
         let mut core = Core::new();
+        core.kernels = crate::load::compile_kernels(&program)?;
         for c in &program.consts {
             core.mem.hbm.write_from(c.addr, &c.bytes);
         }

@@ -1,5 +1,6 @@
 //! Errors of loading and running a program. Every error has a stable code: loader errors keep the
-//! codes of `tahoma_isa` (E2xxx container, E3xxx legality); the emulator's own are E4xxx:
+//! codes of `tahoma_isa` (E2xxx container, E3xxx legality; E2008 a GpSimd kernel that does not
+//! parse, breaks the kernel contract or does not compile); the emulator's own are E4xxx:
 //!
 //! | code  | meaning |
 //! |-------|---------|
@@ -93,6 +94,9 @@ pub enum RunError {
         name: String,
         message: String,
     },
+    /// A GpSimd kernel of the program's table does not parse, breaks the kernel contract or
+    /// does not compile (E2008).
+    Kernel { kernel: usize, message: String },
     /// A `.npy` image could not be read.
     Npy { code: &'static str, message: String },
 }
@@ -105,6 +109,7 @@ impl RunError {
             RunError::Illegal(v) => v.violation.code(),
             RunError::Exec(e) => e.fault.code,
             RunError::Deadlock { .. } => "E4005",
+            RunError::Kernel { .. } => "E2008",
             RunError::Input { code, .. } | RunError::Npy { code, .. } => code,
         }
     }
@@ -155,6 +160,9 @@ impl fmt::Display for RunError {
             }
             RunError::Input { name, message, .. } => write!(f, "input `{name}`: {message}"),
             RunError::Npy { message, .. } => write!(f, "npy: {message}"),
+            RunError::Kernel { kernel, message } => {
+                write!(f, "GpSimd kernel {kernel}: {message}")
+            }
         }
     }
 }

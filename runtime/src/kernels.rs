@@ -292,5 +292,6 @@ pub fn gemm(m: u64, k: u64, n: u64, dtype: Dtype, epilogue: Act) -> Result<Progr
         ],
         consts: Vec::new(),
         ops,
+        kernels: Vec::new(),
     })
 }

@@ -1,10 +1,12 @@
 //! The loader: turns `.tbin` bytes into a checked [`Program`]. Structural decoding is
 //! `Program::from_bytes`, legality is `check::check_program` (both keep their stable codes); in
 //! front of the checker sits one emulator-side guard: no access may enumerate more elements than
-//! the host can hold ([`MAX_HOST_ELEMS`], error E4006).
+//! the host can hold ([`MAX_HOST_ELEMS`], error E4006). [`compile_kernels`] JIT-compiles the
+//! GpSimd kernel table when an emulator is built.
 
+use crate::engines::gpsimd::Kernels;
 use crate::error::{ExecError, Fault, RunError};
-use tahoma_isa::check::{check_program, onchip_operands};
+use tahoma_isa::check::{check_program, onchip_operands, ProgramViolation, Violation};
 use tahoma_isa::program::Program;
 use tahoma_isa::{asm, Inst};
 
@@ -36,6 +38,35 @@ pub fn validate(program: &Program) -> Result<(), RunError> {
     }
     check_program(program)?;
     Ok(())
+}
+
+/// JIT-compiles the program's GpSimd kernel table (error E2008 for a bad kernel) and checks
+/// every `GPSIMD_KERNEL` against its kernel's signature (the `kernel_index` constraint, E3007).
+pub fn compile_kernels(program: &Program) -> Result<Kernels, RunError> {
+    let kernels = Kernels::compile(&program.kernels).map_err(|e| RunError::Kernel {
+        kernel: e.kernel,
+        message: e.message,
+    })?;
+    for s in &program.streams {
+        for (pc, inst) in s.insts.iter().enumerate() {
+            if let Inst::GpsimdKernel(x) = inst {
+                if let Err((field, message)) = kernels.check_inst(x) {
+                    return Err(RunError::Illegal(Box::new(ProgramViolation {
+                        stream: s.id,
+                        pc,
+                        inst: asm::format_inst(inst),
+                        op: program.op_of(s, pc).map(str::to_string),
+                        violation: Violation {
+                            constraint: "kernel_index".into(),
+                            field,
+                            message,
+                        },
+                    })));
+                }
+            }
+        }
+    }
+    Ok(kernels)
 }
 
 /// Element count of `parts` partitions times `sizes`, or `None` on overflow.

@@ -1,7 +1,7 @@
 //! Per-op profile of a timed run: for every op (ONNX node) the instructions came from, when its
 //! first instruction started and its last one ended, how long each engine class was busy on
 //! it, and an explanation of its time: the **bound** (the resource whose work alone takes
-//! longest: the tensor engine's matmuls, the vector or scalar engine, HBM bandwidth for the
+//! longest: the tensor engine's matmuls, the vector, scalar or GpSimd engine, HBM bandwidth for the
 //! bytes it moves, or the busiest DMA queue's transfer time beyond its trigger latencies (a
 //! kernel that leaves queues idle); or **latency** when none of them fills at least [`LATENCY_SHARE`] of the
 //! span, so dependency waits and DMA trigger latencies dominate), achieved vs bound, and the
@@ -22,7 +22,7 @@ pub const LATENCY_SHARE: f64 = 0.5;
 const TOP_STALLS: usize = 3;
 
 /// The engine classes a profile splits busy time by.
-pub const CLASSES: [&str; 4] = ["tensor", "vector", "scalar", "dma"];
+pub const CLASSES: [&str; 5] = ["tensor", "vector", "scalar", "dma", "gpsimd"];
 
 fn class_index(s: StreamId) -> usize {
     match s {
@@ -30,6 +30,7 @@ fn class_index(s: StreamId) -> usize {
         StreamId::Vector => 1,
         StreamId::Scalar => 2,
         StreamId::Dma(_) => 3,
+        StreamId::Gpsimd => 4,
     }
 }
 
@@ -43,7 +44,7 @@ pub struct OpProfile {
     /// Cycle its last instruction ended.
     pub end: f64,
     /// Busy cycles per engine class (in [`CLASSES`] order), summed over its instructions.
-    pub busy: [f64; 4],
+    pub busy: [f64; 5],
     /// Tensor-engine cycles in the main pipe (stationary loads in the background left out).
     pub tensor_cycles: f64,
     /// Bytes its DMAs moved from or to HBM.
@@ -60,6 +61,7 @@ pub enum Bound {
     Tensor,
     Vector,
     Scalar,
+    Gpsimd,
     Hbm,
     DmaQueue,
     Latency,
@@ -71,6 +73,7 @@ impl Bound {
             Bound::Tensor => "tensor",
             Bound::Vector => "vector",
             Bound::Scalar => "scalar",
+            Bound::Gpsimd => "gpsimd",
             Bound::Hbm => "hbm",
             Bound::DmaQueue => "dma-queue",
             Bound::Latency => "latency",
@@ -82,13 +85,14 @@ impl OpProfile {
     pub fn span(&self) -> f64 {
         self.end - self.start
     }
-    /// Cycles each resource needs for this op's work alone: tensor, vector, scalar, HBM, the
-    /// busiest DMA queue.
-    pub fn resource_cycles(&self) -> [(Bound, f64); 5] {
+    /// Cycles each resource needs for this op's work alone: tensor, vector, scalar, GpSimd,
+    /// HBM, the busiest DMA queue.
+    pub fn resource_cycles(&self) -> [(Bound, f64); 6] {
         [
             (Bound::Tensor, self.tensor_cycles),
             (Bound::Vector, self.busy[1]),
             (Bound::Scalar, self.busy[2]),
+            (Bound::Gpsimd, self.busy[4]),
             (
                 Bound::Hbm,
                 self.hbm_bytes as f64 / machine::HBM_BYTES_PER_CYCLE as f64,
@@ -159,7 +163,7 @@ pub fn op_profile(program: &Program, slices: &[Slice]) -> Vec<OpProfile> {
             instructions: 0,
             start: sl.start,
             end: sl.end,
-            busy: [0.0; 4],
+            busy: [0.0; 5],
             tensor_cycles: 0.0,
             hbm_bytes: 0,
             dma_queue_cycles: 0.0,

@@ -198,7 +198,7 @@ pub fn run(
                 let stall = (clock - lane.ready_at).max(0.0);
                 stats.lane(i).stall_cycles += stall;
                 let waited_on = lane.blocked_on.take().filter(|_| stall > EPS);
-                match inst_cost(inst) {
+                match inst_cost(inst, &program.kernels) {
                     Cost::Cycles(c) => {
                         let end = clock + c as f64;
                         if is_ls {

@@ -37,7 +37,8 @@ fn tid(stream: StreamId, stationary: bool) -> u64 {
         (StreamId::Tensor, true) => 2,
         (StreamId::Vector, _) => 3,
         (StreamId::Scalar, _) => 4,
-        (StreamId::Dma(q), _) => 5 + u64::from(q),
+        (StreamId::Gpsimd, _) => 5,
+        (StreamId::Dma(q), _) => 6 + u64::from(q),
     }
 }
 

@@ -3,7 +3,7 @@
 //! them pass the checker and actually execute.
 
 use tahoma_isa::check::check_inst;
-use tahoma_isa::program::{Program, Stream, StreamId};
+use tahoma_isa::program::{GpsimdKernel, Program, Stream, StreamId};
 use tahoma_isa::rng::Rng;
 use tahoma_isa::{machine, Ap, DmaAp, Dtype, End, Header, Inst, Mem, Opcode, Scalar, ScalarMode};
 use tahoma_runtime::{Emulator, RunOptions};
@@ -171,6 +171,23 @@ fn tame(mut inst: Inst, r: &mut Rng, queue: u64) -> Inst {
             x.dst = dma_ap(r, &s);
             x.queue = queue;
         }
+        Inst::GpsimdKernel(x) => {
+            // Kernel k of `fuzz_kernels` takes k fp32 inputs.
+            x.inputs = r.below(4);
+            x.kernel = x.inputs;
+            x.dst = Ap {
+                dtype: Dtype::Fp32,
+                ..ap(r, &s)
+            };
+            let mut used = [Ap::default(); 3];
+            for a in used.iter_mut().take(x.inputs as usize) {
+                *a = Ap {
+                    dtype: Dtype::Fp32,
+                    ..ap(r, &s)
+                };
+            }
+            [x.a, x.b, x.c] = used;
+        }
     }
     if let Inst::TensorScalar(x) = &mut inst {
         for sc in [&mut x.scalar0, &mut x.scalar1] {
@@ -180,6 +197,22 @@ fn tame(mut inst: Inst, r: &mut Rng, queue: u64) -> Inst {
         }
     }
     inst
+}
+
+/// The kernel table of fuzzed programs: kernel k takes k fp32 inputs.
+fn fuzz_kernels() -> Vec<GpsimdKernel> {
+    [
+        "function %k0() -> f32 {\nblock0:\n    v0 = f32const 0x1.0p0\n    return v0\n}\n",
+        "function %k1(f32) -> f32 {\n    fn0 = %tahoma_sinf(f32) -> f32\nblock0(v0: f32):\n    v1 = call fn0(v0)\n    return v1\n}\n",
+        "function %k2(f32, f32) -> f32 {\nblock0(v0: f32, v1: f32):\n    v2 = fdiv v0, v1\n    return v2\n}\n",
+        "function %k3(f32, f32, f32) -> f32 {\nblock0(v0: f32, v1: f32, v2: f32):\n    v3 = fma v0, v1, v2\n    return v3\n}\n",
+    ]
+    .iter()
+    .map(|t| GpsimdKernel {
+        ops_per_elem: 2,
+        clif: t.to_string(),
+    })
+    .collect()
 }
 
 fn opcodes_for(id: StreamId) -> Vec<Opcode> {
@@ -197,6 +230,7 @@ fn random_legal_programs_never_panic() {
         StreamId::Tensor,
         StreamId::Vector,
         StreamId::Scalar,
+        StreamId::Gpsimd,
         StreamId::Dma(0),
         StreamId::Dma(3),
     ];
@@ -233,6 +267,7 @@ fn random_legal_programs_never_panic() {
         }
         let prog = Program {
             streams,
+            kernels: fuzz_kernels(),
             ..Program::default()
         };
         let bytes = prog.to_bytes().expect("encodable");

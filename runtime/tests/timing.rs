@@ -219,7 +219,7 @@ fn one_dma_takes_latency_plus_bytes_over_queue_bandwidth() {
     let p = one_dma_program(1, bytes, true);
     if let Inst::DmaCopy(_) = &p.streams[0].insts[0] {
         assert_eq!(
-            inst_cost(&p.streams[0].insts[0]),
+            inst_cost(&p.streams[0].insts[0], &p.kernels),
             Cost::Dma {
                 bytes,
                 uses_hbm: true,
@@ -417,7 +417,7 @@ fn a_transposing_dma_pays_the_stride_penalty_and_a_streaming_one_does_not() {
     for (src, slowdown) in [(transposed, machine::STRIDE_PENALTY_FACTOR), (streaming, 1)] {
         let inst = dma(0, src, dst, Header::default());
         assert_eq!(
-            inst_cost(&inst),
+            inst_cost(&inst, &[]),
             Cost::Dma {
                 bytes,
                 uses_hbm: true,

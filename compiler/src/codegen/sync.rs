@@ -149,13 +149,15 @@ fn conflict(a: &[Region], b: &[Region]) -> bool {
     })
 }
 
-/// Dense index of a stream: tensor, vector, scalar, then the DMA queues.
+/// Dense index of a stream: tensor, vector, scalar, the DMA queues, then GpSimd (last, so
+/// adding it left the other streams' semaphores unchanged).
 fn stream_index(s: StreamId) -> usize {
     match s {
         StreamId::Tensor => 0,
         StreamId::Vector => 1,
         StreamId::Scalar => 2,
         StreamId::Dma(q) => 3 + q as usize,
+        StreamId::Gpsimd => 3 + machine::DMA_QUEUES as usize,
     }
 }
 
@@ -164,6 +166,7 @@ fn stream_of(i: usize) -> StreamId {
         0 => StreamId::Tensor,
         1 => StreamId::Vector,
         2 => StreamId::Scalar,
+        i if i == 3 + machine::DMA_QUEUES as usize => StreamId::Gpsimd,
         q => StreamId::Dma((q - 3) as u8),
     }
 }
@@ -174,7 +177,7 @@ pub fn schedule(
     layout: &Layout,
     flat: Vec<FlatInst>,
 ) -> Result<Program, Diagnostic> {
-    let nstreams = 3 + machine::DMA_QUEUES as usize;
+    let nstreams = 4 + machine::DMA_QUEUES as usize;
     // Semaphore of stream i is i + 1 (semaphore 0 stays unused so an empty wait reads clearly).
     if nstreams as u64 + 1 > machine::SEMAPHORES {
         return Err(Diagnostic::new(

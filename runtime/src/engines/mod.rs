@@ -1,8 +1,10 @@
 //! The semantics layer shared by both schedulers: a [`Core`] (memories plus the tensor engine's
 //! stationary register) and [`Core::execute`], which applies one instruction's effects and
-//! reports what it did. One module per engine holds that engine's instructions.
+//! reports what it did. One module per engine holds that engine's instructions; the GpSimd
+//! engine's module also owns the JIT-compiled kernel table.
 
 pub mod dma;
+pub mod gpsimd;
 pub mod scalar;
 pub mod tensor;
 pub mod vector;
@@ -27,6 +29,8 @@ pub struct Effects {
 pub struct Core {
     pub mem: Memories,
     pub tensor: tensor::TensorState,
+    /// The program's GpSimd kernels, compiled for the host.
+    pub kernels: gpsimd::Kernels,
 }
 
 impl Core {
@@ -49,6 +53,9 @@ impl Core {
             Inst::Iota(x) => vector::iota(&mut self.mem, x),
             Inst::Transpose32(x) => vector::transpose32(&mut self.mem, x),
             Inst::Activate(x) => scalar::activate(&mut self.mem, x),
+            Inst::GpsimdKernel(x) => {
+                gpsimd::gpsimd_kernel(&mut self.mem, &self.kernels, x).map(|()| Effects::default())
+            }
             Inst::DmaCopy(x) => dma::dma_copy(&mut self.mem, x),
         }
     }

@@ -26,6 +26,7 @@ pub fn program(streams: Vec<(StreamId, Vec<Inst>)>, io: Vec<IoEntry>) -> Program
         io,
         consts: Vec::new(),
         ops,
+        kernels: Vec::new(),
     }
 }
 
