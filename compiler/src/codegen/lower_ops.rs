@@ -364,6 +364,28 @@ impl Cx<'_> {
                 });
                 self.emit(StreamId::Vector, inst);
             }
+            KOp::Gpsimd { dst, srcs, kernel } => {
+                if srcs.len() > 3 {
+                    return Err(self.fail(
+                        op,
+                        format!("{} sources, a GpSimd kernel takes at most 3", srcs.len()),
+                    ));
+                }
+                let mut aps = [Ap::default(); 3];
+                for (a, v) in aps.iter_mut().zip(srcs) {
+                    *a = self.ap(v, op)?;
+                }
+                let inst = Inst::GpsimdKernel(GpsimdKernel {
+                    sync,
+                    dst: self.ap(dst, op)?,
+                    a: aps[0],
+                    b: aps[1],
+                    c: aps[2],
+                    kernel: u64::from(*kernel),
+                    inputs: srcs.len() as u64,
+                });
+                self.emit(StreamId::Gpsimd, inst);
+            }
         }
         Ok(())
     }

@@ -338,6 +338,7 @@ pub fn schedule(
             .into_iter()
             .filter(|s| !s.insts.is_empty())
             .collect(),
+        kernels: kp.gpsimd.clone(),
         ..Program::default()
     };
     // Op names numbered by first appearance (stream by stream), as the assembler numbers them,

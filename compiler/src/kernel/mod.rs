@@ -11,6 +11,8 @@
 //!   offset affine in the loop variables ([`Expr`]). HBM views may add a partition stride:
 //!   `@x[0,128;784]+128*$k(128:1)`. The buffer's dtype is the view's dtype; a DMA between views of
 //!   different dtypes converts.
+//! * GpSimd kernels (Cranelift IR functions, see [`tahoma_isa::gpsimd`]) live in one table of
+//!   the program, `gpsimd_kernel N ops=K { CLIF }`; a `gpsimd` op names its entry.
 //! * No semaphores, queues or addresses appear here: codegen ([`crate::codegen`]) allocates the
 //!   buffers, unrolls the loops, orders the engines with semaphores and assigns DMA queues.
 //!
@@ -20,6 +22,7 @@ pub mod text;
 
 use std::collections::BTreeMap;
 use std::fmt;
+pub use tahoma_isa::program::GpsimdKernel;
 pub use tahoma_isa::{Act, Alu, Dtype, Mem, Reduce};
 
 /// An affine integer expression over loop variables: `constant + sum coeff * $var`.
@@ -299,6 +302,13 @@ pub enum KOp {
         dst: View,
         src: View,
     },
+    /// `dst = k(srcs...)` elementwise on the GpSimd engine, `k` entry `kernel` of
+    /// [`KernelProgram::gpsimd`]; up to 3 sources, all in SBUF.
+    Gpsimd {
+        dst: View,
+        srcs: Vec<View>,
+        kernel: u32,
+    },
 }
 
 /// A statement of a kernel body.
@@ -331,9 +341,22 @@ pub struct Kernel {
 pub struct KernelProgram {
     pub tensors: Vec<HbmTensor>,
     pub kernels: Vec<Kernel>,
+    /// The GpSimd kernel table (CLIF functions that `gpsimd` ops call), shared by all kernels.
+    pub gpsimd: Vec<GpsimdKernel>,
 }
 
 impl KernelProgram {
+    /// The index of `k` in the GpSimd kernel table, adding it when new (equal kernels share
+    /// one entry).
+    pub fn intern_gpsimd(&mut self, k: GpsimdKernel) -> u32 {
+        match self.gpsimd.iter().position(|x| *x == k) {
+            Some(i) => i as u32,
+            None => {
+                self.gpsimd.push(k);
+                (self.gpsimd.len() - 1) as u32
+            }
+        }
+    }
     pub fn tensor(&self, name: &str) -> Option<&HbmTensor> {
         self.tensors.iter().find(|t| t.name == name)
     }

@@ -110,8 +110,22 @@ pub fn op_text(op: &KOp) -> String {
             format!("iota dst={} base={base} part_step={part_step} steps={}", v(dst), steps.join(","))
         }
         KOp::Transpose32 { dst, src } => format!("transpose32 dst={} src={}", v(dst), v(src)),
+        KOp::Gpsimd { dst, srcs, kernel } => {
+            let mut s = format!("gpsimd dst={}", v(dst));
+            for (name, src) in GPSIMD_SRCS.iter().zip(srcs) {
+                let _ = write!(s, " {name}={}", v(src));
+            }
+            let _ = write!(s, " kernel={kernel}");
+            s
+        }
     }
 }
+
+/// Field names of a `gpsimd` op's sources, in order.
+const GPSIMD_SRCS: [&str; 3] = ["a", "b", "c"];
+
+/// Indentation of CLIF lines inside `gpsimd_kernel N ops=K { ... }`.
+const CLIF_INDENT: &str = "  ";
 
 fn print_body(out: &mut String, body: &[Stmt], depth: usize) {
     let pad = "  ".repeat(depth);
@@ -163,6 +177,17 @@ pub fn print_with(p: &KernelProgram, opts: PrintOptions) -> String {
                 }
             }
         }
+    }
+    for (i, g) in p.gpsimd.iter().enumerate() {
+        let _ = writeln!(out, "\ngpsimd_kernel {i} ops={} {{", g.ops_per_elem);
+        for l in g.clif.lines() {
+            if l.is_empty() {
+                out.push('\n');
+            } else {
+                let _ = writeln!(out, "{CLIF_INDENT}{l}");
+            }
+        }
+        out.push_str("}\n");
     }
     for k in &p.kernels {
         let _ = writeln!(out, "\nkernel {} {} {{", quote(&k.name), k.op);
@@ -461,6 +486,23 @@ fn parse_op(toks: &[(String, usize)], line: usize) -> Result<KOp, Diagnostic> {
             dst: f.view("dst")?,
             src: f.view("src")?,
         },
+        "gpsimd" => {
+            let dst = f.view("dst")?;
+            let mut srcs = Vec::new();
+            for name in GPSIMD_SRCS {
+                match f.opt(name) {
+                    Some((v, c)) => srcs.push(parse_view(&v, line, c)?),
+                    None => break,
+                }
+            }
+            KOp::Gpsimd {
+                dst,
+                srcs,
+                kernel: f.value::<u64>("kernel").and_then(|k| {
+                    u32::try_from(k).map_err(|_| err(line, op_col, "kernel index too large"))
+                })?,
+            }
+        }
         other => return Err(err(line, op_col, format!("unknown kernel op `{other}`"))),
     };
     f.finish()?;
@@ -561,10 +603,68 @@ impl Parser<'_> {
     }
 }
 
+/// Takes the `gpsimd_kernel N ops=K {` ... `}` blocks out of the text (their CLIF is not
+/// tokenized); the other lines keep their numbers.
+fn take_gpsimd_kernels(src: &str) -> Result<(Vec<GpsimdKernel>, Vec<(usize, &str)>), Diagnostic> {
+    let mut table = Vec::new();
+    let mut rest = Vec::new();
+    let mut open: Option<(usize, u32, String)> = None;
+    for (i, l) in src.lines().enumerate() {
+        let line = i + 1;
+        if let Some((_, ops, clif)) = &mut open {
+            if l == "}" {
+                table.push(GpsimdKernel {
+                    ops_per_elem: *ops,
+                    clif: std::mem::take(clif),
+                });
+                open = None;
+            } else {
+                clif.push_str(l.strip_prefix(CLIF_INDENT).unwrap_or(l.trim_start()));
+                clif.push('\n');
+            }
+            continue;
+        }
+        let t = l.trim();
+        let Some(head) = t.strip_prefix("gpsimd_kernel ") else {
+            rest.push((line, l));
+            continue;
+        };
+        let bad = || {
+            err(
+                line,
+                1,
+                format!("expected `gpsimd_kernel {} ops=K {{`", table.len()),
+            )
+        };
+        let parts: Vec<&str> = head.split_whitespace().collect();
+        let [idx, ops, "{"] = parts[..] else {
+            return Err(bad());
+        };
+        if parse_u64(idx).ok() != Some(table.len() as u64) {
+            return Err(bad());
+        }
+        let ops = ops
+            .strip_prefix("ops=")
+            .and_then(|o| parse_u64(o).ok())
+            .and_then(|o| u32::try_from(o).ok())
+            .ok_or_else(bad)?;
+        open = Some((line, ops, String::new()));
+    }
+    if let Some((line, _, _)) = open {
+        return Err(err(
+            line,
+            1,
+            "`gpsimd_kernel` block without its closing `}`",
+        ));
+    }
+    Ok((table, rest))
+}
+
 /// Parses kernel IR text.
 pub fn parse(src: &str) -> Result<KernelProgram, Diagnostic> {
+    let (gpsimd, src_lines) = take_gpsimd_kernels(src)?;
     let mut lines = Vec::new();
-    for (i, l) in src.lines().enumerate() {
+    for (i, l) in src_lines.into_iter().map(|(n, l)| (n - 1, l)) {
         let toks = tokenize(l, i + 1).map_err(|e| match e {
             tahoma_isa::asm::AsmError::Syntax {
                 line,
@@ -582,7 +682,10 @@ pub fn parse(src: &str) -> Result<KernelProgram, Diagnostic> {
         at: 0,
         _src: src,
     };
-    let mut prog = KernelProgram::default();
+    let mut prog = KernelProgram {
+        gpsimd,
+        ..KernelProgram::default()
+    };
     while let Some((line, toks)) = p.next() {
         let head = toks[0].0.as_str();
         match head {

@@ -1,5 +1,6 @@
 //! Elementwise ops: activations on the scalar engine (`ACTIVATE f(x * scale + bias)`), arithmetic
-//! and clamps on the vector engine, `Cast` as a converting DMA. Operands are broadcast to the
+//! and clamps on the vector engine, `Cast` as a converting DMA; ops the fixed engines cannot
+//! express go to the GpSimd engine ([`super::gpsimd`], same tiling via [`tiled_typed`]). Operands are broadcast to the
 //! output shape in HBM first (see [`super::movement::broadcast_to`]); the kernel then streams the
 //! flat data through SBUF in `[partitions x free]` tiles, computing in fp32.
 
@@ -70,6 +71,23 @@ pub fn tiled_scratch(
     scratch: &[Dtype],
     compute: &ComputeScratch,
 ) {
+    let ins = vec![Dtype::Fp32; inputs.len()];
+    tiled_typed(l, node, inputs, out, &ins, Dtype::Fp32, scratch, compute);
+}
+
+/// [`tiled_scratch`] with the dtypes of the input tiles (`in_tiles`, one per input) and of the
+/// output tile chosen by the caller (i32 tiles keep integers exact; the DMAs convert).
+#[allow(clippy::too_many_arguments)]
+pub fn tiled_typed(
+    l: &mut Lowerer,
+    node: &Node,
+    inputs: &[Placed],
+    out: &Placed,
+    in_tiles: &[Dtype],
+    out_tile: Dtype,
+    scratch: &[Dtype],
+    compute: &ComputeScratch,
+) {
     let scratch_name = |i: usize| {
         if i == 0 {
             "tmp".to_string()
@@ -84,7 +102,7 @@ pub fn tiled_scratch(
         .map(|i| Buffer {
             name: format!("x{i}"),
             mem: Mem::Sbuf,
-            dtype: Dtype::Fp32,
+            dtype: in_tiles.get(i).copied().unwrap_or(Dtype::Fp32),
             partitions: p,
             free: f,
         })
@@ -92,7 +110,7 @@ pub fn tiled_scratch(
     buffers.push(Buffer {
         name: "y".into(),
         mem: Mem::Sbuf,
-        dtype: Dtype::Fp32,
+        dtype: out_tile,
         partitions: p,
         free: f,
     });
@@ -161,8 +179,23 @@ fn float_attr(node: &Node, name: &str) -> Result<f32, Diagnostic> {
         .map_err(|m| node_error(node, Code::BadAttribute, m))
 }
 
-/// Lowers an elementwise node, or reports it as not lowered.
+fn activate(dst: &View, src: &View, func: Act, scale: f32, bias: f32) -> KOp {
+    KOp::Activate {
+        dst: dst.clone(),
+        src: src.clone(),
+        func,
+        scale: ScalarArg::Imm(scale),
+        bias: ScalarArg::Imm(bias),
+        acc: None,
+    }
+}
+
+/// Lowers an elementwise node, or reports it as not lowered. Ops without an instruction on the
+/// fixed engines go to the GpSimd engine ([`super::gpsimd`]).
 pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
+    if super::gpsimd::handles(l, node) {
+        return super::gpsimd::lower(l, node);
+    }
     let unary_act = match node.op {
         Op::Relu => Some((Act::Relu, 1.0)),
         Op::Sigmoid => Some((Act::Sigmoid, 1.0)),
@@ -209,7 +242,15 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
     };
     let is_unary_vector = matches!(
         node.op,
-        Op::LeakyRelu | Op::HardSigmoid | Op::HardSwish | Op::Clip | Op::Not | Op::Where
+        Op::LeakyRelu
+            | Op::HardSigmoid
+            | Op::HardSwish
+            | Op::Clip
+            | Op::Not
+            | Op::Where
+            | Op::Softplus
+            | Op::Softsign
+            | Op::Swish
     );
     if unary_act.is_none() && binary.is_none() && !is_unary_vector && node.op != Op::Cast {
         return Err(node_error(node, Code::NotLowered, format!("{} has no lowering to the chip yet", node.op.name())).help("run it on the interpreter with `tahoma run MODEL --reference`, or rewrite the model without it"));
@@ -323,6 +364,38 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
                 .unwrap_or(f32::INFINITY);
             tiled(l, node, &ins, &out, &move |x, y, _| {
                 vec![ts(y, &x[0], Alu::Max, lo, Alu::Min, hi)]
+            });
+        }
+        // Two scalar-engine instructions: cheaper than a GpSimd kernel of two host calls.
+        Op::Softplus => {
+            tiled(l, node, &ins, &out, &move |x, y, t| {
+                vec![
+                    activate(t, &x[0], Act::Exp, 1.0, 0.0),
+                    activate(y, t, Act::Log, 1.0, 1.0),
+                ]
+            });
+        }
+        // x / (1 + |x|): two vector instructions.
+        Op::Softsign => {
+            tiled(l, node, &ins, &out, &move |x, y, t| {
+                vec![
+                    ts(t, &x[0], Alu::AbsMax, 0.0, Alu::Add, 1.0),
+                    tt(y, &x[0], t, Alu::Divide),
+                ]
+            });
+        }
+        // x * sigmoid(alpha x): one ACTIVATE and one vector multiply.
+        Op::Swish => {
+            let alpha = node
+                .attrs
+                .opt_float("alpha")
+                .map_err(|m| node_error(node, Code::BadAttribute, m))?
+                .unwrap_or(1.0);
+            tiled(l, node, &ins, &out, &move |x, y, t| {
+                vec![
+                    activate(t, &x[0], Act::Sigmoid, alpha, 0.0),
+                    tt(y, &x[0], t, Alu::Multiply),
+                ]
             });
         }
         Op::Not => {

@@ -25,6 +25,7 @@ pub mod elementwise;
 pub mod epilogue;
 pub mod gather;
 pub mod gathernd;
+pub mod gpsimd;
 pub mod lrn;
 pub mod matmul;
 pub mod movement;
