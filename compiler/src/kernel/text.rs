@@ -605,7 +605,10 @@ impl Parser<'_> {
 
 /// Takes the `gpsimd_kernel N ops=K {` ... `}` blocks out of the text (their CLIF is not
 /// tokenized); the other lines keep their numbers.
-fn take_gpsimd_kernels(src: &str) -> Result<(Vec<GpsimdKernel>, Vec<(usize, &str)>), Diagnostic> {
+/// Numbered source lines (1-based).
+type Lines<'a> = Vec<(usize, &'a str)>;
+
+fn take_gpsimd_kernels(src: &str) -> Result<(Vec<GpsimdKernel>, Lines<'_>), Diagnostic> {
     let mut table = Vec::new();
     let mut rest = Vec::new();
     let mut open: Option<(usize, u32, String)> = None;

@@ -339,8 +339,23 @@ fn link(
 }
 
 impl Kernels {
-    /// Parses, checks and compiles every kernel of the table.
+    /// Parses, checks and compiles every kernel of the table. A panic inside Cranelift (a
+    /// code-generator bug on some input the checks let through) becomes an E2008 error too.
     pub fn compile(table: &[KernelEntry]) -> Result<Kernels, KernelError> {
+        std::panic::catch_unwind(|| Kernels::compile_unguarded(table)).unwrap_or_else(|p| {
+            let what = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            Err(KernelError {
+                kernel: 0,
+                message: format!("the code generator failed: {what}"),
+            })
+        })
+    }
+
+    fn compile_unguarded(table: &[KernelEntry]) -> Result<Kernels, KernelError> {
         if table.is_empty() {
             return Ok(Kernels::default());
         }
