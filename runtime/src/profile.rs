@@ -43,6 +43,11 @@ pub struct OpProfile {
     pub start: f64,
     /// Cycle its last instruction ended.
     pub end: f64,
+    /// Cycles during which at least one of its instructions was executing on some engine or
+    /// DMA queue (the union of its instructions' intervals): its span without the gaps where
+    /// all of its work waited on other ops' results. For an op running alone this is its span;
+    /// overlapped with others, it leaves out the stalls they cause.
+    pub active: f64,
     /// Busy cycles per engine class (in [`CLASSES`] order), summed over its instructions.
     pub busy: [f64; 5],
     /// Tensor-engine cycles in the main pipe (stationary loads in the background left out).
@@ -148,6 +153,7 @@ pub fn op_profile(program: &Program, slices: &[Slice]) -> Vec<OpProfile> {
     let mut stalls: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
     let mut queue_time: BTreeMap<(String, u8), f64> = BTreeMap::new();
     let mut by_op: BTreeMap<String, OpProfile> = BTreeMap::new();
+    let mut intervals: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     for sl in slices {
         let Some(stream) = program.stream(sl.stream) else {
             continue;
@@ -163,6 +169,7 @@ pub fn op_profile(program: &Program, slices: &[Slice]) -> Vec<OpProfile> {
             instructions: 0,
             start: sl.start,
             end: sl.end,
+            active: 0.0,
             busy: [0.0; 5],
             tensor_cycles: 0.0,
             hbm_bytes: 0,
@@ -173,6 +180,10 @@ pub fn op_profile(program: &Program, slices: &[Slice]) -> Vec<OpProfile> {
         p.start = p.start.min(sl.start);
         p.end = p.end.max(sl.end);
         p.busy[class_index(sl.stream)] += sl.end - sl.start;
+        intervals
+            .entry(p.name.clone())
+            .or_default()
+            .push((sl.start, sl.end));
         if sl.stream == StreamId::Tensor && !sl.stationary {
             p.tensor_cycles += sl.end - sl.start;
         }
@@ -202,6 +213,11 @@ pub fn op_profile(program: &Program, slices: &[Slice]) -> Vec<OpProfile> {
                 .or_default() += sl.stall;
         }
     }
+    for (name, mut iv) in intervals {
+        if let Some(p) = by_op.get_mut(&name) {
+            p.active = union_length(&mut iv);
+        }
+    }
     for ((name, _), t) in queue_time {
         if let Some(p) = by_op.get_mut(&name) {
             p.dma_queue_cycles = p.dma_queue_cycles.max(t);
@@ -222,4 +238,37 @@ pub fn op_profile(program: &Program, slices: &[Slice]) -> Vec<OpProfile> {
             .then_with(|| a.name.cmp(&b.name))
     });
     v
+}
+
+/// Total length of the union of `intervals` (sorted in place).
+fn union_length(intervals: &mut [(f64, f64)]) -> f64 {
+    intervals.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut total = 0.0;
+    let mut cur: Option<(f64, f64)> = None;
+    for &(s, e) in intervals.iter() {
+        cur = match cur {
+            Some((cs, ce)) if s <= ce => Some((cs, ce.max(e))),
+            Some((cs, ce)) => {
+                total += ce - cs;
+                Some((s, e))
+            }
+            None => Some((s, e)),
+        };
+    }
+    if let Some((cs, ce)) = cur {
+        total += ce - cs;
+    }
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::union_length;
+
+    #[test]
+    fn active_cycles_count_overlapping_intervals_once_and_skip_gaps() {
+        let mut iv = vec![(10.0, 20.0), (0.0, 5.0), (15.0, 30.0), (40.0, 41.0)];
+        assert_eq!(union_length(&mut iv), 5.0 + 20.0 + 1.0);
+        assert_eq!(union_length(&mut []), 0.0);
+    }
 }

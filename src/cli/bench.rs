@@ -4,7 +4,8 @@
 //! roofline cycles and % of roofline, compile and emulate wall seconds (medians of `--repeat`
 //! runs), and onnxruntime's CPU wall time for the same model and inputs ([`ort`]). The summary
 //! gives the geometric mean of the -O0/-O2 cycle ratios and the Spearman rank correlation of the
-//! optimizer's predicted cycles per kernel against the emulator's per-op profile ([`stats`]).
+//! optimizer's predicted cycles per kernel against the emulator's per-op active cycles
+//! (`OpProfile::active`: a kernel's span without the waits on other kernels) ([`stats`]).
 //! Prints a table; `--json FILE` writes everything, per-kernel points included.
 
 pub mod ort;
@@ -56,12 +57,16 @@ const LEVELS: [OptLevel; 2] = [OptLevel::O0, OptLevel::O2];
 /// The precision the suite compiles at (the CLI's default).
 const PRECISION: Precision = Precision::Bf16;
 
-/// One kernel: the cost model's prediction and the emulator's span for the op.
+/// One kernel: the cost model's prediction and the emulator's active cycles for the op.
 #[derive(Clone, Debug, Serialize)]
 struct KernelPoint {
     name: String,
+    op: String,
     predicted_cycles: f64,
+    /// Cycles during which the kernel had an instruction executing (`OpProfile::active`).
     emulated_cycles: f64,
+    /// First start to last end (includes waits on other kernels while they overlap).
+    span_cycles: f64,
 }
 
 /// A workload at one level.
@@ -224,23 +229,28 @@ fn run_level(
     };
     // The prediction per kernel: nodes keep their names down to the instructions, and a node
     // name may repeat (the profile merges those, so the prediction is summed the same way).
-    let mut predicted: BTreeMap<&str, f64> = BTreeMap::new();
+    let mut predicted: BTreeMap<&str, (f64, String)> = BTreeMap::new();
     for (node, c) in optimized
         .graph
         .nodes
         .iter()
         .zip(node_cycles(&optimized.graph, PRECISION))
     {
-        *predicted.entry(node.name.as_str()).or_insert(0.0) += c;
+        let e = predicted
+            .entry(node.name.as_str())
+            .or_insert((0.0, node.op.name().to_string()));
+        e.0 += c;
     }
     let kernels: Vec<KernelPoint> = r
         .ops
         .iter()
         .filter_map(|p| {
-            predicted.get(p.name.as_str()).map(|&c| KernelPoint {
+            predicted.get(p.name.as_str()).map(|(c, op)| KernelPoint {
                 name: p.name.clone(),
-                predicted_cycles: c,
-                emulated_cycles: p.span(),
+                op: op.clone(),
+                predicted_cycles: *c,
+                emulated_cycles: p.active,
+                span_cycles: p.span(),
             })
         })
         .collect();
