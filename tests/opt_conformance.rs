@@ -190,7 +190,9 @@ fn check(set: &str, rel: &str) {
     let changed = std::cell::Cell::new(0);
     for name in &listed {
         let Some((_, case)) = cases.iter().find(|(n, _)| n == name) else {
-            failures.push(format!("{name}: listed in the manifest but not in the corpus"));
+            failures.push(format!(
+                "{name}: listed in the manifest but not in the corpus"
+            ));
             continue;
         };
         let model = fs::read(case.join("model.onnx")).unwrap();
@@ -200,7 +202,10 @@ fn check(set: &str, rel: &str) {
             let exec = |g: &Graph, ins: &[Tensor]| o2_against_o0(g, ins, precision, &changed);
             let o = run_case_on(&model, &ext, &sets, golden_tolerance(case), &exec);
             if o.status != Status::Pass {
-                failures.push(format!("{name} ({precision:?}): {} ({})", o.status, o.reason));
+                failures.push(format!(
+                    "{name} ({precision:?}): {} ({})",
+                    o.status, o.reason
+                ));
             }
         }
     }

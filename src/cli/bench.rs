@@ -24,7 +24,10 @@ use tahoma_compiler::driver::{compile_graph_opt, CompileOptions};
 use tahoma_compiler::graph::Graph;
 use tahoma_compiler::lower::{LowerOptions, Precision};
 use tahoma_compiler::onnx::{self, ImportOptions, NoExternalData};
-use tahoma_compiler::opt::{cost::node_cycles, OptLevel};
+use tahoma_compiler::opt::{
+    cost::{lowered_node_cycles, node_cycles},
+    OptLevel,
+};
 use tahoma_compiler::tensor::DType;
 use tahoma_isa::program::{IoKind, Program};
 use tahoma_runtime::emulator::{Emulator, RunOptions};
@@ -62,7 +65,10 @@ const PRECISION: Precision = Precision::Bf16;
 struct KernelPoint {
     name: String,
     op: String,
+    /// From the kernel IR the lowering emitted (`opt::cost::lowered_node_cycles`).
     predicted_cycles: f64,
+    /// Extraction's per-node estimate (`opt::cost::op_cycles`).
+    op_model_cycles: f64,
     /// Cycles during which the kernel had an instruction executing (`OpProfile::active`).
     emulated_cycles: f64,
     /// First start to last end (includes waits on other kernels while they overlap).
@@ -229,29 +235,35 @@ fn run_level(
     };
     // The prediction per kernel: nodes keep their names down to the instructions, and a node
     // name may repeat (the profile merges those, so the prediction is summed the same way).
-    let mut predicted: BTreeMap<&str, (f64, String)> = BTreeMap::new();
-    for (node, c) in optimized
-        .graph
+    let g = &optimized.graph;
+    let mut predicted: BTreeMap<&str, (f64, f64, String)> = BTreeMap::new();
+    for ((node, c), o) in g
         .nodes
         .iter()
-        .zip(node_cycles(&optimized.graph, PRECISION))
+        .zip(lowered_node_cycles(g, PRECISION))
+        .zip(node_cycles(g, PRECISION))
     {
-        let e = predicted
-            .entry(node.name.as_str())
-            .or_insert((0.0, node.op.name().to_string()));
+        let e =
+            predicted
+                .entry(node.name.as_str())
+                .or_insert((0.0, 0.0, node.op.name().to_string()));
         e.0 += c;
+        e.1 += o;
     }
     let kernels: Vec<KernelPoint> = r
         .ops
         .iter()
         .filter_map(|p| {
-            predicted.get(p.name.as_str()).map(|(c, op)| KernelPoint {
-                name: p.name.clone(),
-                op: op.clone(),
-                predicted_cycles: *c,
-                emulated_cycles: p.active,
-                span_cycles: p.span(),
-            })
+            predicted
+                .get(p.name.as_str())
+                .map(|(c, o, op)| KernelPoint {
+                    name: p.name.clone(),
+                    op: op.clone(),
+                    predicted_cycles: *c,
+                    op_model_cycles: *o,
+                    emulated_cycles: p.active,
+                    span_cycles: p.span(),
+                })
         })
         .collect();
     let l = LevelResult {
@@ -424,6 +436,8 @@ struct Summary {
     /// Spearman rank correlation of predicted vs emulated cycles over every kernel of the
     /// suite, per level.
     spearman: BTreeMap<String, Option<f64>>,
+    /// The same for extraction's per-node estimate (`op_model_cycles`).
+    spearman_op_model: BTreeMap<String, Option<f64>>,
     kernels: BTreeMap<String, usize>,
 }
 
@@ -437,17 +451,25 @@ fn summarise(results: &[WorkloadResult]) -> Summary {
     };
     let (models, all) = (ratios(Some("model")), ratios(None));
     let mut spearman = BTreeMap::new();
+    let mut spearman_op_model = BTreeMap::new();
     let mut kernels = BTreeMap::new();
     for level in LEVELS {
-        let pts: Vec<(f64, f64)> = results
+        let ks: Vec<&KernelPoint> = results
             .iter()
             .flat_map(|r| &r.levels)
             .filter(|l| l.level == level.name())
             .flat_map(|l| &l.kernels)
-            .map(|k| (k.predicted_cycles, k.emulated_cycles))
             .collect();
-        spearman.insert(level.name().to_string(), stats::spearman(&pts));
-        kernels.insert(level.name().to_string(), pts.len());
+        let pairs = |f: fn(&KernelPoint) -> f64| -> Vec<(f64, f64)> {
+            ks.iter().map(|k| (f(k), k.emulated_cycles)).collect()
+        };
+        let name = level.name().to_string();
+        spearman.insert(
+            name.clone(),
+            stats::spearman(&pairs(|k| k.predicted_cycles)),
+        );
+        spearman_op_model.insert(name.clone(), stats::spearman(&pairs(|k| k.op_model_cycles)));
+        kernels.insert(name, ks.len());
     }
     Summary {
         geomean_o0_over_o2_models: stats::geomean(&models),
@@ -455,6 +477,7 @@ fn summarise(results: &[WorkloadResult]) -> Summary {
         geomean_o0_over_o2_all: stats::geomean(&all),
         workloads: all.len(),
         spearman,
+        spearman_op_model,
         kernels,
     }
 }
@@ -549,11 +572,14 @@ fn table(results: &[WorkloadResult], summary: &Summary) -> String {
         let n = level.name();
         let _ = writeln!(
             s,
-            "predicted vs emulated cycles per kernel at -{n}: Spearman {} over {} kernels",
+            "predicted (kernel IR) vs emulated (active) cycles per kernel at -{n}: Spearman {} over {} kernels (extraction's per-node estimate: {})",
             fmt_opt(summary.spearman.get(n).copied().flatten(), |x| format!(
                 "{x:.3}"
             )),
-            summary.kernels.get(n).copied().unwrap_or(0)
+            summary.kernels.get(n).copied().unwrap_or(0),
+            fmt_opt(summary.spearman_op_model.get(n).copied().flatten(), |x| format!(
+                "{x:.3}"
+            )),
         );
     }
     s

@@ -112,13 +112,42 @@ pub fn op_cycles(
     compute.max(dma) + latency
 }
 
-/// Predicted cycles of a whole graph as lowered today (each node once).
+/// Predicted cycles of a whole graph as lowered today (each node once, [`op_cycles`]): what
+/// the optimizer compares before and after extraction.
 pub fn graph_cycles(g: &crate::graph::Graph, precision: Precision) -> f64 {
     node_cycles(g, precision).iter().sum()
 }
 
-/// Predicted cycles of each node of `g` (in node order) as lowered today: the per-kernel
-/// prediction `tahoma bench` ranks against the emulator's per-op profile.
+/// Predicted cycles of each node of `g` (in node order) from the kernels the lowering emits
+/// for it: the graph is lowered and every kernel is costed from its kernel IR
+/// ([`super::kernel_cost`]); a node the lowering gives no kernel (a view, a folded constant)
+/// costs zero, and when the graph does not lower, every node gets [`op_cycles`]'s estimate.
+/// This is the per-kernel prediction `tahoma bench` ranks against the emulator's per-op active
+/// cycles; it lowers the whole graph, so extraction (which costs every e-node) uses
+/// [`op_cycles`] instead.
+pub fn lowered_node_cycles(g: &crate::graph::Graph, precision: Precision) -> Vec<f64> {
+    match crate::lower::lower(g, crate::lower::LowerOptions { precision }) {
+        Ok(kp) => {
+            let by_name = super::kernel_cost::kernel_cycles_by_name(&kp);
+            // Kernels are named after their node; nodes sharing a name split the kernels' cost
+            // evenly (the bench sums them back).
+            let mut share: std::collections::HashMap<&str, usize> = Default::default();
+            for n in &g.nodes {
+                *share.entry(n.name.as_str()).or_insert(0) += 1;
+            }
+            g.nodes
+                .iter()
+                .map(|n| {
+                    by_name.get(&n.name).copied().unwrap_or(0.0) / share[n.name.as_str()] as f64
+                })
+                .collect()
+        }
+        Err(_) => node_cycles(g, precision),
+    }
+}
+
+/// [`op_cycles`] of each node of `g`, in node order (constants and what is computed only from
+/// them cost zero).
 pub fn node_cycles(g: &crate::graph::Graph, precision: Precision) -> Vec<f64> {
     let mut weight_only = vec![false; g.values.len()];
     for (v, _) in g.constants() {

@@ -11,6 +11,7 @@
 pub mod analysis;
 pub mod cost;
 pub mod extract;
+pub mod kernel_cost;
 pub mod lang;
 pub mod report;
 pub mod rules;
