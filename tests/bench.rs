@@ -82,6 +82,14 @@ fn gemm512_table_and_json() {
         let k = l["kernels"].as_array().unwrap();
         assert!(!k.is_empty(), "no kernel matched its prediction: {l}");
         assert!(k[0]["emulated_cycles"].as_f64().unwrap() > 0.0);
+        // A GEMM alone is the whole program: run alone, it takes the whole run's cycles.
+        assert_eq!(
+            k[0]["emulated_cycles"].as_f64().unwrap(),
+            l["cycles"].as_f64().unwrap()
+        );
+        let active = k[0]["active_cycles"].as_f64().unwrap();
+        assert!(active > 0.0 && active <= k[0]["span_cycles"].as_f64().unwrap());
+        assert!(k[0]["predicted_cycles"].as_f64().unwrap() > 0.0);
     }
     assert!(w["o0_over_o2"].as_f64().unwrap() > 0.0);
     assert!(w["onnxruntime"]["median_seconds"].is_null());

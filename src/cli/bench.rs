@@ -8,6 +8,7 @@
 //! (`OpProfile::active`: a kernel's span without the waits on other kernels) ([`stats`]).
 //! Prints a table; `--json FILE` writes everything, per-kernel points included.
 
+pub mod alone;
 pub mod ort;
 pub mod stats;
 pub mod workloads;
@@ -69,8 +70,11 @@ struct KernelPoint {
     predicted_cycles: f64,
     /// Extraction's per-node estimate (`opt::cost::op_cycles`).
     op_model_cycles: f64,
-    /// Cycles during which the kernel had an instruction executing (`OpProfile::active`).
+    /// The kernel compiled and emulated alone ([`alone`]).
     emulated_cycles: f64,
+    /// Cycles during which the kernel had an instruction executing in the whole model
+    /// (`OpProfile::active`).
+    active_cycles: f64,
     /// First start to last end (includes waits on other kernels while they overlap).
     span_cycles: f64,
 }
@@ -236,19 +240,29 @@ fn run_level(
     // The prediction per kernel: nodes keep their names down to the instructions, and a node
     // name may repeat (the profile merges those, so the prediction is summed the same way).
     let g = &optimized.graph;
-    let mut predicted: BTreeMap<&str, (f64, f64, String)> = BTreeMap::new();
+    let mut predicted: BTreeMap<&str, (f64, f64, f64, String)> = BTreeMap::new();
     for ((node, c), o) in g
         .nodes
         .iter()
         .zip(lowered_node_cycles(g, PRECISION))
         .zip(node_cycles(g, PRECISION))
     {
-        let e =
-            predicted
-                .entry(node.name.as_str())
-                .or_insert((0.0, 0.0, node.op.name().to_string()));
+        // Views and folded constants have no kernel; the others are also emulated alone.
+        if c == 0.0 {
+            continue;
+        }
+        let Some(alone) = alone::cycles(g, node, PRECISION, seed) else {
+            continue;
+        };
+        let e = predicted.entry(node.name.as_str()).or_insert((
+            0.0,
+            0.0,
+            0.0,
+            node.op.name().to_string(),
+        ));
         e.0 += c;
         e.1 += o;
+        e.2 += alone;
     }
     let kernels: Vec<KernelPoint> = r
         .ops
@@ -256,12 +270,13 @@ fn run_level(
         .filter_map(|p| {
             predicted
                 .get(p.name.as_str())
-                .map(|(c, o, op)| KernelPoint {
+                .map(|(c, o, alone, op)| KernelPoint {
                     name: p.name.clone(),
                     op: op.clone(),
                     predicted_cycles: *c,
                     op_model_cycles: *o,
-                    emulated_cycles: p.active,
+                    emulated_cycles: *alone,
+                    active_cycles: p.active,
                     span_cycles: p.span(),
                 })
         })
@@ -438,6 +453,9 @@ struct Summary {
     spearman: BTreeMap<String, Option<f64>>,
     /// The same for extraction's per-node estimate (`op_model_cycles`).
     spearman_op_model: BTreeMap<String, Option<f64>>,
+    /// The kernel-IR prediction against each kernel's active cycles in the whole model
+    /// (which add the sharing and waits of overlapping kernels).
+    spearman_active: BTreeMap<String, Option<f64>>,
     kernels: BTreeMap<String, usize>,
 }
 
@@ -452,6 +470,7 @@ fn summarise(results: &[WorkloadResult]) -> Summary {
     let (models, all) = (ratios(Some("model")), ratios(None));
     let mut spearman = BTreeMap::new();
     let mut spearman_op_model = BTreeMap::new();
+    let mut spearman_active = BTreeMap::new();
     let mut kernels = BTreeMap::new();
     for level in LEVELS {
         let ks: Vec<&KernelPoint> = results
@@ -469,6 +488,14 @@ fn summarise(results: &[WorkloadResult]) -> Summary {
             stats::spearman(&pairs(|k| k.predicted_cycles)),
         );
         spearman_op_model.insert(name.clone(), stats::spearman(&pairs(|k| k.op_model_cycles)));
+        spearman_active.insert(
+            name.clone(),
+            stats::spearman(
+                &ks.iter()
+                    .map(|k| (k.predicted_cycles, k.active_cycles))
+                    .collect::<Vec<_>>(),
+            ),
+        );
         kernels.insert(name, ks.len());
     }
     Summary {
@@ -478,6 +505,7 @@ fn summarise(results: &[WorkloadResult]) -> Summary {
         workloads: all.len(),
         spearman,
         spearman_op_model,
+        spearman_active,
         kernels,
     }
 }
@@ -570,16 +598,16 @@ fn table(results: &[WorkloadResult], summary: &Summary) -> String {
     );
     for level in LEVELS {
         let n = level.name();
+        let f3 = |m: &BTreeMap<String, Option<f64>>| {
+            fmt_opt(m.get(n).copied().flatten(), |x| format!("{x:.3}"))
+        };
         let _ = writeln!(
             s,
-            "predicted (kernel IR) vs emulated (active) cycles per kernel at -{n}: Spearman {} over {} kernels (extraction's per-node estimate: {})",
-            fmt_opt(summary.spearman.get(n).copied().flatten(), |x| format!(
-                "{x:.3}"
-            )),
+            "predicted vs emulated cycles per kernel at -{n}, Spearman over {} kernels: kernel-IR model {} against each kernel run alone ({} against its active cycles in the whole model); extraction's per-node estimate {} alone",
             summary.kernels.get(n).copied().unwrap_or(0),
-            fmt_opt(summary.spearman_op_model.get(n).copied().flatten(), |x| format!(
-                "{x:.3}"
-            )),
+            f3(&summary.spearman),
+            f3(&summary.spearman_active),
+            f3(&summary.spearman_op_model),
         );
     }
     s
