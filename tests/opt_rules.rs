@@ -797,7 +797,8 @@ fn a_phase_at_its_limit_warns_and_keeps_the_best_so_far() {
 }
 
 /// Snapshots of `--emit graph-opt` for graphs of `tests/kernels/` the optimizer changes or
-/// must leave alone, with the e-graph sizes of the final phase.
+/// must leave alone, with the e-graph sizes of the final phase; each optimised graph is run
+/// against the imported one on the interpreter.
 #[test]
 fn graph_opt_snapshots() {
     use tahoma_compiler::onnx::{import_text, ImportOptions, NoExternalData};
@@ -825,6 +826,21 @@ fn graph_opt_snapshots() {
             o.report.phases.iter().all(|p| p.stop == "saturated"),
             "{name}"
         );
+        // The optimised graph computes what the imported one does (interpreter, fp32; the
+        // conformance corpora get the same check in tests/opt_conformance.rs).
+        let mut r = Rng(7);
+        let ins: Vec<Tensor> = g.inputs.iter().map(|&v| r.tensor(&g.ty(v).shape)).collect();
+        let (want, got) = (
+            run_graph(&g, &ins).unwrap(),
+            run_graph(&o.graph, &ins).unwrap(),
+        );
+        assert_eq!(want.len(), got.len(), "{name}");
+        for (w, h) in want.iter().zip(&got) {
+            assert_eq!(w.shape(), h.shape(), "{name}");
+            for (a, b) in w.to_f32_vec().iter().zip(h.to_f32_vec()) {
+                assert!((a - b).abs() <= 1e-5 * a.abs() + 1e-6, "{name}: {a} vs {b}");
+            }
+        }
         insta::assert_snapshot!(
             format!("graph_opt_{name}"),
             tahoma_compiler::graph::text::print_with(
