@@ -28,6 +28,7 @@ pub struct KernelWork {
     pub tensor: f64,
     pub vector: f64,
     pub scalar: f64,
+    pub gpsimd: f64,
     /// Queue cycles of every DMA piece (trigger latency plus transfer), summed.
     pub dma_queue: f64,
     pub dma_pieces: f64,
@@ -40,7 +41,7 @@ impl KernelWork {
         let queues = self.dma_pieces.clamp(1.0, machine::DMA_QUEUES as f64);
         let dma = self.dma_queue / queues;
         let hbm = self.hbm_bytes / machine::HBM_BYTES_PER_CYCLE as f64;
-        let compute = [self.tensor, self.vector, self.scalar]
+        let compute = [self.tensor, self.vector, self.scalar, self.gpsimd]
             .into_iter()
             .fold(0.0, f64::max);
         if self.dma_pieces == 0.0 {
@@ -56,6 +57,7 @@ impl KernelWork {
         self.tensor += o.tensor;
         self.vector += o.vector;
         self.scalar += o.scalar;
+        self.gpsimd += o.gpsimd;
         self.dma_queue += o.dma_queue;
         self.dma_pieces += o.dma_pieces;
         self.hbm_bytes += o.hbm_bytes;
@@ -66,6 +68,7 @@ impl KernelWork {
             tensor: self.tensor * k,
             vector: self.vector * k,
             scalar: self.scalar * k,
+            gpsimd: self.gpsimd * k,
             dma_queue: self.dma_queue * k,
             dma_pieces: self.dma_pieces * k,
             hbm_bytes: self.hbm_bytes * k,
@@ -134,6 +137,19 @@ fn op_work(p: &KernelProgram, k: &Kernel, op: &KOp) -> KernelWork {
         | KOp::Memset { dst, .. }
         | KOp::Iota { dst, .. }
         | KOp::Transpose32 { dst, .. } => w.vector = costs::vector_cycles(n(dst), 1, 1) as f64,
+        KOp::Gpsimd { dst, kernel, .. } => {
+            let ops = p
+                .gpsimd
+                .get(*kernel as usize)
+                .map_or(1, |g| u64::from(g.ops_per_elem));
+            let start = dst
+                .part_start
+                .terms
+                .is_empty()
+                .then_some(dst.part_start.constant);
+            let start = start.map_or(0, |s| s.max(0) as u64);
+            w.gpsimd = costs::gpsimd_cycles(start, dst.part_count, n(dst), ops, 1) as f64;
+        }
     }
     w
 }
@@ -198,6 +214,11 @@ fn touches_of(op: &KOp) -> Vec<(&View, bool)> {
             v
         }
         KOp::Reduce { dst, src, .. } => vec![(src, false), (dst, true)],
+        KOp::Gpsimd { dst, srcs, .. } => {
+            let mut v: Vec<(&View, bool)> = srcs.iter().map(|x| (x, false)).collect();
+            v.push((dst, true));
+            v
+        }
         KOp::Memset { dst, .. } | KOp::Iota { dst, .. } => vec![(dst, true)],
         KOp::Select {
             dst,
@@ -282,7 +303,7 @@ pub fn schedule_cycles(p: &KernelProgram, k: &Kernel) -> Option<f64> {
         p: &'a KernelProgram,
         k: &'a Kernel,
         env: BTreeMap<String, i64>,
-        engines: [f64; 3],
+        engines: [f64; 4],
         /// Tensor engine: when the stationary load in flight ends, whether the previous op
         /// was a MATMUL (a LOAD_STATIONARY after it may start as soon as it started) and when
         /// that MATMUL started.
@@ -362,10 +383,12 @@ pub fn schedule_cycles(p: &KernelProgram, k: &Kernel) -> Option<f64> {
                                 0
                             } else if w.scalar > 0.0 {
                                 1
+                            } else if w.gpsimd > 0.0 {
+                                3
                             } else {
                                 2
                             };
-                            let c = w.tensor + w.scalar + w.vector;
+                            let c = w.tensor + w.scalar + w.vector + w.gpsimd;
                             let mut start = ready.max(st.engines[e]);
                             if e == 0 {
                                 start = start.max(st.ls_until);
@@ -395,7 +418,7 @@ pub fn schedule_cycles(p: &KernelProgram, k: &Kernel) -> Option<f64> {
         p,
         k,
         env: BTreeMap::new(),
-        engines: [0.0; 3],
+        engines: [0.0; 4],
         ls_until: 0.0,
         prev_matmul: false,
         mm_start: 0.0,
