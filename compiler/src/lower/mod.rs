@@ -19,6 +19,7 @@
 //!
 //! A node no family handles is reported with [`Code::NotLowered`], all such nodes at once.
 
+pub mod argmax;
 pub mod conv;
 pub mod conv_transpose;
 pub mod elementwise;
@@ -36,6 +37,7 @@ pub mod resize;
 pub mod rounding;
 pub mod shape_ops;
 pub mod tiles;
+pub mod trilu;
 
 use crate::diag::{Code, Diagnostic, Diagnostics};
 use crate::graph::{Graph, Node, Op, ValueId};
@@ -330,7 +332,9 @@ pub fn lower(graph: &Graph, opts: LowerOptions) -> Result<KernelProgram, Diagnos
             Op::Conv | Op::FusedConv => conv::lower(&mut l, node),
             Op::ConvTranspose => conv_transpose::lower(&mut l, node),
             Op::MaxPool | Op::AveragePool | Op::LpPool => pool::lower(&mut l, node),
-            Op::Transpose | Op::Expand => movement::lower(&mut l, node),
+            Op::Transpose | Op::Expand | Op::DepthToSpace | Op::SpaceToDepth => {
+                movement::lower(&mut l, node)
+            }
             Op::Softmax
             | Op::LogSoftmax
             | Op::LayerNormalization
@@ -343,6 +347,8 @@ pub fn lower(graph: &Graph, opts: LowerOptions) -> Result<KernelProgram, Diagnos
             | Op::GlobalAveragePool
             | Op::GlobalMaxPool => reduce::lower(&mut l, node),
             Op::LRN => lrn::lower(&mut l, node),
+            Op::ArgMax | Op::ArgMin | Op::Hardmax => argmax::lower(&mut l, node),
+            Op::Trilu => trilu::lower(&mut l, node),
             Op::GatherND => gathernd::lower(&mut l, node),
             Op::Resize if resize::handles(node) => resize::lower(&mut l, node),
             Op::Floor | Op::Ceil | Op::Round | Op::IsNaN | Op::IsInf => {

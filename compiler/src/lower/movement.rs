@@ -1,6 +1,7 @@
 //! Data movement lowered to DMA access patterns between HBM tensors: `Transpose` (a permuted
-//! read), `Expand` and the broadcasts other ops need (reads with zero strides), and copies of
-//! aliased values into graph outputs.
+//! read), `DepthToSpace` and `SpaceToDepth` (a permuted read of a 6-D view), `Expand` and the
+//! broadcasts other ops need (reads with zero strides), and copies of aliased values into graph
+//! outputs.
 
 use super::tiles::{contiguous_strides, dma_strided, Dim};
 use super::{node_error, Lowerer, Placed};
@@ -99,7 +100,61 @@ pub fn copy_to_output(l: &mut Lowerer, v: ValueId) {
     l.push_kernel(kernel(&kname, "Identity", ops));
 }
 
-/// Transpose and Expand.
+/// The dims of `DepthToSpace` / `SpaceToDepth` on `[N, C, H, W]` (modes `DCR` and `CRD`): the
+/// input viewed as a 6-D tensor, permuted, and written contiguously (ONNX's reshape-transpose-
+/// reshape definition as one strided read).
+fn block_dims(node: &Node, shape: &[u64]) -> Result<Vec<Dim>, Diagnostic> {
+    let attr_err = |m| node_error(node, Code::BadAttribute, m);
+    let b = node.attrs.int("blocksize").map_err(attr_err)?;
+    let crd = node.attrs.str("mode").map_err(attr_err)? == "CRD";
+    let (b, ok) = (b.max(1) as u64, b > 0 && shape.len() == 4);
+    let bad = || {
+        node_error(
+            node,
+            Code::BadAttribute,
+            format!("blocksize {b} does not fit input shape {shape:?}"),
+        )
+    };
+    if !ok {
+        return Err(bad());
+    }
+    let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3]);
+    let (view, perm): (Vec<u64>, [usize; 6]) = if node.op == Op::DepthToSpace {
+        if c % (b * b) != 0 {
+            return Err(bad());
+        }
+        let cc = c / (b * b);
+        if crd {
+            (vec![n, cc, b, b, h, w], [0, 1, 4, 2, 5, 3])
+        } else {
+            (vec![n, b, b, cc, h, w], [0, 3, 4, 1, 5, 2])
+        }
+    } else {
+        if h % b != 0 || w % b != 0 {
+            return Err(bad());
+        }
+        let perm = if crd {
+            [0, 1, 3, 5, 2, 4]
+        } else {
+            [0, 3, 5, 1, 2, 4]
+        };
+        (vec![n, c, h / b, b, w / b, b], perm)
+    };
+    let in_strides = contiguous_strides(&view);
+    let out_shape: Vec<u64> = perm.iter().map(|&p| view[p]).collect();
+    let out_strides = contiguous_strides(&out_shape);
+    Ok(perm
+        .iter()
+        .enumerate()
+        .map(|(i, &p)| Dim {
+            size: out_shape[i],
+            src: in_strides[p],
+            dst: out_strides[i],
+        })
+        .collect())
+}
+
+/// Transpose, Expand, DepthToSpace and SpaceToDepth.
 pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
     let x = l.placed(node.inputs[0]);
     let out = l.place_output(node.outputs[0], node)?;
@@ -121,6 +176,7 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
                 .collect()
         }
         Op::Expand => broadcast_dims(&x.shape, &out.shape),
+        Op::DepthToSpace | Op::SpaceToDepth => block_dims(node, &x.shape)?,
         other => {
             return Err(node_error(
                 node,

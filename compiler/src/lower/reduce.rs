@@ -2,13 +2,15 @@
 //! rows (the kept axes) go on partitions and the reduced axes, brought innermost by the DMA's
 //! access pattern, on the free dim; `TENSOR_REDUCE` folds each row. Rows longer than
 //! [`ROW_FREE_MAX`] are reduced in chunks into a partial column per chunk, then once more.
-//! [`Rows`] is the row split that Softmax and the normalisations share.
+//! [`Rows`] is the row split that Softmax and the normalisations share. A reduction over an
+//! empty axis is a fill with the reduction's identity.
 
 use super::tiles::{sbuf, simplify, tile, Dim, RowWalk, ROW_FREE_MAX};
 use super::{node_error, Lowerer};
 use crate::diag::{Code, Diagnostic};
 use crate::graph::{Node, Op};
 use crate::kernel::{Expr, KOp, Kernel, ScalarArg, View};
+use crate::tensor::DType;
 use tahoma_isa::{machine, Alu, Reduce};
 
 /// A tensor split into rows (the kept axes, walked over partitions and loops) and the reduced
@@ -104,6 +106,46 @@ pub fn kept_strides(shape: &[u64], axes: &[usize]) -> Vec<i64> {
     super::tiles::contiguous_strides(&kept)
 }
 
+/// A reduction over an empty axis: every output element is the reduction's identity (0 for a
+/// sum, -inf/+inf for max/min, false/true for boolean max/min, NaN for a mean of nothing),
+/// written by a `MEMSET` tile.
+fn empty(l: &mut Lowerer, node: &Node, op: Reduce, mean: bool) -> Result<(), Diagnostic> {
+    let dtype = l.graph.ty(node.outputs[0]).dtype;
+    let value = match (op, mean) {
+        (Reduce::Add, false) => 0.0,
+        _ if !dtype.is_float() && dtype != DType::Bool => {
+            return Err(node_error(
+                node,
+                Code::NotLowered,
+                format!(
+                    "{} of {dtype} values over an empty axis of {} has no identity the chip's i32 holds; only sums, and max/min of float or bool values, are lowered",
+                    node.op.name(),
+                    l.graph.ty(node.inputs[0])
+                ),
+            ))
+        }
+        (Reduce::Add, true) => f32::NAN,
+        (Reduce::Max, _) if dtype == DType::Bool => 0.0,
+        (Reduce::Min, _) if dtype == DType::Bool => 1.0,
+        (Reduce::Max, _) => f32::NEG_INFINITY,
+        (Reduce::Min, _) => f32::INFINITY,
+    };
+    let out = l.place_output(node.outputs[0], node)?;
+    let (body, buffers) = if out.elems() > 0 {
+        let (stmts, buf) = super::shape_ops::fill(&out.tensor, out.elems(), value);
+        (stmts, vec![buf])
+    } else {
+        (vec![], vec![])
+    };
+    l.push_kernel(Kernel {
+        name: node.name.clone(),
+        op: node.op.name().to_string(),
+        buffers,
+        body,
+    });
+    Ok(())
+}
+
 /// Lowers a reduction or global pool.
 pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
     let x = l.placed(node.inputs[0]);
@@ -128,7 +170,7 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
         }
     };
     if axes.iter().any(|&a| x.shape.get(a) == Some(&0)) {
-        return Err(node_error(node, Code::NotLowered, "a reduction over an empty axis (its result is the reduction's identity) is not lowered"));
+        return empty(l, node, op, mean);
     }
     let out = l.place_output(node.outputs[0], node)?;
     let rows = Rows::new(node, &x.shape, &axes, &kept_strides(&x.shape, &axes))?;
