@@ -1,18 +1,49 @@
-//! `Gather` along axis 0 of a 2-D table with indices computed at run time (embedding lookups), as
-//! a one-hot matrix product on the tensor engine: for each tile of up to `pe_cols` indices and
-//! each tile of `pe_rows` table rows, the vector engine builds `onehot[r, t] = (ids[t] == row r)`
-//! (IOTA + compare), which becomes the stationary operand; the table tile streams as the moving
-//! operand, and PSUM accumulates the selected rows over all table tiles. Exact at fp32 (one 1.0
-//! times one value plus zeros); at bf16 the table is stored in bf16. Negative indices count from
-//! the end as ONNX says.
+//! Gathers of whole rows with row numbers computed at run time, as one-hot matrix products on
+//! the tensor engine ([`OneHot`], shared with [`super::gathernd`]), and `Gather` itself (any
+//! axis, any rank, indices of any shape, negative ones counting from the end).
+//!
+//! The scheme: the data is `blocks` tables of `v` rows x `d` elements stored one after the other;
+//! output block `o` row `t` is row `row[t]` of table `o`. For each tile of up to `pe_cols` row
+//! numbers (left in an fp32 `row` tile on every partition by the caller's ops) and each tile of
+//! `pe_rows` table rows, the vector engine builds `onehot[r, t] = (row[t] == r)` (IOTA +
+//! compare), the stationary operand; the table tile streams as the moving operand and PSUM
+//! accumulates the selected rows over the table tiles (two PSUM/SBUF result buffers alternate
+//! when the rows fit, so evacuating one tile overlaps the next). The one-hot depends only on the
+//! row numbers, so with a single table tile it is built once for all blocks. Exact at fp32 (one
+//! 1.0 times one value plus zeros); a float table is stored at the compiled operand precision
+//! (bf16 by default), integer data stays fp32 (exact below 2^24).
+//!
+//! `Gather` along axis `a` of `data[pre.., A, post..]` is `prod(pre)` blocks of `A` rows of
+//! `prod(post)` elements, each indexed by the same `indices` (an embedding lookup is one block).
 
-use super::{node_error, Lowerer};
+use super::{node_error, Lowerer, EXACT_INT_LIMIT};
 use crate::diag::{Code, Diagnostic};
 use crate::graph::Node;
 use crate::kernel::{Accumulate, Buffer, Expr, KOp, Kernel, ScalarArg, Stmt, View};
 use tahoma_isa::{machine, Act, Alu, Dtype, Mem};
 
-fn ts(dst: View, src: View, op0: Alu, s0: f32, op1: Alu, s1: f32) -> KOp {
+/// Name of the fp32 `[pe_rows, tile]` buffer holding the row numbers of the current index tile.
+pub const ROW: &str = "row";
+
+/// A one-hot row gather (see the module doc).
+pub struct OneHot<'a> {
+    /// HBM tensor holding the tables.
+    pub table: &'a str,
+    /// HBM tensor receiving `blocks x n` rows of `d`.
+    pub out: &'a str,
+    /// Dtype of the table and one-hot operands on chip.
+    pub dtype: Dtype,
+    pub blocks: u64,
+    /// Rows per table.
+    pub v: u64,
+    /// Elements per row.
+    pub d: u64,
+    /// Row numbers (output rows per block).
+    pub n: u64,
+}
+
+/// `dst = (src op0 s0) op1 s1` with immediates.
+pub fn ts(dst: View, src: View, op0: Alu, s0: f32, op1: Alu, s1: f32) -> KOp {
     KOp::TensorScalar {
         dst,
         src,
@@ -25,153 +56,258 @@ fn ts(dst: View, src: View, op0: Alu, s0: f32, op1: Alu, s1: f32) -> KOp {
     }
 }
 
-/// Lowers a run-time-index Gather of `data[V, D]` along axis 0.
-pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
-    let opd = l.opts.precision.operand_dtype();
-    let table = l.operand(node.inputs[0], opd);
-    if table.shape.len() != 2
-        || node.attrs.int("axis").unwrap_or(0) != 0
-        || !l.graph.ty(node.inputs[0]).dtype.is_float()
-    {
-        return Err(node_error(node, Code::NotLowered, "Gather with run-time indices is lowered only along axis 0 of a 2-D float table (an embedding lookup)"));
-    }
-    let (v, d) = (table.shape[0], table.shape[1]);
-    let bank = machine::PSUM_PARTITION_BYTES / machine::PSUM_BANKS / Dtype::Fp32.size_bytes();
-    if d > bank * machine::PSUM_BANKS {
-        return Err(node_error(
-            node,
-            Code::NotLowered,
-            format!(
-                "rows of {d} elements do not fit PSUM ({} fp32 per partition)",
-                bank * machine::PSUM_BANKS
-            ),
-        ));
-    }
-    if v as f32 > super::EXACT_INT_LIMIT {
-        return Err(node_error(
-            node,
-            Code::NotLowered,
-            format!("a table of {v} rows is indexed beyond the chip's exact integers"),
-        ));
-    }
-    let ids = l.placed(node.inputs[1]);
-    let out = l.place_output(node.outputs[0], node)?;
-    let n = ids.elems();
-    let (pm, pk, pn) = (machine::PE_COLS, machine::PE_ROWS, machine::MAX_MOVING_FREE);
-    let buf = |name: &str, mem, dtype, partitions, free| Buffer {
-        name: name.into(),
-        mem,
-        dtype,
-        partitions,
-        free,
-    };
-    let tcols = pm.min(n.max(1));
-    let buffers = vec![
-        buf("ids", Mem::Sbuf, Dtype::Fp32, pk, tcols),
-        buf("neg", Mem::Sbuf, Dtype::Fp32, pk, tcols),
-        buf("row", Mem::Sbuf, Dtype::Fp32, pk, tcols),
-        buf("onehot", Mem::Sbuf, opd, pk, tcols),
-        buf("table", Mem::Sbuf, opd, pk, d.max(1)),
-        buf("acc", Mem::Psum, Dtype::Fp32, pm, d.max(1)),
-        buf("y", Mem::Sbuf, Dtype::Fp32, pm, d.max(1)),
-    ];
-    let sb = |name: &str, parts: u64, free: u64| {
-        View::buf(name, 0, parts, Expr::constant(0), vec![(free, 1)])
-    };
-    let mut body = Vec::new();
-    let mut t0 = 0;
-    while t0 < n {
-        let tt = pm.min(n - t0);
-        // The indices of this tile on every partition (a partition-stride-0 read), made
-        // non-negative: ids += V * (ids < 0).
-        body.push(KOp::Dma {
-            dst: sb("ids", pk, tt),
-            src: View::hbm(&ids.tensor, pk, 0, Expr::constant(t0 as i64), vec![(tt, 1)]),
-        });
-        body.push(ts(
-            sb("neg", pk, tt),
-            sb("ids", pk, tt),
+/// A contiguous fp32-or-other view `[parts, free]` at element `off` of buffer `name`.
+pub fn flat(name: &str, parts: u64, off: u64, free: u64) -> View {
+    View::buf(name, 0, parts, Expr::constant(off as i64), vec![(free, 1)])
+}
+
+/// Ops making the `parts x n` row numbers in `row` non-negative: `row += axis * (row < 0)`,
+/// using `tmp` (same shape) as scratch.
+pub fn wrap_negative(row: View, tmp: View, axis: u64) -> Vec<KOp> {
+    vec![
+        ts(
+            tmp.clone(),
+            row.clone(),
             Alu::IsLt,
             0.0,
             Alu::Multiply,
-            v as f32,
-        ));
-        body.push(KOp::TensorTensor {
-            dst: sb("ids", pk, tt),
-            a: sb("ids", pk, tt),
-            b: sb("neg", pk, tt),
+            axis as f32,
+        ),
+        KOp::TensorTensor {
+            dst: row.clone(),
+            a: row,
+            b: tmp,
             op: Alu::Add,
-        });
-        let mut v0 = 0;
-        while v0 < v {
-            let vt = pk.min(v - v0);
-            body.push(KOp::Iota {
-                dst: sb("row", vt, tt),
-                base: v0 as i64,
-                part_step: 1,
-                steps: vec![0],
-            });
-            body.push(KOp::TensorTensor {
-                dst: sb("onehot", vt, tt),
-                a: sb("row", vt, tt),
-                b: sb("ids", vt, tt),
-                op: Alu::IsEqual,
-            });
-            body.push(KOp::Dma {
-                dst: sb("table", vt, d),
-                src: View::hbm(
-                    &table.tensor,
-                    vt,
-                    d as i64,
-                    Expr::constant((v0 * d) as i64),
-                    vec![(d, 1)],
-                ),
-            });
-            body.push(KOp::LoadStationary {
-                src: sb("onehot", vt, tt),
-            });
-            let mut d0 = 0;
-            while d0 < d {
-                let dt = pn.min(d - d0);
-                let acc = if v0 == 0 {
-                    Accumulate::Never
-                } else {
-                    Accumulate::Always
-                };
-                body.push(KOp::Matmul {
-                    dst: View::buf("acc", 0, tt, Expr::constant(d0 as i64), vec![(dt, 1)]),
-                    moving: View::buf("table", 0, vt, Expr::constant(d0 as i64), vec![(dt, 1)]),
-                    acc,
-                });
-                d0 += dt;
-            }
-            v0 += vt;
-        }
-        body.push(KOp::Activate {
-            dst: sb("y", tt, d),
-            src: sb("acc", tt, d),
-            func: Act::Identity,
-            scale: ScalarArg::Imm(1.0),
-            bias: ScalarArg::Imm(0.0),
-            acc: None,
-        });
-        body.push(KOp::Dma {
-            dst: View::hbm(
-                &out.tensor,
-                tt,
-                d as i64,
-                Expr::constant((t0 * d) as i64),
-                vec![(d, 1)],
-            ),
-            src: sb("y", tt, d),
-        });
-        t0 += tt;
+        },
+    ]
+}
+
+impl OneHot<'_> {
+    /// PSUM fp32 elements of one partition.
+    fn psum_cap() -> u64 {
+        machine::PSUM_PARTITION_BYTES / Dtype::Fp32.size_bytes()
     }
-    l.push_kernel(Kernel {
-        name: node.name.clone(),
-        op: "Gather".into(),
-        buffers,
-        body: body.into_iter().map(Stmt::Op).collect(),
-    });
+
+    /// Fails unless a row fits PSUM and the row numbers are exact on the chip.
+    pub fn check(&self, node: &Node, shape: &[u64]) -> Result<(), Diagnostic> {
+        if self.d > Self::psum_cap() {
+            return Err(node_error(
+                node,
+                Code::NotLowered,
+                format!(
+                    "rows of {} elements (data {shape:?}) do not fit PSUM ({} fp32 per partition)",
+                    self.d,
+                    Self::psum_cap()
+                ),
+            ));
+        }
+        if (self.v * self.blocks) as f32 > EXACT_INT_LIMIT {
+            return Err(node_error(
+                node,
+                Code::NotLowered,
+                format!(
+                    "a table of {} rows (data {shape:?}) is indexed beyond the chip's exact integers",
+                    self.v * self.blocks
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Index tile width.
+    pub fn tile_cols(&self) -> u64 {
+        machine::PE_COLS.min(self.n.max(1))
+    }
+
+    /// The kernel: `extra` buffers of the caller plus the gather's own; `rows(t0, tn)` gives the
+    /// ops leaving the row numbers of index tile `[t0, t0+tn)` in [`ROW`] on `pe_rows`
+    /// partitions.
+    pub fn kernel(
+        &self,
+        node: &Node,
+        op: &str,
+        extra: Vec<Buffer>,
+        rows: &dyn Fn(u64, u64) -> Vec<KOp>,
+    ) -> Kernel {
+        let (n, v, d) = (self.n, self.v, self.d);
+        if n == 0 || d == 0 || self.blocks == 0 {
+            return Kernel {
+                name: node.name.clone(),
+                op: op.into(),
+                buffers: vec![],
+                body: vec![],
+            };
+        }
+        let (pm, pk, pn) = (machine::PE_COLS, machine::PE_ROWS, machine::MAX_MOVING_FREE);
+        let tcols = self.tile_cols();
+        let nbuf = if 2 * d <= Self::psum_cap() { 2 } else { 1 };
+        let buf = |name: &str, mem, dtype, partitions, free: u64| Buffer {
+            name: name.into(),
+            mem,
+            dtype,
+            partitions,
+            free: free.max(1),
+        };
+        let mut buffers = extra;
+        buffers.extend([
+            buf(ROW, Mem::Sbuf, Dtype::Fp32, pk, tcols),
+            buf("iota", Mem::Sbuf, Dtype::Fp32, pk, tcols),
+            buf("onehot", Mem::Sbuf, self.dtype, pk, tcols),
+            buf("table", Mem::Sbuf, self.dtype, pk, d),
+        ]);
+        for i in 0..nbuf {
+            buffers.push(buf(&format!("acc{i}"), Mem::Psum, Dtype::Fp32, pm, d));
+            buffers.push(buf(&format!("y{i}"), Mem::Sbuf, Dtype::Fp32, pm, d));
+        }
+        let one_tile = v <= pk;
+        let mut body = Vec::new();
+        let mut parity = 0;
+        let mut t0 = 0;
+        while t0 < n {
+            let tn = pm.min(n - t0);
+            body.extend(rows(t0, tn));
+            for o in 0..self.blocks {
+                let (acc, y) = (format!("acc{parity}"), format!("y{parity}"));
+                parity = (parity + 1) % nbuf;
+                let mut v0 = 0;
+                while v0 < v {
+                    let vt = pk.min(v - v0);
+                    if o == 0 || !one_tile {
+                        body.push(KOp::Iota {
+                            dst: flat("iota", vt, 0, tn),
+                            base: v0 as i64,
+                            part_step: 1,
+                            steps: vec![0],
+                        });
+                        body.push(KOp::TensorTensor {
+                            dst: flat("onehot", vt, 0, tn),
+                            a: flat("iota", vt, 0, tn),
+                            b: flat(ROW, vt, 0, tn),
+                            op: Alu::IsEqual,
+                        });
+                    }
+                    body.push(KOp::Dma {
+                        dst: flat("table", vt, 0, d),
+                        src: View::hbm(
+                            self.table,
+                            vt,
+                            d as i64,
+                            Expr::constant(((o * v + v0) * d) as i64),
+                            vec![(d, 1)],
+                        ),
+                    });
+                    body.push(KOp::LoadStationary {
+                        src: flat("onehot", vt, 0, tn),
+                    });
+                    let mut d0 = 0;
+                    while d0 < d {
+                        let dt = pn.min(d - d0);
+                        body.push(KOp::Matmul {
+                            dst: flat(&acc, tn, d0, dt),
+                            moving: flat("table", vt, d0, dt),
+                            acc: if v0 == 0 {
+                                Accumulate::Never
+                            } else {
+                                Accumulate::Always
+                            },
+                        });
+                        d0 += dt;
+                    }
+                    v0 += vt;
+                }
+                body.push(KOp::Activate {
+                    dst: flat(&y, tn, 0, d),
+                    src: flat(&acc, tn, 0, d),
+                    func: Act::Identity,
+                    scale: ScalarArg::Imm(1.0),
+                    bias: ScalarArg::Imm(0.0),
+                    acc: None,
+                });
+                body.push(KOp::Dma {
+                    dst: View::hbm(
+                        self.out,
+                        tn,
+                        d as i64,
+                        Expr::constant(((o * n + t0) * d) as i64),
+                        vec![(d, 1)],
+                    ),
+                    src: flat(&y, tn, 0, d),
+                });
+            }
+            t0 += tn;
+        }
+        Kernel {
+            name: node.name.clone(),
+            op: op.into(),
+            buffers,
+            body: body.into_iter().map(Stmt::Op).collect(),
+        }
+    }
+}
+
+/// Lowers a Gather whose indices are computed at run time.
+pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
+    let float = l.graph.ty(node.inputs[0]).dtype.is_float();
+    let dtype = if float {
+        l.opts.precision.operand_dtype()
+    } else {
+        Dtype::Fp32
+    };
+    let data = l.operand(node.inputs[0], dtype);
+    let rank = data.shape.len();
+    let axis = node
+        .attrs
+        .int("axis")
+        .map_err(|m| node_error(node, Code::BadAttribute, m))?;
+    let axis = if axis < 0 { axis + rank as i64 } else { axis };
+    if axis < 0 || axis as usize >= rank {
+        return Err(node_error(
+            node,
+            Code::BadAttribute,
+            format!("axis {axis} is outside data shape {:?}", data.shape),
+        ));
+    }
+    let axis = axis as usize;
+    let ids = l.placed(node.inputs[1]);
+    let a = data.shape[axis];
+    let g = OneHot {
+        table: &data.tensor,
+        out: "",
+        dtype,
+        blocks: data.shape[..axis].iter().product(),
+        v: a,
+        d: data.shape[axis + 1..].iter().product(),
+        n: ids.elems(),
+    };
+    g.check(node, &data.shape)?;
+    let out = l.place_output(node.outputs[0], node)?;
+    let g = OneHot {
+        out: &out.tensor,
+        ..g
+    };
+    let pk = machine::PE_ROWS;
+    let rows = |t0: u64, tn: u64| {
+        // The indices of this tile on every partition (a partition-stride-0 read), made
+        // non-negative.
+        let mut ops = vec![KOp::Dma {
+            dst: flat(ROW, pk, 0, tn),
+            src: View::hbm(&ids.tensor, pk, 0, Expr::constant(t0 as i64), vec![(tn, 1)]),
+        }];
+        ops.extend(wrap_negative(
+            flat(ROW, pk, 0, tn),
+            flat("neg", pk, 0, tn),
+            a,
+        ));
+        ops
+    };
+    let extra = vec![Buffer {
+        name: "neg".into(),
+        mem: Mem::Sbuf,
+        dtype: Dtype::Fp32,
+        partitions: pk,
+        free: g.tile_cols(),
+    }];
+    let k = g.kernel(node, "Gather", extra, &rows);
+    l.push_kernel(k);
     Ok(())
 }

@@ -1,33 +1,21 @@
 //! `GatherND` (any `batch_dims`) with indices known at compile time or computed at run time, as
-//! a one-hot matrix product on the tensor engine (the scheme of [`super::gather`]): the data is
+//! a one-hot matrix product on the tensor engine ([`super::gather::OneHot`]): the data is
 //! viewed as a table `[V, D]` whose rows are the gathered slices (`V` = the product of the batch
 //! and indexed dims, `D` = the slice). For each tile of up to `pe_cols` output slices the vector
 //! engine computes the row of every slice from its index tuple (read on every partition by a
 //! partition-stride-0 DMA): negative indices count from the end, each index scales by its
-//! row stride, and the batch offset of the slice comes from a constant; then per tile of
-//! `pe_rows` table rows `onehot[r, t] = (row[t] == r)` (IOTA + compare) is the stationary operand
-//! and the table tile streams as the moving one, PSUM accumulating the selected rows. Runs in
+//! row stride, and the batch offset of the slice comes from a constant; the shared one-hot
+//! product then selects those rows. Runs in
 //! fp32 (one 1.0 times one value plus zeros: exact; integer data is exact below 2^24, the
 //! chip's exact integers).
 
-use super::{node_error, HbmKind, Lowerer, EXACT_INT_LIMIT};
+use super::gather::{flat, ts, OneHot, ROW};
+use super::tiles::sbuf;
+use super::{node_error, HbmKind, Lowerer};
 use crate::diag::{Code, Diagnostic};
 use crate::graph::Node;
-use crate::kernel::{Accumulate, Buffer, Expr, KOp, Kernel, ScalarArg, Stmt, View};
-use tahoma_isa::{machine, Act, Alu, Dtype, Mem};
-
-fn ts(dst: View, src: View, op0: Alu, s0: f32, op1: Alu, s1: f32) -> KOp {
-    KOp::TensorScalar {
-        dst,
-        src,
-        op0,
-        scalar0: ScalarArg::Imm(s0),
-        op1,
-        scalar1: ScalarArg::Imm(s1),
-        reverse0: false,
-        reverse1: false,
-    }
-}
+use crate::kernel::{Expr, KOp, View};
+use tahoma_isa::{machine, Alu, Dtype};
 
 fn tt(dst: View, a: View, b: View, op: Alu) -> KOp {
     KOp::TensorTensor { dst, a, b, op }
@@ -60,37 +48,20 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
     let v = nb * vb;
     let d: u64 = data.shape[b + q..].iter().product();
     let n: u64 = ids.shape[..ids.shape.len() - 1].iter().product();
-    let bank = machine::PSUM_PARTITION_BYTES / machine::PSUM_BANKS / Dtype::Fp32.size_bytes();
-    if d > bank * machine::PSUM_BANKS / 2 {
-        return Err(node_error(
-            node,
-            Code::NotLowered,
-            format!(
-                "slices of {d} elements do not fit PSUM ({} fp32 per partition, double-buffered)",
-                bank * machine::PSUM_BANKS / 2
-            ),
-        ));
+    OneHot {
+        table: "",
+        out: "",
+        dtype: Dtype::Fp32,
+        blocks: 1,
+        v,
+        d,
+        n,
     }
-    if v as f32 > EXACT_INT_LIMIT {
-        return Err(node_error(
-            node,
-            Code::NotLowered,
-            format!("a table of {v} rows is indexed beyond the chip's exact integers"),
-        ));
-    }
+    .check(node, &data.shape)?;
     let out = l.place_output(node.outputs[0], node)?;
-    if n == 0 || d == 0 {
-        l.push_kernel(Kernel {
-            name: node.name.clone(),
-            op: "GatherND".into(),
-            buffers: vec![],
-            body: vec![],
-        });
-        return Ok(());
-    }
     // Row offset of each slice's batch (a constant; zero without batch dims).
     let per_batch = n / nb.max(1);
-    let base = (b > 0).then(|| {
+    let base = (b > 0 && n > 0).then(|| {
         let values: Vec<f32> = (0..n).map(|t| ((t / per_batch) * vb) as f32).collect();
         l.new_tensor(
             &format!("{}_base", node.name),
@@ -99,54 +70,41 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
             HbmKind::Const { values },
         )
     });
-    let (pm, pk, pn) = (machine::PE_COLS, machine::PE_ROWS, machine::MAX_MOVING_FREE);
-    let tcols = pm.min(n);
-    let buf = |name: &str, mem, partitions, free: u64| Buffer {
-        name: name.into(),
-        mem,
+    let g = OneHot {
+        table: &data.tensor,
+        out: &out.tensor,
         dtype: Dtype::Fp32,
-        partitions,
-        free: free.max(1),
+        blocks: 1,
+        v,
+        d,
+        n,
     };
-    let mut buffers = vec![
-        buf("ids", Mem::Sbuf, pk, tcols * q as u64),
-        buf("row", Mem::Sbuf, pk, tcols),
-        buf("tmp", Mem::Sbuf, pk, tcols),
-        buf("iota", Mem::Sbuf, pk, tcols),
-        buf("onehot", Mem::Sbuf, pk, tcols),
-        buf("table", Mem::Sbuf, pk, d),
-    ];
-    for i in 0..2 {
-        buffers.push(buf(&format!("acc{i}"), Mem::Psum, pm, d));
-        buffers.push(buf(&format!("y{i}"), Mem::Sbuf, pm, d));
-    }
-    let sb = |name: &str, parts: u64, off: u64, dims: Vec<(u64, i64)>| {
-        View::buf(name, 0, parts, Expr::constant(off as i64), dims)
+    let pk = machine::PE_ROWS;
+    let tcols = g.tile_cols();
+    let qn = q as u64;
+    let sb = |name: &str, off: u64, dims: Vec<(u64, i64)>| {
+        View::buf(name, 0, pk, Expr::constant(off as i64), dims)
     };
-    let flat = |name: &str, parts: u64, free: u64| sb(name, parts, 0, vec![(free, 1)]);
-    let mut body = Vec::new();
-    let mut t0 = 0;
-    let mut parity = 0;
-    while t0 < n {
-        let tn = pm.min(n - t0);
+    let rows = |t0: u64, tn: u64| {
+        let mut body = Vec::new();
         // Index tuples of this tile on every partition.
         body.push(KOp::Dma {
-            dst: flat("ids", pk, tn * q as u64),
+            dst: flat("ids", pk, 0, tn * qn),
             src: View::hbm(
                 &ids.tensor,
                 pk,
                 0,
-                Expr::constant((t0 * q as u64) as i64),
-                vec![(tn * q as u64, 1)],
+                Expr::constant((t0 * qn) as i64),
+                vec![(tn * qn, 1)],
             ),
         });
         match &base {
             Some(bt) => body.push(KOp::Dma {
-                dst: flat("row", pk, tn),
+                dst: flat(ROW, pk, 0, tn),
                 src: View::hbm(bt, pk, 0, Expr::constant(t0 as i64), vec![(tn, 1)]),
             }),
             None => body.push(KOp::Memset {
-                dst: flat("row", pk, tn),
+                dst: flat(ROW, pk, 0, tn),
                 value: 0.0,
             }),
         }
@@ -154,103 +112,36 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
         for k in 0..q {
             let dim = data.shape[b + k];
             stride /= dim.max(1);
-            let idk = sb("ids", pk, k as u64, vec![(tn, q as i64)]);
+            let idk = sb("ids", k as u64, vec![(tn, q as i64)]);
             // tmp = (id < 0) * dim + id; row += tmp * stride.
             body.push(ts(
-                flat("tmp", pk, tn),
+                flat("tmp", pk, 0, tn),
                 idk.clone(),
                 Alu::IsLt,
                 0.0,
                 Alu::Multiply,
                 dim as f32,
             ));
-            body.push(tt(flat("tmp", pk, tn), flat("tmp", pk, tn), idk, Alu::Add));
+            body.push(tt(flat("tmp", pk, 0, tn), flat("tmp", pk, 0, tn), idk, Alu::Add));
             body.push(ts(
-                flat("tmp", pk, tn),
-                flat("tmp", pk, tn),
+                flat("tmp", pk, 0, tn),
+                flat("tmp", pk, 0, tn),
                 Alu::Multiply,
                 stride as f32,
                 Alu::Bypass,
                 0.0,
             ));
             body.push(tt(
-                flat("row", pk, tn),
-                flat("row", pk, tn),
-                flat("tmp", pk, tn),
+                flat(ROW, pk, 0, tn),
+                flat(ROW, pk, 0, tn),
+                flat("tmp", pk, 0, tn),
                 Alu::Add,
             ));
         }
-        let (acc, y) = (format!("acc{parity}"), format!("y{parity}"));
-        parity ^= 1;
-        let mut v0 = 0;
-        while v0 < v {
-            let vt = pk.min(v - v0);
-            body.push(KOp::Iota {
-                dst: flat("iota", vt, tn),
-                base: v0 as i64,
-                part_step: 1,
-                steps: vec![0],
-            });
-            body.push(tt(
-                flat("onehot", vt, tn),
-                flat("iota", vt, tn),
-                flat("row", vt, tn),
-                Alu::IsEqual,
-            ));
-            body.push(KOp::Dma {
-                dst: flat("table", vt, d),
-                src: View::hbm(
-                    &data.tensor,
-                    vt,
-                    d as i64,
-                    Expr::constant((v0 * d) as i64),
-                    vec![(d, 1)],
-                ),
-            });
-            body.push(KOp::LoadStationary {
-                src: flat("onehot", vt, tn),
-            });
-            let mut d0 = 0;
-            while d0 < d {
-                let dt = pn.min(d - d0);
-                body.push(KOp::Matmul {
-                    dst: sb(&acc, tn, d0, vec![(dt, 1)]),
-                    moving: sb("table", vt, d0, vec![(dt, 1)]),
-                    acc: if v0 == 0 {
-                        Accumulate::Never
-                    } else {
-                        Accumulate::Always
-                    },
-                });
-                d0 += dt;
-            }
-            v0 += vt;
-        }
-        body.push(KOp::Activate {
-            dst: flat(&y, tn, d),
-            src: flat(&acc, tn, d),
-            func: Act::Identity,
-            scale: ScalarArg::Imm(1.0),
-            bias: ScalarArg::Imm(0.0),
-            acc: None,
-        });
-        body.push(KOp::Dma {
-            dst: View::hbm(
-                &out.tensor,
-                tn,
-                d as i64,
-                Expr::constant((t0 * d) as i64),
-                vec![(d, 1)],
-            ),
-            src: flat(&y, tn, d),
-        });
-        t0 += tn;
-    }
-    l.push_kernel(Kernel {
-        name: node.name.clone(),
-        op: "GatherND".into(),
-        buffers,
-        body: body.into_iter().map(Stmt::Op).collect(),
-    });
+        body
+    };
+    let extra = vec![sbuf("ids", pk, tcols * qn), sbuf("tmp", pk, tcols)];
+    let k = g.kernel(node, "GatherND", extra, &rows);
+    l.push_kernel(k);
     Ok(())
 }
