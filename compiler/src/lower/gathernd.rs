@@ -122,7 +122,12 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
                 Alu::Multiply,
                 dim as f32,
             ));
-            body.push(tt(flat("tmp", pk, 0, tn), flat("tmp", pk, 0, tn), idk, Alu::Add));
+            body.push(tt(
+                flat("tmp", pk, 0, tn),
+                flat("tmp", pk, 0, tn),
+                idk,
+                Alu::Add,
+            ));
             body.push(ts(
                 flat("tmp", pk, 0, tn),
                 flat("tmp", pk, 0, tn),

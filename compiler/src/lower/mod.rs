@@ -25,6 +25,7 @@ pub mod conv_transpose;
 pub mod elementwise;
 pub mod epilogue;
 pub mod gather;
+pub mod gather_elements;
 pub mod gathernd;
 pub mod gpsimd;
 pub mod lrn;
@@ -350,6 +351,7 @@ pub fn lower(graph: &Graph, opts: LowerOptions) -> Result<KernelProgram, Diagnos
             Op::ArgMax | Op::ArgMin | Op::Hardmax => argmax::lower(&mut l, node),
             Op::Trilu => trilu::lower(&mut l, node),
             Op::GatherND => gathernd::lower(&mut l, node),
+            Op::GatherElements => gather_elements::lower(&mut l, node),
             Op::Resize if resize::handles(node) => resize::lower(&mut l, node),
             Op::Floor | Op::Ceil | Op::Round | Op::IsNaN | Op::IsInf => {
                 rounding::lower(&mut l, node)
