@@ -99,3 +99,41 @@ g (float[1, 2, 4, 4, 4] X, float[1, 1, 300, 300] Z) => (float[1, 2, 2, 2, 2] Y, 
     );
     assert!(err.to_string().contains("Indices"), "{err}");
 }
+
+/// Index and selection ops beyond what their lowerings handle are refused naming the node, the
+/// op, the shape and what is supported.
+#[test]
+fn index_ops_beyond_their_lowerings_say_node_op_and_shape() {
+    let src = r#"
+<ir_version: 8, opset_import: ["" : 17]>
+g (float[2, 9000] D, int64[2, 3] J, int64[2, 0, 3] E) => (float[2, 3] Z, int64[2, 1, 3] M) {
+   [long_axis] Z = GatherElements <axis = 1> (D, J)
+   [int_max] M = ReduceMax <axes = [1], keepdims = 1> (E)
+}"#;
+    let g = import_text(src, &ImportOptions::default(), &NoExternalData).unwrap();
+    let err = compile_graph(&g, LowerOptions::default()).unwrap_err();
+    let got: Vec<(&str, &str, &str)> = err
+        .0
+        .iter()
+        .map(|d| {
+            (
+                d.node.as_deref().unwrap(),
+                d.op.as_deref().unwrap(),
+                d.code.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("long_axis", "GatherElements", "E1301"),
+            ("int_max", "ReduceMax", "E1301"),
+        ],
+        "{err}"
+    );
+    let text = err.to_string();
+    for shape in ["[2, 9000]", "int64[2, 0, 3]"] {
+        assert!(text.contains(shape), "no shape {shape} in: {text}");
+    }
+    assert!(text.contains("only sums"), "{text}");
+}

@@ -8,7 +8,8 @@
 //! `pe_rows` table rows, the vector engine builds `onehot[r, t] = (row[t] == r)` (IOTA +
 //! compare), the stationary operand; the table tile streams as the moving operand and PSUM
 //! accumulates the selected rows over the table tiles (two PSUM/SBUF result buffers alternate
-//! when the rows fit, so evacuating one tile overlaps the next). The one-hot depends only on the
+//! when two rows fit, so evacuating one tile overlaps the next; rows wider than PSUM are done in
+//! column passes of half of it). The one-hot depends only on the
 //! row numbers, so with a single table tile it is built once for all blocks. Exact at fp32 (one
 //! 1.0 times one value plus zeros); a float table is stored at the compiled operand precision
 //! (bf16 by default), integer data stays fp32 (exact below 2^24).
@@ -88,19 +89,8 @@ impl OneHot<'_> {
         machine::PSUM_PARTITION_BYTES / Dtype::Fp32.size_bytes()
     }
 
-    /// Fails unless a row fits PSUM and the row numbers are exact on the chip.
+    /// Fails unless the row numbers are exact on the chip.
     pub fn check(&self, node: &Node, shape: &[u64]) -> Result<(), Diagnostic> {
-        if self.d > Self::psum_cap() {
-            return Err(node_error(
-                node,
-                Code::NotLowered,
-                format!(
-                    "rows of {} elements (data {shape:?}) do not fit PSUM ({} fp32 per partition)",
-                    self.d,
-                    Self::psum_cap()
-                ),
-            ));
-        }
         if (self.v * self.blocks) as f32 > EXACT_INT_LIMIT {
             return Err(node_error(
                 node,
@@ -140,7 +130,13 @@ impl OneHot<'_> {
         }
         let (pm, pk, pn) = (machine::PE_COLS, machine::PE_ROWS, machine::MAX_MOVING_FREE);
         let tcols = self.tile_cols();
-        let nbuf = if 2 * d <= Self::psum_cap() { 2 } else { 1 };
+        // Columns per PSUM pass: whole rows when they fit, double-buffered when two fit.
+        let cap = Self::psum_cap();
+        let (nbuf, dw) = match d {
+            d if 2 * d <= cap => (2, d),
+            d if d <= cap => (1, d),
+            _ => (2, cap / 2),
+        };
         let buf = |name: &str, mem, dtype, partitions, free: u64| Buffer {
             name: name.into(),
             mem,
@@ -153,12 +149,13 @@ impl OneHot<'_> {
             buf(ROW, Mem::Sbuf, Dtype::Fp32, pk, tcols),
             buf("iota", Mem::Sbuf, Dtype::Fp32, pk, tcols),
             buf("onehot", Mem::Sbuf, self.dtype, pk, tcols),
-            buf("table", Mem::Sbuf, self.dtype, pk, d),
+            buf("table", Mem::Sbuf, self.dtype, pk, dw),
         ]);
         for i in 0..nbuf {
-            buffers.push(buf(&format!("acc{i}"), Mem::Psum, Dtype::Fp32, pm, d));
-            buffers.push(buf(&format!("y{i}"), Mem::Sbuf, Dtype::Fp32, pm, d));
+            buffers.push(buf(&format!("acc{i}"), Mem::Psum, Dtype::Fp32, pm, dw));
+            buffers.push(buf(&format!("y{i}"), Mem::Sbuf, Dtype::Fp32, pm, dw));
         }
+        // With one table tile the one-hot is built once per index tile.
         let one_tile = v <= pk;
         let mut body = Vec::new();
         let mut parity = 0;
@@ -166,73 +163,80 @@ impl OneHot<'_> {
         while t0 < n {
             let tn = pm.min(n - t0);
             body.extend(rows(t0, tn));
+            let mut first = true;
             for o in 0..self.blocks {
-                let (acc, y) = (format!("acc{parity}"), format!("y{parity}"));
-                parity = (parity + 1) % nbuf;
-                let mut v0 = 0;
-                while v0 < v {
-                    let vt = pk.min(v - v0);
-                    if o == 0 || !one_tile {
-                        body.push(KOp::Iota {
-                            dst: flat("iota", vt, 0, tn),
-                            base: v0 as i64,
-                            part_step: 1,
-                            steps: vec![0],
+                let mut c0 = 0;
+                while c0 < d {
+                    let cw = dw.min(d - c0);
+                    let (acc, y) = (format!("acc{parity}"), format!("y{parity}"));
+                    parity = (parity + 1) % nbuf;
+                    let mut v0 = 0;
+                    while v0 < v {
+                        let vt = pk.min(v - v0);
+                        if first || !one_tile {
+                            body.push(KOp::Iota {
+                                dst: flat("iota", vt, 0, tn),
+                                base: v0 as i64,
+                                part_step: 1,
+                                steps: vec![0],
+                            });
+                            body.push(KOp::TensorTensor {
+                                dst: flat("onehot", vt, 0, tn),
+                                a: flat("iota", vt, 0, tn),
+                                b: flat(ROW, vt, 0, tn),
+                                op: Alu::IsEqual,
+                            });
+                        }
+                        body.push(KOp::Dma {
+                            dst: flat("table", vt, 0, cw),
+                            src: View::hbm(
+                                self.table,
+                                vt,
+                                d as i64,
+                                Expr::constant(((o * v + v0) * d + c0) as i64),
+                                vec![(cw, 1)],
+                            ),
                         });
-                        body.push(KOp::TensorTensor {
-                            dst: flat("onehot", vt, 0, tn),
-                            a: flat("iota", vt, 0, tn),
-                            b: flat(ROW, vt, 0, tn),
-                            op: Alu::IsEqual,
+                        body.push(KOp::LoadStationary {
+                            src: flat("onehot", vt, 0, tn),
                         });
+                        let mut d0 = 0;
+                        while d0 < cw {
+                            let dt = pn.min(cw - d0);
+                            body.push(KOp::Matmul {
+                                dst: flat(&acc, tn, d0, dt),
+                                moving: flat("table", vt, d0, dt),
+                                acc: if v0 == 0 {
+                                    Accumulate::Never
+                                } else {
+                                    Accumulate::Always
+                                },
+                            });
+                            d0 += dt;
+                        }
+                        v0 += vt;
                     }
+                    first = false;
+                    body.push(KOp::Activate {
+                        dst: flat(&y, tn, 0, cw),
+                        src: flat(&acc, tn, 0, cw),
+                        func: Act::Identity,
+                        scale: ScalarArg::Imm(1.0),
+                        bias: ScalarArg::Imm(0.0),
+                        acc: None,
+                    });
                     body.push(KOp::Dma {
-                        dst: flat("table", vt, 0, d),
-                        src: View::hbm(
-                            self.table,
-                            vt,
+                        dst: View::hbm(
+                            self.out,
+                            tn,
                             d as i64,
-                            Expr::constant(((o * v + v0) * d) as i64),
-                            vec![(d, 1)],
+                            Expr::constant(((o * n + t0) * d + c0) as i64),
+                            vec![(cw, 1)],
                         ),
+                        src: flat(&y, tn, 0, cw),
                     });
-                    body.push(KOp::LoadStationary {
-                        src: flat("onehot", vt, 0, tn),
-                    });
-                    let mut d0 = 0;
-                    while d0 < d {
-                        let dt = pn.min(d - d0);
-                        body.push(KOp::Matmul {
-                            dst: flat(&acc, tn, d0, dt),
-                            moving: flat("table", vt, d0, dt),
-                            acc: if v0 == 0 {
-                                Accumulate::Never
-                            } else {
-                                Accumulate::Always
-                            },
-                        });
-                        d0 += dt;
-                    }
-                    v0 += vt;
+                    c0 += cw;
                 }
-                body.push(KOp::Activate {
-                    dst: flat(&y, tn, 0, d),
-                    src: flat(&acc, tn, 0, d),
-                    func: Act::Identity,
-                    scale: ScalarArg::Imm(1.0),
-                    bias: ScalarArg::Imm(0.0),
-                    acc: None,
-                });
-                body.push(KOp::Dma {
-                    dst: View::hbm(
-                        self.out,
-                        tn,
-                        d as i64,
-                        Expr::constant(((o * n + t0) * d) as i64),
-                        vec![(d, 1)],
-                    ),
-                    src: flat(&y, tn, 0, d),
-                });
             }
             t0 += tn;
         }

@@ -12,10 +12,12 @@
 //! (ConvTranspose as one stride-1 correlation per output phase),
 //! [`pool`] (MaxPool, AveragePool on the vector engine, separably), [`shape_ops`] (Concat,
 //! Split, Slice, Tile, Gather, nearest Resize, Pad as DMA access patterns), [`gather`] and
-//! [`gathernd`] (run-time-index gathers as one-hot matmuls), [`resize`] (linear/cubic Resize as
-//! matmuls with constant interpolation matrices), [`lrn`] (LRN with a band-matrix matmul over
-//! channels), [`rounding`] (Floor, Ceil, Round, IsNaN, IsInf). [`tiles`] holds the tiling
-//! helpers they share.
+//! [`gathernd`] (run-time-index gathers as one-hot matmuls), [`gather_elements`] (compare,
+//! select and sum on the vector engine), [`argmax`] (ArgMax, ArgMin, Hardmax), [`trilu`]
+//! (triangle masks from IOTA; DepthToSpace/SpaceToDepth are [`movement`]), [`resize`]
+//! (linear/cubic Resize as matmuls with constant interpolation matrices), [`lrn`] (LRN with a
+//! band-matrix matmul over channels), [`rounding`] (Floor, Ceil, Round, IsNaN, IsInf).
+//! [`tiles`] holds the tiling helpers they share.
 //!
 //! A node no family handles is reported with [`Code::NotLowered`], all such nodes at once.
 
