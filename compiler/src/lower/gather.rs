@@ -9,7 +9,8 @@
 //! compare), the stationary operand; the table tile streams as the moving operand and PSUM
 //! accumulates the selected rows over the table tiles (two PSUM/SBUF result buffers alternate
 //! when two rows fit, so evacuating one tile overlaps the next; rows wider than PSUM are done in
-//! column passes of half of it). The one-hot depends only on the
+//! column passes of half of it). The rows of several blocks go side by side in one pass (one
+//! DMA with a block dim each way), so a gather along an inner axis is not one pass per block. The one-hot depends only on the
 //! row numbers, so with a single table tile it is built once for all blocks. Exact at fp32 (one
 //! 1.0 times one value plus zeros); a float table is stored at the compiled operand precision
 //! (bf16 by default), integer data stays fp32 (exact below 2^24).
@@ -130,13 +131,30 @@ impl OneHot<'_> {
         }
         let (pm, pk, pn) = (machine::PE_COLS, machine::PE_ROWS, machine::MAX_MOVING_FREE);
         let tcols = self.tile_cols();
-        // Columns per PSUM pass: whole rows when they fit, double-buffered when two fit.
-        let cap = Self::psum_cap();
-        let (nbuf, dw) = match d {
-            d if 2 * d <= cap => (2, d),
-            d if d <= cap => (1, d),
-            _ => (2, cap / 2),
+        // PSUM passes `(first block, blocks, first column, columns)`: several blocks' rows side by
+        // side when they fit half of PSUM (double-buffered), a single row up to all of PSUM, or
+        // column passes of half of PSUM.
+        let (cap, blocks) = (Self::psum_cap(), self.blocks);
+        let half = cap / 2;
+        let mut passes = Vec::new();
+        let nbuf = if d <= half {
+            let kb = (half / d).min(blocks);
+            for o0 in (0..blocks).step_by(kb as usize) {
+                passes.push((o0, kb.min(blocks - o0), 0, d));
+            }
+            2
+        } else if d <= cap && blocks == 1 {
+            passes.push((0, 1, 0, d));
+            1
+        } else {
+            for o in 0..blocks {
+                for c0 in (0..d).step_by(half as usize) {
+                    passes.push((o, 1, c0, half.min(d - c0)));
+                }
+            }
+            2
         };
+        let dw = passes.iter().map(|p| p.1 * p.3).max().unwrap_or(1);
         let buf = |name: &str, mem, dtype, partitions, free: u64| Buffer {
             name: name.into(),
             mem,
@@ -164,79 +182,83 @@ impl OneHot<'_> {
             let tn = pm.min(n - t0);
             body.extend(rows(t0, tn));
             let mut first = true;
-            for o in 0..self.blocks {
-                let mut c0 = 0;
-                while c0 < d {
-                    let cw = dw.min(d - c0);
-                    let (acc, y) = (format!("acc{parity}"), format!("y{parity}"));
-                    parity = (parity + 1) % nbuf;
-                    let mut v0 = 0;
-                    while v0 < v {
-                        let vt = pk.min(v - v0);
-                        if first || !one_tile {
-                            body.push(KOp::Iota {
-                                dst: flat("iota", vt, 0, tn),
-                                base: v0 as i64,
-                                part_step: 1,
-                                steps: vec![0],
-                            });
-                            body.push(KOp::TensorTensor {
-                                dst: flat("onehot", vt, 0, tn),
-                                a: flat("iota", vt, 0, tn),
-                                b: flat(ROW, vt, 0, tn),
-                                op: Alu::IsEqual,
-                            });
-                        }
-                        body.push(KOp::Dma {
-                            dst: flat("table", vt, 0, cw),
-                            src: View::hbm(
-                                self.table,
-                                vt,
-                                d as i64,
-                                Expr::constant(((o * v + v0) * d + c0) as i64),
-                                vec![(cw, 1)],
-                            ),
-                        });
-                        body.push(KOp::LoadStationary {
-                            src: flat("onehot", vt, 0, tn),
-                        });
-                        let mut d0 = 0;
-                        while d0 < cw {
-                            let dt = pn.min(cw - d0);
-                            body.push(KOp::Matmul {
-                                dst: flat(&acc, tn, d0, dt),
-                                moving: flat("table", vt, d0, dt),
-                                acc: if v0 == 0 {
-                                    Accumulate::Never
-                                } else {
-                                    Accumulate::Always
-                                },
-                            });
-                            d0 += dt;
-                        }
-                        v0 += vt;
+            for &(o0, k, c0, cw) in &passes {
+                let w = k * cw;
+                // Rows of `k` blocks side by side: (block, column) dims on both HBM sides.
+                let dims = |block_stride: u64| {
+                    if k > 1 {
+                        vec![(k, block_stride as i64), (cw, 1)]
+                    } else {
+                        vec![(cw, 1)]
                     }
-                    first = false;
-                    body.push(KOp::Activate {
-                        dst: flat(&y, tn, 0, cw),
-                        src: flat(&acc, tn, 0, cw),
-                        func: Act::Identity,
-                        scale: ScalarArg::Imm(1.0),
-                        bias: ScalarArg::Imm(0.0),
-                        acc: None,
-                    });
+                };
+                let (acc, y) = (format!("acc{parity}"), format!("y{parity}"));
+                parity = (parity + 1) % nbuf;
+                let mut v0 = 0;
+                while v0 < v {
+                    let vt = pk.min(v - v0);
+                    if first || !one_tile {
+                        body.push(KOp::Iota {
+                            dst: flat("iota", vt, 0, tn),
+                            base: v0 as i64,
+                            part_step: 1,
+                            steps: vec![0],
+                        });
+                        body.push(KOp::TensorTensor {
+                            dst: flat("onehot", vt, 0, tn),
+                            a: flat("iota", vt, 0, tn),
+                            b: flat(ROW, vt, 0, tn),
+                            op: Alu::IsEqual,
+                        });
+                    }
                     body.push(KOp::Dma {
-                        dst: View::hbm(
-                            self.out,
-                            tn,
+                        dst: flat("table", vt, 0, w),
+                        src: View::hbm(
+                            self.table,
+                            vt,
                             d as i64,
-                            Expr::constant(((o * n + t0) * d + c0) as i64),
-                            vec![(cw, 1)],
+                            Expr::constant(((o0 * v + v0) * d + c0) as i64),
+                            dims(v * d),
                         ),
-                        src: flat(&y, tn, 0, cw),
                     });
-                    c0 += cw;
+                    body.push(KOp::LoadStationary {
+                        src: flat("onehot", vt, 0, tn),
+                    });
+                    let mut d0 = 0;
+                    while d0 < w {
+                        let dt = pn.min(w - d0);
+                        body.push(KOp::Matmul {
+                            dst: flat(&acc, tn, d0, dt),
+                            moving: flat("table", vt, d0, dt),
+                            acc: if v0 == 0 {
+                                Accumulate::Never
+                            } else {
+                                Accumulate::Always
+                            },
+                        });
+                        d0 += dt;
+                    }
+                    v0 += vt;
                 }
+                first = false;
+                body.push(KOp::Activate {
+                    dst: flat(&y, tn, 0, w),
+                    src: flat(&acc, tn, 0, w),
+                    func: Act::Identity,
+                    scale: ScalarArg::Imm(1.0),
+                    bias: ScalarArg::Imm(0.0),
+                    acc: None,
+                });
+                body.push(KOp::Dma {
+                    dst: View::hbm(
+                        self.out,
+                        tn,
+                        d as i64,
+                        Expr::constant(((o0 * n + t0) * d + c0) as i64),
+                        dims(n * d),
+                    ),
+                    src: flat(&y, tn, 0, w),
+                });
             }
             t0 += tn;
         }
