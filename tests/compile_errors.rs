@@ -106,9 +106,10 @@ g (float[1, 2, 4, 4, 4] X, float[1, 1, 300, 300] Z) => (float[1, 2, 2, 2, 2] Y, 
 fn index_ops_beyond_their_lowerings_say_node_op_and_shape() {
     let src = r#"
 <ir_version: 8, opset_import: ["" : 17]>
-g (float[2, 9000] D, int64[2, 3] J, int64[2, 0, 3] E) => (float[2, 3] Z, int64[2, 1, 3] M) {
+g (float[2, 9000] D, int64[2, 3] J, int64[2, 0, 3] E) => (float[2, 3] Z, int64[2, 1, 3] M, int64[2, 1] A) {
    [long_axis] Z = GatherElements <axis = 1> (D, J)
    [int_max] M = ReduceMax <axes = [1], keepdims = 1> (E)
+   [long_argmax] A = ArgMax <axis = 1> (D)
 }"#;
     let g = import_text(src, &ImportOptions::default(), &NoExternalData).unwrap();
     let err = compile_graph(&g, LowerOptions::default()).unwrap_err();
@@ -128,6 +129,7 @@ g (float[2, 9000] D, int64[2, 3] J, int64[2, 0, 3] E) => (float[2, 3] Z, int64[2
         vec![
             ("long_axis", "GatherElements", "E1301"),
             ("int_max", "ReduceMax", "E1301"),
+            ("long_argmax", "ArgMax", "E1301"),
         ],
         "{err}"
     );
@@ -136,4 +138,5 @@ g (float[2, 9000] D, int64[2, 3] J, int64[2, 0, 3] E) => (float[2, 3] Z, int64[2
         assert!(text.contains(shape), "no shape {shape} in: {text}");
     }
     assert!(text.contains("only sums"), "{text}");
+    assert!(text.contains("axes of up to"), "{text}");
 }
