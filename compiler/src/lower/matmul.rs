@@ -22,8 +22,10 @@
 //! of B and of the group's A^T, and the loads of step i+1 overlap the matmuls of step i (the
 //! demand for data is spread evenly instead of needing whole panels up front). The remaining
 //! tiles are computed one at a time with K inner, so they finish (and are stored) steadily and the
-//! tail after the last matmul is one tile's evacuation and store. Small products of a batch are
-//! double-buffered: the operands of product b+1 load while product b computes.
+//! tail after the last matmul is one tile's evacuation and store. Small products of a batch
+//! rotate over up to [`MAX_PRODUCT_SLOTS`] slots of the A and B rings: the operands of the next
+//! products load while product b computes (several products' loads in flight keep the queues
+//! busy when each product is too small to hide a DMA's latency).
 //!
 //! **DMA.** A DMA pays a fixed trigger latency per instruction on its queue, and one queue moves
 //! only a sixteenth of HBM bandwidth, so loads and stores are cut into pieces of about
@@ -56,6 +58,8 @@ use tahoma_isa::{machine, Act, Alu, Dtype, Mem};
 /// queue's time, small enough that the pieces of one load spread over several queues (a tiling
 /// choice of the compiler).
 pub const DMA_PIECE_BYTES: u64 = 64 * 1024;
+/// Most products of a batch whose operands are on chip at once (a tiling choice).
+const MAX_PRODUCT_SLOTS: u64 = 8;
 /// Most pieces one DMA is cut into (a tiling choice; codegen balances pieces over the queues).
 const MAX_PIECES: u64 = 16;
 /// Output tiles held in SBUF between evacuation and store (a tiling choice of the compiler).
@@ -154,9 +158,9 @@ struct Cfg {
     /// Elements per output slot (the chunk width, or N when smaller).
     ych: u64,
     ydt: Dtype,
-    /// Products alternate between two halves of the A and B rings (loads of the next product
-    /// overlap the compute of this one).
-    double: bool,
+    /// Products rotate over this many slots of the A and B rings (1: one product at a time);
+    /// the loads of the next products overlap the compute of this one.
+    pslots: u64,
     a_resident: bool,
 }
 
@@ -490,16 +494,20 @@ impl Gen<'_> {
         let (m0, mt) = self.mtile(i);
         let (n0, nt, _) = self.chunk(j, c);
         let ch = self.c.ych as i64;
-        self.ops(vec![KOp::Dma {
-            dst: View::buf("c", 0, mt, Expr::constant(ys as i64 * ch), vec![(nt, 1)]),
-            src: View::hbm(
-                ct,
-                mt,
-                cm.row,
-                Expr::constant(pr.c_off + m0 as i64 * cm.row + n0 as i64 * cm.col),
-                vec![(nt, cm.col)],
-            ),
-        }]);
+        let dst = View::buf("c", 0, mt, Expr::constant(ys as i64 * ch), vec![(nt, 1)]);
+        let src = View::hbm(
+            ct,
+            mt,
+            cm.row,
+            Expr::constant(pr.c_off + m0 as i64 * cm.row + n0 as i64 * cm.col),
+            vec![(nt, cm.col)],
+        );
+        // C is read while its tile's matmuls run and its evacuation waits for it: fine pieces
+        // over many queues (a broadcast bias reads the same row for every partition).
+        let bytes = mt * nt * Dtype::Fp32.size_bytes();
+        let mut ops = Vec::new();
+        split_dma(dst, src, bytes, DMA_PIECE_BYTES / FINE_DIVISOR, &mut ops);
+        self.ops(ops);
     }
 
     /// Evacuates PSUM bank `bank` (alpha applied, C added) into output slot `ys` and stores it.
@@ -630,8 +638,8 @@ impl Gen<'_> {
 
     /// The loads a product starts with: B's first panel and A's panels (the first group's
     /// interleaved K tile by K tile).
-    fn prologue(&mut self, pr: &Prod, half: u64) {
-        let (mt_n, a_base, b_slot) = (self.c.mtiles, half * self.c.mtiles, half);
+    fn prologue(&mut self, pr: &Prod, slot: u64) {
+        let (mt_n, a_base, b_slot) = (self.c.mtiles, slot * self.c.mtiles, slot);
         let (gm, ktt) = (self.c.gm, self.c.ktt);
         if self.p.k == 0 {
             return;
@@ -668,9 +676,9 @@ impl Gen<'_> {
     }
 
     /// The whole computation of one product; its prologue was emitted already.
-    fn product(&mut self, pr: &Prod, half: u64) {
+    fn product(&mut self, pr: &Prod, slot: u64) {
         let c = self.c.clone();
-        let a_base = half * c.mtiles;
+        let a_base = slot * c.mtiles;
         let slot_of = |g: u64| -> u64 {
             if c.a_resident {
                 a_base + g % c.mtiles
@@ -679,7 +687,7 @@ impl Gen<'_> {
             }
         };
         for j in 0..c.nblocks {
-            let bslot = if c.nblocks > 1 { j % c.b_slots } else { half };
+            let bslot = if c.nblocks > 1 { j % c.b_slots } else { slot };
             if j + 1 < c.nblocks && self.p.k > 0 {
                 self.b_panel(pr, j + 1, (j + 1) % c.b_slots, (0, c.ktt), DMA_PIECE_BYTES);
             }
@@ -787,9 +795,13 @@ fn configure_with(p: &Plan, opd: Dtype, ydt: Dtype, batches: u64, ch_max: u64) -
         let nblocks = nch.div_ceil(nbc).max(1);
         let panel = ktt * nbw * esz;
         if nblocks == 1 {
-            // All of N: a second slot when products follow each other and it fits.
-            if batches > 1 && 2 * panel + a_min <= left {
-                break (nbw, nblocks, 2);
+            // All of N: more slots when products follow each other and they fit (with the A
+            // panels of as many products).
+            let slots = (2..=batches.min(MAX_PRODUCT_SLOTS))
+                .rev()
+                .find(|&r| r * (panel + mtiles * a_panel) <= left);
+            if let Some(r) = slots {
+                break (nbw, nblocks, r);
             }
             if panel + a_min <= left {
                 break (nbw, nblocks, 1);
@@ -807,9 +819,17 @@ fn configure_with(p: &Plan, opd: Dtype, ydt: Dtype, batches: u64, ch_max: u64) -
     if fit == 0 {
         return None;
     }
-    let a_slots = fit.min(if batches > 1 { 2 * mtiles } else { mtiles });
+    let a_slots = fit.min(if batches > 1 {
+        b_slots.max(2) * mtiles
+    } else {
+        mtiles
+    });
     let a_resident = a_slots >= mtiles;
-    let double = batches > 1 && nblocks == 1 && a_slots >= 2 * mtiles && b_slots == 2;
+    let pslots = if batches > 1 && nblocks == 1 && b_slots >= 2 && a_slots >= b_slots * mtiles {
+        b_slots
+    } else {
+        1
+    };
     let banks = machine::PSUM_BANKS.min(total_tiles).max(1);
     let chunks0 = nbc.min(nch);
     let mut gm = if chunks0 == 0 || chunks0 > banks || ktt < 2 {
@@ -839,7 +859,7 @@ fn configure_with(p: &Plan, opd: Dtype, ydt: Dtype, batches: u64, ch_max: u64) -
         y_slots,
         ych,
         ydt,
-        double,
+        pslots,
         a_resident,
     })
 }
@@ -1092,13 +1112,16 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
             evac_on_vector: false,
             tiles_left: cfg.mtiles * cfg.nch * prods.len() as u64,
         };
-        if cfg.double {
-            g.prologue(&prods[0], 0);
+        if cfg.pslots > 1 {
+            let r = cfg.pslots as usize;
+            for (i, pr) in prods.iter().enumerate().take(r - 1) {
+                g.prologue(pr, i as u64);
+            }
             for (i, pr) in prods.iter().enumerate() {
-                if let Some(next) = prods.get(i + 1) {
-                    g.prologue(next, (i as u64 + 1) % 2);
+                if let Some(next) = prods.get(i + r - 1) {
+                    g.prologue(next, ((i + r - 1) % r) as u64);
                 }
-                g.product(pr, i as u64 % 2);
+                g.product(pr, (i % r) as u64);
             }
         } else {
             for pr in &prods {
