@@ -18,6 +18,7 @@
 //! accumulator (sequential rounding, as ml_dtypes sums); that costs one vector op per row
 //! element, paid only by half-precision softmaxes (rare: fp32 graphs are unchanged).
 
+use super::matmul::{split_dma, DMA_PIECE_BYTES};
 use super::movement::broadcast_to;
 use super::reduce::Rows;
 use super::tiles::{sbuf, sbuf_typed, tile, ELEMENTWISE_FREE_MAX};
@@ -92,33 +93,38 @@ fn softmax(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
         return softmax_narrow(l, node, &rows, &x.tensor, &out.tensor, out.dtype);
     }
     let (d, log) = (rows.d, node.op == Op::LogSoftmax);
-    let emit = |p: u64, src: Expr, dst: Expr| -> Vec<KOp> {
-        let (xt, yt) = (tile("x", p, 0, d), tile("y", p, 0, d));
-        let mut ops = vec![
-            KOp::Dma {
-                dst: xt.clone(),
-                src: rows.hbm(&x.tensor, p, rows.walk.part.src, src),
-            },
-            KOp::Reduce {
-                dst: tile("m", p, 0, 1),
-                src: xt.clone(),
-                op: Reduce::Max,
-                axes: 1,
-                negate: true,
-            },
-            KOp::Activate {
-                dst: yt.clone(),
-                src: xt.clone(),
-                func: Act::Exp,
-                scale: ScalarArg::Imm(1.0),
-                bias: per_part("m", p),
-                acc: Some(tile("s", p, 0, 1)),
-            },
-        ];
+    // Row tiles rotate over slots of x, y, m and s so the next tiles load while this one
+    // computes; a slot holds 2d + 2 fp32 per partition.
+    let slots = row_slots(2 * d + 2);
+    let emit = |p: u64, src: Expr, dst: Expr, k: u64| -> Vec<KOp> {
+        let (xt, yt) = (tile("x", p, k * d, d), tile("y", p, k * d, d));
+        let (m, sum) = (tile("m", p, k, 1), tile("s", p, k, 1));
+        let part = |v: &View| ScalarArg::PerPartition(v.clone());
+        let mut ops = Vec::new();
+        split_rows(
+            xt.clone(),
+            rows.hbm(&x.tensor, p, rows.walk.part.src, src),
+            &mut ops,
+        );
+        ops.push(KOp::Reduce {
+            dst: m.clone(),
+            src: xt.clone(),
+            op: Reduce::Max,
+            axes: 1,
+            negate: true,
+        });
+        ops.push(KOp::Activate {
+            dst: yt.clone(),
+            src: xt.clone(),
+            func: Act::Exp,
+            scale: ScalarArg::Imm(1.0),
+            bias: part(&m),
+            acc: Some(sum.clone()),
+        });
         if log {
             ops.push(activate(
-                tile("s", p, 0, 1),
-                tile("s", p, 0, 1),
+                sum.clone(),
+                sum.clone(),
                 Act::Log,
                 ScalarArg::Imm(1.0),
                 ScalarArg::Imm(0.0),
@@ -127,40 +133,59 @@ fn softmax(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
                 yt.clone(),
                 xt,
                 Alu::Add,
-                per_part("m", p),
+                part(&m),
                 Alu::Subtract,
-                per_part("s", p),
+                part(&sum),
             ));
         } else {
             ops.push(ts2(
                 yt.clone(),
                 yt.clone(),
                 Alu::Divide,
-                per_part("s", p),
+                part(&sum),
                 Alu::Bypass,
                 ScalarArg::Imm(0.0),
             ));
         }
-        ops.push(KOp::Dma {
-            dst: rows.hbm(&out.tensor, p, rows.walk.part.dst, dst),
-            src: yt,
-        });
+        split_rows(
+            rows.hbm(&out.tensor, p, rows.walk.part.dst, dst),
+            yt,
+            &mut ops,
+        );
         ops
     };
-    let body = rows.walk.stmts(&emit);
+    let body = rows.walk.stmts_slots(slots, &emit);
     let p = rows.walk.max_parts();
     l.push_kernel(Kernel {
         name: node.name.clone(),
         op: node.op.name().to_string(),
         buffers: vec![
-            sbuf("x", p, d),
-            sbuf("y", p, d),
-            sbuf("m", p, 1),
-            sbuf("s", p, 1),
+            sbuf("x", p, slots * d),
+            sbuf("y", p, slots * d),
+            sbuf("m", p, slots),
+            sbuf("s", p, slots),
         ],
         body,
     });
     Ok(())
+}
+
+/// Most row tiles of a normalisation in flight at once (a tiling choice of the compiler).
+const ROW_SLOTS: u64 = 4;
+
+/// How many slots of `per_slot` fp32 elements per partition a row kernel rotates over: up to
+/// [`ROW_SLOTS`], within half of SBUF.
+fn row_slots(per_slot: u64) -> u64 {
+    let budget = machine::SBUF_PARTITION_BYTES / 2 / Dtype::Fp32.size_bytes();
+    (budget / per_slot.max(1)).clamp(1, ROW_SLOTS)
+}
+
+/// A row tile's DMA, cut by partition groups over the queues (one queue moves a sixteenth of
+/// HBM bandwidth).
+fn split_rows(dst: View, src: View, ops: &mut Vec<KOp>) {
+    let elems = dst.part_count * dst.dims.iter().map(|d| d.0).product::<u64>();
+    let bytes = elems * Dtype::Fp32.size_bytes();
+    split_dma(dst, src, bytes, DMA_PIECE_BYTES / 4, ops);
 }
 
 /// Softmax of a float16/bfloat16 tensor, rounded step by step as the reference (and
@@ -340,7 +365,10 @@ fn row_norm(l: &mut Lowerer, node: &Node, axis: usize, affine: Affine) -> Result
     let pmax = rows.walk.max_parts();
     let mut body = Vec::new();
     // Buffers in the order x, y, [g], nm, var, [b], [mu], [sc, bi].
-    let mut buffers = vec![sbuf("x", pmax, d), sbuf("y", pmax, d)];
+    // Row tiles rotate over slots of the per-row buffers (the next tiles load while this one
+    // computes); gamma and beta are shared.
+    let slots = row_slots(2 * d + 5);
+    let mut buffers = vec![sbuf("x", pmax, slots * d), sbuf("y", pmax, slots * d)];
     let mut tail = Vec::new();
     match &affine {
         Affine::Elementwise { gamma, beta } => {
@@ -359,24 +387,27 @@ fn row_norm(l: &mut Lowerer, node: &Node, axis: usize, affine: Affine) -> Result
         }
         Affine::PerRow { .. } => {}
     }
-    buffers.extend([sbuf("nm", pmax, 1), sbuf("var", pmax, 1)]);
+    buffers.extend([sbuf("nm", pmax, slots), sbuf("var", pmax, slots)]);
     buffers.extend(tail);
     if !stats.is_empty() {
-        buffers.push(sbuf("mu", pmax, 1));
+        buffers.push(sbuf("mu", pmax, slots));
     }
     if let Affine::PerRow { .. } = affine {
-        buffers.extend([sbuf("sc", pmax, 1), sbuf("bi", pmax, 1)]);
+        buffers.extend([sbuf("sc", pmax, slots), sbuf("bi", pmax, slots)]);
     }
     let (part_x, part_row) = (rows.walk.part.src, rows.walk.part.dst);
-    let emit = |p: u64, src: Expr, row: Expr| -> Vec<KOp> {
-        let (xt, yt) = (tile("x", p, 0, d), tile("y", p, 0, d));
-        let col = |name: &str| tile(name, p, 0, 1);
+    let emit = |p: u64, src: Expr, row: Expr, k: u64| -> Vec<KOp> {
+        let (xt, yt) = (tile("x", p, k * d, d), tile("y", p, k * d, d));
+        let col = |name: &str| tile(name, p, k, 1);
+        let at_row = |name: &str| ScalarArg::PerPartition(col(name));
         let imm = ScalarArg::Imm;
-        let mut ops = vec![
-            KOp::Dma {
-                dst: xt.clone(),
-                src: rows.hbm(&x.tensor, p, part_x, src.clone()),
-            },
+        let mut ops = Vec::new();
+        split_rows(
+            xt.clone(),
+            rows.hbm(&x.tensor, p, part_x, src.clone()),
+            &mut ops,
+        );
+        ops.extend([
             // nm = -mean(x)
             KOp::Activate {
                 dst: yt.clone(),
@@ -391,7 +422,7 @@ fn row_norm(l: &mut Lowerer, node: &Node, axis: usize, affine: Affine) -> Result
                 xt.clone(),
                 xt.clone(),
                 Alu::Add,
-                per_part("nm", p),
+                at_row("nm"),
                 Alu::Bypass,
                 imm(0.0),
             ),
@@ -406,14 +437,14 @@ fn row_norm(l: &mut Lowerer, node: &Node, axis: usize, affine: Affine) -> Result
             },
             // var <- 1 / sqrt(var + eps)
             activate(col("var"), col("var"), Act::Rsqrt, imm(1.0), imm(eps)),
-        ];
+        ]);
         match &affine {
             Affine::Elementwise { beta, .. } => {
                 ops.push(ts2(
                     yt.clone(),
                     xt,
                     Alu::Multiply,
-                    per_part("var", p),
+                    at_row("var"),
                     Alu::Bypass,
                     imm(0.0),
                 ));
@@ -440,16 +471,13 @@ fn row_norm(l: &mut Lowerer, node: &Node, axis: usize, affine: Affine) -> Result
                     yt.clone(),
                     xt,
                     Alu::Multiply,
-                    per_part("sc", p),
+                    at_row("sc"),
                     Alu::Add,
-                    per_part("bi", p),
+                    at_row("bi"),
                 ));
             }
         }
-        ops.push(KOp::Dma {
-            dst: rows.hbm(&out.tensor, p, part_x, src),
-            src: yt,
-        });
+        split_rows(rows.hbm(&out.tensor, p, part_x, src), yt, &mut ops);
         if !stats.is_empty() {
             ops.push(ts2(
                 col("mu"),
@@ -468,7 +496,7 @@ fn row_norm(l: &mut Lowerer, node: &Node, axis: usize, affine: Affine) -> Result
         }
         ops
     };
-    body.extend(rows.walk.stmts(&emit));
+    body.extend(rows.walk.stmts_slots(slots, &emit));
     l.push_kernel(Kernel {
         name: node.name.clone(),
         op: node.op.name().to_string(),

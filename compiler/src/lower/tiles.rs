@@ -65,13 +65,29 @@ impl RowWalk {
     /// The statements of the walk: `emit(parts, src_offset, dst_offset)` gives the ops of one
     /// tile of `parts` rows whose first row sits at those element offsets.
     pub fn stmts(&self, emit: &dyn Fn(u64, Expr, Expr) -> Vec<KOp>) -> Vec<Stmt> {
-        let wrap = |p: u64, s: Expr, d: Expr| emit(p, s, d).into_iter().map(Stmt::Op).collect();
-        self.level(0, Expr::constant(0), Expr::constant(0), &wrap)
+        self.stmts_slots(1, &|p, s, d, _| emit(p, s, d))
+    }
+
+    /// Like [`RowWalk::stmts`], with consecutive tiles rotating over `slots` buffer slots:
+    /// `emit(parts, src_offset, dst_offset, slot)`. The loop over tiles is unrolled by `slots`
+    /// so each slot is a constant, and the load of one tile can overlap the compute of the
+    /// previous ones (codegen orders slot reuse by byte ranges).
+    pub fn stmts_slots(
+        &self,
+        slots: u64,
+        emit: &dyn Fn(u64, Expr, Expr, u64) -> Vec<KOp>,
+    ) -> Vec<Stmt> {
+        let wrap = |p: u64, s: Expr, d: Expr, slot: u64| {
+            emit(p, s, d, slot).into_iter().map(Stmt::Op).collect()
+        };
+        self.level(0, Expr::constant(0), Expr::constant(0), slots.max(1), &wrap)
     }
 
     /// Like [`RowWalk::stmts`] for tiles whose code holds loops of its own.
     pub fn stmts_nested(&self, emit: &dyn Fn(u64, Expr, Expr) -> Vec<Stmt>) -> Vec<Stmt> {
-        self.level(0, Expr::constant(0), Expr::constant(0), emit)
+        self.level(0, Expr::constant(0), Expr::constant(0), 1, &|p, s, d, _| {
+            emit(p, s, d)
+        })
     }
 
     fn level(
@@ -79,15 +95,28 @@ impl RowWalk {
         depth: usize,
         src: Expr,
         dst: Expr,
-        emit: &dyn Fn(u64, Expr, Expr) -> Vec<Stmt>,
+        slots: u64,
+        emit: &dyn Fn(u64, Expr, Expr, u64) -> Vec<Stmt>,
     ) -> Vec<Stmt> {
-        let ops = |v: Vec<Stmt>| v.into_iter();
+        let p = machine::PARTITIONS;
+        let (full, rest) = (self.part.size / p, self.part.size % p);
         if let Some(d) = self.outer.get(depth) {
             let var = format!("r{depth}");
+            // The innermost loop whose iterations are one tile each rotates the slots.
+            if depth + 1 == self.outer.len() && full == 1 && rest == 0 && slots > 1 {
+                let step = Step {
+                    var: &var,
+                    count: d.size,
+                    src: d.src,
+                    dst: d.dst,
+                };
+                return step.rotate(src, dst, slots, &|s, t, slot| emit(p, s, t, slot));
+            }
             let body = self.level(
                 depth + 1,
                 src.plus_var(&var, d.src),
                 dst.plus_var(&var, d.dst),
+                slots,
                 emit,
             );
             return vec![Stmt::Loop {
@@ -97,33 +126,83 @@ impl RowWalk {
                 body,
             }];
         }
-        let p = machine::PARTITIONS;
-        let (full, rest) = (self.part.size / p, self.part.size % p);
         let mut out = Vec::new();
-        if full == 1 {
-            out.extend(ops(emit(p, src.clone(), dst.clone())));
-        } else if full > 1 {
-            let (s, d) = (p as i64 * self.part.src, p as i64 * self.part.dst);
-            out.push(Stmt::Loop {
-                var: "t".into(),
-                start: 0,
-                end: full as i64,
-                body: ops(emit(
-                    p,
-                    src.clone().plus_var("t", s),
-                    dst.clone().plus_var("t", d),
-                ))
-                .collect(),
-            });
+        if full > 0 {
+            let step = Step {
+                var: "t",
+                count: full,
+                src: p as i64 * self.part.src,
+                dst: p as i64 * self.part.dst,
+            };
+            out.extend(step.rotate(src.clone(), dst.clone(), slots, &|s, t, slot| {
+                emit(p, s, t, slot)
+            }));
         }
         if rest > 0 {
             let k = (full * p) as i64;
-            out.extend(ops(emit(
+            out.extend(emit(
                 rest,
                 src.plus(k * self.part.src),
                 dst.plus(k * self.part.dst),
-            )));
+                full % slots,
+            ));
         }
+        out
+    }
+}
+
+/// `count` tiles a constant element stride apart (in the input and the output), indexed by
+/// loop variable `var`.
+struct Step<'a> {
+    var: &'a str,
+    count: u64,
+    src: i64,
+    dst: i64,
+}
+
+impl Step<'_> {
+    /// Tile `i` uses slot `i % slots`: one tile is emitted as is, a loop of one slot as a loop,
+    /// more slots as a loop unrolled by `slots` plus the remaining tiles.
+    fn rotate(
+        &self,
+        src: Expr,
+        dst: Expr,
+        slots: u64,
+        emit: &dyn Fn(Expr, Expr, u64) -> Vec<Stmt>,
+    ) -> Vec<Stmt> {
+        let at = |i: u64| {
+            emit(
+                src.clone().plus(i as i64 * self.src),
+                dst.clone().plus(i as i64 * self.dst),
+                i % slots,
+            )
+        };
+        if self.count == 1 {
+            return at(0);
+        }
+        let rounds = self.count / slots;
+        let mut out = Vec::new();
+        if rounds > 1 || (rounds == 1 && slots == 1) {
+            let (s, d) = (slots as i64 * self.src, slots as i64 * self.dst);
+            let body = (0..slots)
+                .flat_map(|k| {
+                    emit(
+                        src.clone().plus_var(self.var, s).plus(k as i64 * self.src),
+                        dst.clone().plus_var(self.var, d).plus(k as i64 * self.dst),
+                        k,
+                    )
+                })
+                .collect();
+            out.push(Stmt::Loop {
+                var: self.var.to_string(),
+                start: 0,
+                end: rounds as i64,
+                body,
+            });
+        } else if rounds == 1 {
+            out.extend((0..slots).flat_map(at));
+        }
+        out.extend((rounds * slots..self.count).flat_map(at));
         out
     }
 }
