@@ -173,6 +173,24 @@ pub fn tiled_typed(
     });
 }
 
+/// The operand index and value of a one-element float constant operand of a float arithmetic
+/// node whose other operand has the output's shape (so the result is `x op c` elementwise).
+fn scalar_constant_operand(l: &Lowerer, node: &Node) -> Option<(usize, f32)> {
+    let arithmetic = matches!(
+        node.op,
+        Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Max | Op::Min | Op::Pow
+    );
+    let out = l.graph.ty(node.outputs[0]);
+    if !arithmetic || !out.dtype.is_float() {
+        return None;
+    }
+    (0..2).find_map(|k| {
+        let other = l.graph.ty(node.inputs[1 - k]);
+        let c = l.graph.const_value(node.inputs[k])?.to_f32_vec();
+        (c.len() == 1 && other.dtype.is_float() && other.shape == out.shape).then(|| (k, c[0]))
+    })
+}
+
 fn float_attr(node: &Node, name: &str) -> Result<f32, Diagnostic> {
     node.attrs
         .float(name)
@@ -296,6 +314,27 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
             body: ops.into_iter().map(Stmt::Op).collect(),
         });
         return Ok(());
+    }
+    if let Some(op) = binary.filter(|_| node.inputs.len() == 2) {
+        if let Some((k, c)) = scalar_constant_operand(l, node) {
+            // A one-element constant operand is the vector engine's immediate: no broadcast
+            // tensor is materialised and the kernel reads one input.
+            let x = broadcast_to(l, node, node.inputs[1 - k], &out.shape);
+            let reverse0 = k == 0;
+            tiled(l, node, &[x], &out, &move |x, y, _| {
+                vec![KOp::TensorScalar {
+                    dst: y.clone(),
+                    src: x[0].clone(),
+                    op0: op,
+                    scalar0: ScalarArg::Imm(c),
+                    op1: Alu::Bypass,
+                    scalar1: ScalarArg::Imm(0.0),
+                    reverse0,
+                    reverse1: false,
+                }]
+            });
+            return Ok(());
+        }
     }
     let ins: Vec<Placed> = node
         .inputs
