@@ -4,9 +4,9 @@
 //! output shape in HBM first (see [`super::movement::broadcast_to`]); the kernel then streams the
 //! flat data through SBUF in `[partitions x free]` tiles, computing in fp32.
 
-use super::matmul::{split_dma, DMA_PIECE_BYTES};
 use super::movement::broadcast_to;
 use super::tiles::{dma_strided, flat_tiles, Dim, ELEMENTWISE_FREE_MAX};
+use super::tiles::{split_dma, DMA_PIECE_BYTES};
 use super::{node_error, Lowerer, Placed};
 use crate::diag::{Code, Diagnostic};
 use crate::graph::{Node, Op};

@@ -45,23 +45,17 @@
 //! that precision in HBM. On-chip memory that does not suffice even for one chunk is a compile
 //! error ([`Code::OnChipMemory`]).
 
-use super::tiles::contiguous_strides;
+use super::tiles::{contiguous_strides, split_dma, DMA_PIECE_BYTES};
 use super::{node_error, Lowerer};
 use crate::diag::{Code, Diagnostic};
 use crate::graph::{Node, Op, ValueId};
 use crate::kernel::{
-    Accumulate, Base, Buffer, Expr, HbmKind, HbmTensor, KOp, Kernel, ScalarArg, Stmt, View,
+    Accumulate, Buffer, Expr, HbmKind, HbmTensor, KOp, Kernel, ScalarArg, Stmt, View,
 };
 use tahoma_isa::{machine, Act, Alu, Dtype, Mem};
 
-/// Target bytes of one DMA piece: large enough that the trigger latency is a modest share of a
-/// queue's time, small enough that the pieces of one load spread over several queues (a tiling
-/// choice of the compiler).
-pub const DMA_PIECE_BYTES: u64 = 64 * 1024;
 /// Most products of a batch whose operands are on chip at once (a tiling choice).
 const MAX_PRODUCT_SLOTS: u64 = 8;
-/// Most pieces one DMA is cut into (a tiling choice; codegen balances pieces over the queues).
-const MAX_PIECES: u64 = 16;
 /// Output tiles held in SBUF between evacuation and store (a tiling choice of the compiler).
 const Y_SLOTS: u64 = 8;
 /// Stores of this many final tiles are cut into small pieces to shorten the tail.
@@ -162,89 +156,6 @@ struct Cfg {
     /// the loads of the next products overlap the compute of this one.
     pslots: u64,
     a_resident: bool,
-}
-
-/// Whether an on-chip access of `count` partitions may start at `start`.
-fn part_ok(start: u64, count: u64) -> bool {
-    machine::PARTITION_RULES
-        .iter()
-        .find(|(max, _)| count <= *max)
-        .is_some_and(|(_, starts)| starts.contains(&start))
-}
-
-/// Splits the range `0..size` into `pieces` near-equal ranges.
-fn ranges(size: u64, pieces: u64) -> Vec<(u64, u64)> {
-    let p = pieces.clamp(1, size.max(1));
-    (0..p)
-        .map(|i| (i * size / p, (i + 1) * size / p))
-        .filter(|(a, b)| b > a)
-        .collect()
-}
-
-/// A DMA between two views of the same partition count and free dim sizes, cut into pieces of
-/// about `target` bytes (`bytes` in all): by partition groups first (as the partition rules
-/// allow), then along the outermost free dim that has enough elements.
-pub(super) fn split_dma(dst: View, src: View, bytes: u64, target: u64, ops: &mut Vec<KOp>) {
-    let want = bytes.div_ceil(target.max(1)).clamp(1, MAX_PIECES);
-    let sizes = |v: &View| v.dims.iter().map(|d| d.0).collect::<Vec<_>>();
-    if want == 1 || dst.part_count != src.part_count || sizes(&dst) != sizes(&src) {
-        ops.push(KOp::Dma { dst, src });
-        return;
-    }
-    let on_chip_start = |v: &View| match v.base {
-        Base::Buf(_) => v
-            .part_start
-            .terms
-            .is_empty()
-            .then_some(v.part_start.constant as u64),
-        Base::Hbm(_) => Some(0),
-    };
-    let parts = dst.part_count;
-    let (ds, ss) = (on_chip_start(&dst), on_chip_start(&src));
-    let mut pg = 1;
-    for g in [4u64, 2] {
-        if g <= want && parts.is_multiple_of(g) {
-            let gs = parts / g;
-            let ok = |s: Option<u64>| s.is_some_and(|s| (0..g).all(|i| part_ok(s + i * gs, gs)));
-            if ok(ds) && ok(ss) {
-                pg = g;
-                break;
-            }
-        }
-    }
-    let fp = want.div_ceil(pg);
-    let d = dst
-        .dims
-        .iter()
-        .position(|x| x.0 >= fp)
-        .or_else(|| (0..dst.dims.len()).max_by_key(|&i| dst.dims[i].0));
-    let gs = parts / pg;
-    for g in 0..pg {
-        let rs = match d {
-            Some(d) => ranges(dst.dims[d].0, fp),
-            None => vec![(0, 1)],
-        };
-        for (lo, hi) in rs {
-            let piece = |v: &View| {
-                let mut v = v.clone();
-                let p0 = (g * gs) as i64;
-                match v.base {
-                    Base::Buf(_) => v.part_start = v.part_start.clone().plus(p0),
-                    Base::Hbm(_) => v.offset = v.offset.clone().plus(p0 * v.part_stride),
-                }
-                v.part_count = gs;
-                if let Some(d) = d {
-                    v.offset = v.offset.clone().plus(lo as i64 * v.dims[d].1);
-                    v.dims[d].0 = hi - lo;
-                }
-                v
-            };
-            ops.push(KOp::Dma {
-                dst: piece(&dst),
-                src: piece(&src),
-            });
-        }
-    }
 }
 
 /// Emits the kernel body of a node.

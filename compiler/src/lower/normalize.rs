@@ -18,10 +18,10 @@
 //! accumulator (sequential rounding, as ml_dtypes sums); that costs one vector op per row
 //! element, paid only by half-precision softmaxes (rare: fp32 graphs are unchanged).
 
-use super::matmul::{split_dma, DMA_PIECE_BYTES};
 use super::movement::broadcast_to;
 use super::reduce::Rows;
 use super::tiles::{sbuf, sbuf_typed, tile, ELEMENTWISE_FREE_MAX};
+use super::tiles::{split_dma, DMA_PIECE_BYTES};
 use super::{node_error, Lowerer};
 use crate::diag::{Code, Diagnostic};
 use crate::graph::{Node, Op};
