@@ -1,6 +1,6 @@
-//! End to end through the chip: every graph in `tests/kernels/` is imported, run on the graph
-//! interpreter (the oracle), compiled at both precisions and run on the emulator with the same
-//! seeded inputs. Checked for each:
+//! End to end through the chip: every graph in `tests/kernels/` (ONNX text, or graph IR text
+//! for what ONNX cannot say) is imported, run on the graph interpreter (the oracle), compiled at
+//! both precisions and run on the emulator with the same seeded inputs. Checked for each:
 //!
 //! * fp32: every output element within rtol 1e-3, atol 1e-5 of the interpreter (onnx's backend
 //!   tolerance);
@@ -26,7 +26,10 @@ fn graphs() -> Vec<PathBuf> {
     for dir in ["tests/kernels", "examples/models"] {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
         let files = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path());
-        v.extend(files.filter(|p| p.extension().is_some_and(|e| e == "onnxtxt")));
+        v.extend(files.filter(|p| {
+            p.extension()
+                .is_some_and(|e| e == "onnxtxt" || e == "graph")
+        }));
     }
     v.sort();
     assert!(
@@ -36,8 +39,14 @@ fn graphs() -> Vec<PathBuf> {
     v
 }
 
+/// An ONNX text model, or graph IR text (`.graph`: for what ONNX cannot say, such as the
+/// optimizer's `tile_n`).
 fn import(path: &Path) -> Graph {
     let src = std::fs::read_to_string(path).unwrap();
+    if path.extension().is_some_and(|e| e == "graph") {
+        return tahoma_compiler::graph::text::parse(&src)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    }
     import_text(&src, &ImportOptions::default(), &NoExternalData)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }

@@ -135,10 +135,12 @@ fn ops(g: &Graph) -> Vec<Op> {
 #[test]
 fn every_rule_has_a_soundness_test() {
     let fusion = fusion_rule_names();
+    let tiling = tiling_rule_names();
     let tested: BTreeSet<&str> = TESTED
         .iter()
         .copied()
         .chain(fusion.iter().map(|s| s.as_str()))
+        .chain(tiling.iter().map(|(s, _)| s.as_str()))
         .collect();
     for (phase, name) in all_rules() {
         assert!(
@@ -804,7 +806,8 @@ fn graph_opt_snapshots() {
     use tahoma_compiler::onnx::{import_text, ImportOptions, NoExternalData};
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kernels");
     for (name, max_enodes) in [
-        ("mlp_block", 20),
+        // 22: the tiling phase adds a `tile_n = 128` alternative of the 192-column FusedGemm.
+        ("mlp_block", 22),
         ("gemm_bias_relu", 10),
         ("transpose", 10),
         ("elementwise_chain", 15),
@@ -1051,4 +1054,82 @@ fn gemm_fusion_rules() {
     let y = node(&mut g, "y", Op::Relu, Attrs::new(), vec![p]);
     g.outputs.push(y);
     check("matmul-relu", &g, &mut r, 1e-5, false);
+}
+
+/// The tiling rules with the chunk width each offers; tested by `tiling_rules`.
+fn tiling_rule_names() -> Vec<(String, u64)> {
+    let mut v = Vec::new();
+    for w in tahoma_compiler::opt::rules::tiling::tile_n_candidates() {
+        for stem in ["matmul", "gemm", "gemm-c", "fused-gemm", "fused-gemm-c"] {
+            let (base, c) = stem.strip_suffix("-c").map_or((stem, ""), |b| (b, "-c"));
+            v.push((format!("{base}-tile-n{w}{c}"), w));
+        }
+    }
+    v
+}
+
+#[test]
+fn tiling_rules() {
+    for (name, w) in tiling_rule_names() {
+        for seed in 1..=SEEDS {
+            let mut r = Rng(seed * 7_919);
+            let (m, k) = (r.dim(1, 9), r.dim(1, 9));
+            let n = w as usize + r.dim(1, 40);
+            // A batched product half of the time for MatMul.
+            let batch = if name.starts_with("matmul") && seed % 2 == 0 {
+                vec![2]
+            } else {
+                vec![]
+            };
+            let mut g = Graph::new("t");
+            let a = g.add_input("a", f32t(&[batch.clone(), vec![m, k]].concat()));
+            let b = g.add_input("b", f32t(&[k, n]));
+            let mut ins = vec![a, b];
+            if name.ends_with("-c") {
+                ins.push(g.add_input("c", f32t(&[n])));
+            }
+            let (op, attrs) = if name.starts_with("matmul") {
+                (Op::MatMul, Attrs::new())
+            } else if name.starts_with("gemm") {
+                (
+                    Op::Gemm,
+                    gemm_attrs(r.val() * 2.0, r.val() * 2.0, false, false),
+                )
+            } else {
+                let act = AttrValue::Str("relu".into());
+                (
+                    Op::FusedGemm,
+                    gemm_attrs(1.0, 1.0, false, false).with("activation", act),
+                )
+            };
+            let p = node(&mut g, "p", op, attrs.clone(), ins.clone());
+            g.outputs.push(p);
+            let h = check(&name, &g, &mut r, 1e-5, true);
+            assert_eq!(ops(&h), [op], "{name}");
+            assert_eq!(h.nodes[0].attrs.int("tile_n"), Ok(w as i64), "{name}");
+
+            // Guards: a product already tiled, or no wider than the candidate, is left alone.
+            let mut g = Graph::new("t");
+            let a = g.add_input("a", f32t(&[m, k]));
+            let b = g.add_input("b", f32t(&[k, n]));
+            let mut ins2 = vec![a, b];
+            if name.ends_with("-c") {
+                ins2.push(g.add_input("c", f32t(&[n])));
+            }
+            let tiled = attrs.clone().with("tile_n", AttrValue::Int(w as i64));
+            let p = node(&mut g, "p", op, tiled, ins2);
+            g.outputs.push(p);
+            check(&name, &g, &mut r, 1e-5, false);
+            let mut g = Graph::new("t");
+            let a = g.add_input("a", f32t(&[m, k]));
+            let b = g.add_input("b", f32t(&[k, w as usize]));
+            let mut ins3 = vec![a, b];
+            if name.ends_with("-c") {
+                ins3.push(g.add_input("c", f32t(&[w as usize])));
+            }
+            let p = node(&mut g, "p", op, attrs, ins3);
+            g.outputs.push(p);
+            check(&name, &g, &mut r, 1e-5, false);
+        }
+    }
 }

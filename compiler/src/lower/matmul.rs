@@ -1,7 +1,8 @@
 //! `MatMul` and `Gemm` on the tensor engine: `Y = alpha * A B (+ beta * C)`, per batch of a
 //! batched product. The stationary operand is a `[K, M]` tile of A^T (K on partitions, at most
 //! `pe_cols` rows of M), the moving operand a `[K, N]` chunk of B (at most `max_moving_free`
-//! columns, one PSUM bank of fp32), and each output tile `[M, N]` accumulates over the K tiles in
+//! columns, one PSUM bank of fp32, or the node's `tile_n` attribute when the optimizer's tiling
+//! phase chose narrower chunks), and each output tile `[M, N]` accumulates over the K tiles in
 //! its own PSUM bank.
 //!
 //! **What is resident.** Every operand block is loaded into SBUF once and reused:
@@ -662,10 +663,12 @@ impl Gen<'_> {
 
 /// Chooses the tiling and the rings (see the module doc); `None` when even one chunk's panel
 /// does not fit on chip.
-fn configure(p: &Plan, opd: Dtype, ydt: Dtype, batches: u64) -> Option<Cfg> {
+/// `tile_n` is the widest moving chunk wanted (the node's `tile_n` attribute, chosen by the
+/// optimizer's tiling phase; one PSUM bank's width by default).
+fn configure(p: &Plan, opd: Dtype, ydt: Dtype, batches: u64, tile_n: u64) -> Option<Cfg> {
     // Narrower chunks when a long contraction leaves no room for full-width panels (a chunk of
     // at least matmul_min_free columns streams at the full rate).
-    let mut ch = machine::MAX_MOVING_FREE;
+    let mut ch = tile_n.clamp(1, machine::MAX_MOVING_FREE);
     loop {
         if let Some(c) = configure_with(p, opd, ydt, batches, ch) {
             return Some(c);
@@ -851,6 +854,19 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
             .int(n)
             .map_err(|m| node_error(node, Code::BadAttribute, m))
     };
+    let tile_n = match node.attrs.get(crate::opt::rules::tiling::TILE_N) {
+        None => machine::MAX_MOVING_FREE,
+        Some(_) => match attr_i(crate::opt::rules::tiling::TILE_N)? {
+            w if w > 0 => w as u64,
+            w => {
+                return Err(node_error(
+                    node,
+                    Code::BadAttribute,
+                    format!("tile_n = {w}: the moving chunk width must be positive"),
+                ))
+            }
+        },
+    };
     let (m, k, n);
     let (mut am, mut bm);
     let mut c = None;
@@ -999,7 +1015,7 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
     let mut body = Vec::new();
     let mut buffers = Vec::new();
     if m > 0 && n > 0 && !prods.is_empty() {
-        let cfg = configure(&plan, opd, ydt, prods.len() as u64).ok_or_else(|| {
+        let cfg = configure(&plan, opd, ydt, prods.len() as u64, tile_n).ok_or_else(|| {
             node_error(
                 node,
                 Code::OnChipMemory,

@@ -1,5 +1,5 @@
 //! The e-graph optimizer (egg): the graph is added to an e-graph ([`lang`]), rewritten by
-//! staged runners ([`runner`]: canonicalise -> algebra -> fusion -> layout, rules in
+//! staged runners ([`runner`]: canonicalise -> algebra -> fusion -> layout -> tiling, rules in
 //! [`rules`]) under an analysis of types, weight-only values and constants ([`analysis`]),
 //! and the cheapest form by the chip's cycle estimate ([`cost`]) is extracted by DAG cost
 //! ([`extract`]) back into a graph that keeps the original node names. [`report`] records what

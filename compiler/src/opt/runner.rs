@@ -1,5 +1,5 @@
 //! Staged equality saturation: one egg `Runner` per phase (canonicalise -> algebra -> fusion ->
-//! layout), each with node, iteration and time limits set before it runs and egg's
+//! layout -> tiling), each with node, iteration and time limits set before it runs and egg's
 //! `SimpleScheduler` (predictable, and it never bans the conditional rules whose raw matches
 //! mostly fail their conditions). The e-graph is carried from phase to phase, so later phases
 //! see every equality found earlier. A phase that stops on a limit keeps what it found and

@@ -1,5 +1,5 @@
 //! Rewrite rules, one module per phase of the staged runner ([`crate::opt::runner`]):
-//! [`canon`] (canonicalise), [`algebra`], [`fusion`], [`layout`]. Every rule is a pattern over
+//! [`canon`] (canonicalise), [`algebra`], [`fusion`], [`layout`], [`tiling`]. Every rule is a pattern over
 //! [`TNode`] and an applier that checks the rule's condition on the analysis (types, constants,
 //! attributes) and builds the right-hand side with [`add_op`](super::analysis::add_op), so an
 //! ill-typed node never enters the e-graph. No rule introduces structure from a bare variable
@@ -12,6 +12,7 @@ pub mod algebra;
 pub mod canon;
 pub mod fusion;
 pub mod layout;
+pub mod tiling;
 
 use super::analysis::{OptEGraph, TensorAnalysis};
 use super::lang::TNode;
@@ -68,14 +69,16 @@ pub enum Phase {
     Algebra,
     Fusion,
     Layout,
+    Tiling,
 }
 
 impl Phase {
-    pub const ALL: [Phase; 4] = [
+    pub const ALL: [Phase; 5] = [
         Phase::Canonicalise,
         Phase::Algebra,
         Phase::Fusion,
         Phase::Layout,
+        Phase::Tiling,
     ];
 
     pub fn name(self) -> &'static str {
@@ -84,6 +87,7 @@ impl Phase {
             Phase::Algebra => "algebra",
             Phase::Fusion => "fusion",
             Phase::Layout => "layout",
+            Phase::Tiling => "tiling",
         }
     }
 
@@ -94,6 +98,7 @@ impl Phase {
             Phase::Algebra => algebra::rules(),
             Phase::Fusion => fusion::rules(),
             Phase::Layout => layout::rules(),
+            Phase::Tiling => tiling::rules(),
         }
     }
 }
