@@ -187,6 +187,12 @@ const TESTED: &[&str] = &[
     "gemm-scale-c",
     "gemm-scale-c-left",
     "gemm-div-c",
+    "matmul-scale-batched",
+    "matmul-scale-batched-left",
+    "matmul-div-batched",
+    "matmul-perm-a",
+    "matmul-perm-b",
+    "matmul-perm-y",
     "gelu-erf",
 ];
 
@@ -1132,4 +1138,127 @@ fn tiling_rules() {
             check(&name, &g, &mut r, 1e-5, false);
         }
     }
+}
+
+/// A random permutation of `0..r` (Fisher-Yates).
+fn random_perm(r: usize, rng: &mut Rng) -> Vec<usize> {
+    let mut p: Vec<usize> = (0..r).collect();
+    for i in (1..r).rev() {
+        p.swap(i, rng.dim(0, i));
+    }
+    p
+}
+
+fn perm_attr(p: &[usize]) -> Attrs {
+    Attrs::new().with(
+        "perm",
+        ints(&p.iter().map(|&d| d as i64).collect::<Vec<_>>()),
+    )
+}
+
+#[test]
+fn batched_scale_rules() {
+    for (name, op, left) in [
+        ("matmul-scale-batched", Op::Mul, false),
+        ("matmul-scale-batched-left", Op::Mul, true),
+        ("matmul-div-batched", Op::Div, false),
+    ] {
+        for seed in 1..=SEEDS {
+            let mut r = Rng(seed * 4_093);
+            let (bt, m, k, n) = (r.dim(1, 3), r.dim(1, 9), r.dim(1, 9), r.dim(1, 9));
+            let mut g = Graph::new("t");
+            let a = g.add_input("a", f32t(&[bt, m, k]));
+            let b = g.add_input("b", f32t(&[k, n]));
+            let p = node(&mut g, "p", Op::MatMul, Attrs::new(), vec![a, b]);
+            let c = splat(&mut g, "c", &[], 0.25 + r.val().abs());
+            let ins = if left { vec![c, p] } else { vec![p, c] };
+            let y = node(&mut g, "y", op, Attrs::new(), ins);
+            g.outputs.push(y);
+            let h = check(name, &g, &mut r, 1e-5, true);
+            assert_eq!(ops(&h), [Op::MatMul], "{name}");
+            assert!(h.nodes[0].attrs.float("alpha").is_ok(), "{name}");
+        }
+        // Guard: a 2-D product becomes a Gemm instead (matmul-scale), not a scaled MatMul.
+        let mut r = Rng(5);
+        let mut g = Graph::new("t");
+        let a = g.add_input("a", f32t(&[3, 4]));
+        let b = g.add_input("b", f32t(&[4, 5]));
+        let p = node(&mut g, "p", Op::MatMul, Attrs::new(), vec![a, b]);
+        let c = splat(&mut g, "c", &[], 0.5);
+        let ins = if left { vec![c, p] } else { vec![p, c] };
+        let y = node(&mut g, "y", op, Attrs::new(), ins);
+        g.outputs.push(y);
+        check(name, &g, &mut r, 1e-5, false);
+    }
+}
+
+#[test]
+fn layout_rules() {
+    for name in ["matmul-perm-a", "matmul-perm-b", "matmul-perm-y"] {
+        for seed in 1..=SEEDS {
+            let mut r = Rng(seed * 3_001);
+            let rank = r.dim(3, 4);
+            let dims: Vec<usize> = (0..rank).map(|_| r.dim(1, 5)).collect();
+            let (k, n) = (r.dim(1, 6), r.dim(1, 6));
+            let mut g = Graph::new("t");
+            // Operand shapes chosen so that the transposed side has `dims` for its shape.
+            let y = match name {
+                "matmul-perm-a" => {
+                    let p = random_perm(rank, &mut r);
+                    let mut src = vec![0; rank];
+                    for (i, &d) in p.iter().enumerate() {
+                        src[d] = dims[i];
+                    }
+                    let x = g.add_input("x", f32t(&src));
+                    let t = node(&mut g, "t", Op::Transpose, perm_attr(&p), vec![x]);
+                    let b = g.add_input("b", f32t(&[dims[rank - 1], n]));
+                    node(&mut g, "p", Op::MatMul, Attrs::new(), vec![t, b])
+                }
+                "matmul-perm-b" => {
+                    let p = random_perm(rank, &mut r);
+                    let mut src = vec![0; rank];
+                    for (i, &d) in p.iter().enumerate() {
+                        src[d] = dims[i];
+                    }
+                    // A is [M = k, K] against t's [.., K, N].
+                    let a = g.add_input("a", f32t(&[k, dims[rank - 2]]));
+                    let x = g.add_input("x", f32t(&src));
+                    let t = node(&mut g, "t", Op::Transpose, perm_attr(&p), vec![x]);
+                    node(&mut g, "p", Op::MatMul, Attrs::new(), vec![a, t])
+                }
+                _ => {
+                    let a = g.add_input("a", f32t(&[dims[..rank - 1].to_vec(), vec![k]].concat()));
+                    let b = g.add_input("b", f32t(&[k, n]));
+                    let p = node(&mut g, "p", Op::MatMul, Attrs::new(), vec![a, b]);
+                    let perm = random_perm(rank, &mut r);
+                    node(&mut g, "t", Op::Transpose, perm_attr(&perm), vec![p])
+                }
+            };
+            g.outputs.push(y);
+            let h = check(name, &g, &mut r, 1e-5, true);
+            assert_eq!(
+                ops(&h),
+                [Op::MatMul],
+                "{name}:\n{}",
+                tahoma_compiler::graph::text::print(&h)
+            );
+        }
+    }
+    // Guards: 2-D products are the algebra phase's (Gemm's trans flags), and a transposed
+    // constant is folded at compile time instead.
+    let mut r = Rng(9);
+    let mut g = Graph::new("t");
+    let x = g.add_input("x", f32t(&[4, 3]));
+    let t = node(&mut g, "t", Op::Transpose, perm_attr(&[1, 0]), vec![x]);
+    let b = g.add_input("b", f32t(&[4, 5]));
+    let y = node(&mut g, "p", Op::MatMul, Attrs::new(), vec![t, b]);
+    g.outputs.push(y);
+    check("matmul-perm-a", &g, &mut r, 1e-5, false);
+    let mut g = Graph::new("t");
+    let a = g.add_input("a", f32t(&[2, 3, 4]));
+    let w = splat(&mut g, "w", &[2, 5, 4], 0.5);
+    let t = node(&mut g, "t", Op::Transpose, perm_attr(&[0, 2, 1]), vec![w]);
+    let y = node(&mut g, "p", Op::MatMul, Attrs::new(), vec![a, t]);
+    g.outputs.push(y);
+    check("matmul-perm-b", &g, &mut r, 1e-5, false);
 }

@@ -317,10 +317,21 @@ pub fn infer(op: Op, attrs: &Attrs, ins: &[TensorType]) -> Result<Vec<TensorType
         MatMul => {
             arity(op, ins, 2, 2)?;
             same_dtype(op, ins)?;
-            one(TensorType::new(
-                ins[0].dtype,
-                matmul_shape(&ins[0].shape, &ins[1].shape)?,
-            ))
+            // The optimizer's layout attributes: operands and result seen through transposes.
+            let view = |name: &str, shape: &[usize]| -> Result<Vec<usize>, InferError> {
+                match attrs.get(name) {
+                    None => Ok(shape.to_vec()),
+                    Some(_) => {
+                        let perm = attrs.usizes(name).map_err(InferError::attr)?;
+                        permuted(&format!("MatMul {name}"), &perm, shape)
+                    }
+                }
+            };
+            let y = matmul_shape(
+                &view("perm_a", &ins[0].shape)?,
+                &view("perm_b", &ins[1].shape)?,
+            )?;
+            one(TensorType::new(ins[0].dtype, view("perm_y", &y)?))
         }
         Gemm => gemm(attrs, ins),
         Conv => conv(attrs, ins, false),
@@ -451,25 +462,9 @@ pub fn infer(op: Op, attrs: &Attrs, ins: &[TensorType]) -> Result<Vec<TensorType
         Transpose => {
             arity(op, ins, 1, 1)?;
             let perm = attrs.usizes("perm").map_err(InferError::attr)?;
-            let r = ins[0].rank();
-            let mut seen = vec![false; r];
-            if perm.len() != r {
-                return Err(InferError::from(format!(
-                    "Transpose perm {perm:?} does not fit {}",
-                    ins[0]
-                )));
-            }
-            for &p in &perm {
-                if p >= r || seen[p] {
-                    return Err(InferError::from(format!(
-                        "Transpose perm {perm:?} is not a permutation of 0..{r}"
-                    )));
-                }
-                seen[p] = true;
-            }
             one(TensorType::new(
                 ins[0].dtype,
-                perm.iter().map(|&p| ins[0].shape[p]).collect::<Vec<_>>(),
+                permuted("Transpose perm", &perm, &ins[0].shape)?,
             ))
         }
         Concat => {
@@ -751,6 +746,27 @@ fn broadcast(op: Op, ins: &[TensorType]) -> Result<Vec<usize>, String> {
         })?;
     }
     Ok(s)
+}
+
+/// `shape` permuted by `perm` (`out[i] = shape[perm[i]]`), checked to be a permutation of the
+/// shape's axes; `what` names the attribute in the error.
+pub fn permuted(what: &str, perm: &[usize], shape: &[usize]) -> Result<Vec<usize>, InferError> {
+    let r = shape.len();
+    if perm.len() != r {
+        return Err(InferError::from(format!(
+            "{what} {perm:?} does not fit rank {r} (shape {shape:?})"
+        )));
+    }
+    let mut seen = vec![false; r];
+    for &p in perm {
+        if p >= r || seen[p] {
+            return Err(InferError::from(format!(
+                "{what} {perm:?} is not a permutation of 0..{r}"
+            )));
+        }
+        seen[p] = true;
+    }
+    Ok(perm.iter().map(|&p| shape[p]).collect())
 }
 
 /// Output shape of numpy matmul.

@@ -229,7 +229,24 @@ pub fn run_op(op: Op, attrs: &Attrs, ins: &[&Tensor], n_outputs: usize) -> Resul
         }
         MatMul => {
             arity(name, ins, 2, 2)?;
-            one(matmul(ins[0], ins[1])?)
+            // The optimizer's layout attributes (graph IR only): transposes of the operands
+            // and of the result (see opt/rules/layout.rs).
+            let perm = |n: &str| -> Result<Option<Vec<i64>>> {
+                attrs.get(n).map(|_| a.ints(n)).transpose()
+            };
+            let view = |x: &Tensor, n: &str| -> Result<Tensor> {
+                match perm(n)? {
+                    Some(p) => transpose(x, Some(&p)),
+                    None => Ok(x.clone()),
+                }
+            };
+            let mut y = matmul(&view(ins[0], "perm_a")?, &view(ins[1], "perm_b")?)?;
+            if attrs.get("alpha").is_some() {
+                // `alpha` (graph IR only) scales the product as a following Mul would.
+                let alpha = Tensor::from_f32(y.dtype(), &[], &[a.float("alpha")?]);
+                y = binary(BinaryOp::Mul, &y, &alpha)?;
+            }
+            one(view(&y, "perm_y")?)
         }
         FusedGemm => {
             let y = run_op(Gemm, attrs, ins, 1)?.remove(0);

@@ -53,6 +53,7 @@ use crate::graph::{Node, Op, ValueId};
 use crate::kernel::{
     Accumulate, Buffer, Expr, HbmKind, HbmTensor, KOp, Kernel, ScalarArg, Stmt, View,
 };
+use crate::opt::rules::layout::{PERM_A, PERM_B, PERM_Y};
 use tahoma_isa::{machine, Act, Alu, Dtype, Mem};
 
 /// Most products of a batch whose operands are on chip at once (a tiling choice).
@@ -71,9 +72,9 @@ struct Mat {
     col: i64,
 }
 
-/// Offsets (in elements) of every batch of a broadcast batched operand.
-fn batch_offsets(op_batch: &[u64], out_batch: &[u64], matrix_elems: u64) -> Vec<i64> {
-    let strides = contiguous_strides(op_batch);
+/// Offsets (in elements) of every batch of a broadcast batched operand whose batch dims have
+/// these element strides.
+fn batch_offsets(op_batch: &[u64], strides: &[i64], out_batch: &[u64]) -> Vec<i64> {
     let lead = out_batch.len() - op_batch.len();
     let total: u64 = out_batch.iter().product();
     let mut offs = Vec::with_capacity(total as usize);
@@ -87,9 +88,39 @@ fn batch_offsets(op_batch: &[u64], out_batch: &[u64], matrix_elems: u64) -> Vec<
                 off += idx as i64 * strides[d - lead];
             }
         }
-        offs.push(off * matrix_elems as i64);
+        offs.push(off);
     }
     offs
+}
+
+/// A tensor of shape `shape` (contiguous) seen through the optimizer's permutation `perm`
+/// (`view[i] = tensor[perm[i]]`, see opt/rules/layout.rs): the view's shape and element strides.
+fn permuted_view(shape: &[u64], perm: Option<&[usize]>) -> (Vec<u64>, Vec<i64>) {
+    let strides = contiguous_strides(shape);
+    match perm {
+        None => (shape.to_vec(), strides),
+        Some(p) => (
+            p.iter().map(|&d| shape[d]).collect(),
+            p.iter().map(|&d| strides[d]).collect(),
+        ),
+    }
+}
+
+/// The product's result (shape `y_shape`, contiguous) as the product computes it, before the
+/// permutation `perm` the result is stored through: the logical shape and element strides.
+fn unpermuted_view(y_shape: &[u64], perm: Option<&[usize]>) -> (Vec<u64>, Vec<i64>) {
+    let strides = contiguous_strides(y_shape);
+    match perm {
+        None => (y_shape.to_vec(), strides),
+        Some(p) => {
+            let (mut sh, mut st) = (vec![0; p.len()], vec![0; p.len()]);
+            for (i, &d) in p.iter().enumerate() {
+                sh[d] = y_shape[i];
+                st[d] = strides[i];
+            }
+            (sh, st)
+        }
+    }
 }
 
 /// An operand seen K-major: logical `[X, K]` (A: X = M rows; B: X = N columns) at these element
@@ -107,6 +138,8 @@ struct Plan<'a> {
     a: Src<'a>,
     b: Src<'a>,
     y: &'a str,
+    /// The result's row and column strides in `y`.
+    ym: Mat,
     c: Option<(&'a str, Mat)>,
     m: u64,
     k: u64,
@@ -519,12 +552,13 @@ impl Gen<'_> {
                 });
             }
         }
+        let ym = self.p.ym;
         let dst = View::hbm(
             self.p.y,
             mt,
-            self.p.n as i64,
-            Expr::constant(pr.y_off + (m0 * self.p.n + n0) as i64),
-            vec![(nt, 1)],
+            ym.row,
+            Expr::constant(pr.y_off + m0 as i64 * ym.row + n0 as i64 * ym.col),
+            vec![(nt, ym.col)],
         );
         self.tiles_left = self.tiles_left.saturating_sub(1);
         let target = if self.tiles_left < FINE_TAIL_TILES {
@@ -824,8 +858,11 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
     let rank = |v: ValueId| l.graph.ty(v).shape.len();
     let const2 = |v: ValueId| l.graph.const_value(v).is_some() && rank(v) == 2;
     let (ia, ib) = (node.inputs[0], node.inputs[1]);
-    let a_km = const2(ia) && if gemm { !flag("transA") } else { rank(ib) == 2 };
-    let b_km = const2(ib) && flag("transB");
+    let permuted = [PERM_A, PERM_B, PERM_Y]
+        .iter()
+        .any(|p| node.attrs.get(p).is_some());
+    let a_km = !permuted && const2(ia) && if gemm { !flag("transA") } else { rank(ib) == 2 };
+    let b_km = !permuted && const2(ib) && flag("transB");
     let placed_km = |l: &mut Lowerer, v: ValueId| -> Option<super::Placed> {
         let tensor = kmajor_const(l, v, opd)?;
         let shape = l.graph.ty(v).shape.iter().map(|&d| d as u64).collect();
@@ -867,8 +904,20 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
             }
         },
     };
+    let perm = |name: &str| -> Result<Option<Vec<usize>>, Diagnostic> {
+        match node.attrs.get(name) {
+            None => Ok(None),
+            Some(_) => node
+                .attrs
+                .usizes(name)
+                .map(Some)
+                .map_err(|m| node_error(node, Code::BadAttribute, m)),
+        }
+    };
     let (m, k, n);
     let (mut am, mut bm);
+    // The result's row and column strides (contiguous unless MatMul's perm_y says otherwise).
+    let mut ym = Mat { row: 0, col: 1 };
     let mut c = None;
     let (alpha, beta);
     let mut prods = Vec::new();
@@ -881,6 +930,7 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
             (a.shape[0], a.shape[1])
         };
         n = if tb { b.shape[0] } else { b.shape[1] };
+        ym.row = n as i64;
         am = if ta {
             Mat {
                 row: 1,
@@ -925,33 +975,67 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
             y_off: 0,
         });
     } else {
-        (alpha, beta) = (1.0, 0.0);
-        let (ar, br) = (a.shape.len(), b.shape.len());
-        m = if ar == 1 { 1 } else { a.shape[ar - 2] };
-        k = a.shape[ar - 1];
-        n = if br == 1 { 1 } else { b.shape[br - 1] };
-        let a_batch: &[u64] = if ar > 2 { &a.shape[..ar - 2] } else { &[] };
-        let b_batch: &[u64] = if br > 2 { &b.shape[..br - 2] } else { &[] };
-        let yr = y.shape.len();
+        // The optimizer's attributes (opt/rules/algebra.rs, layout.rs): a scale applied on the
+        // way out of PSUM, operands read and the result written through permutations.
+        alpha = match node.attrs.get("alpha") {
+            Some(_) => attr_f("alpha")?,
+            None => 1.0,
+        };
+        beta = 0.0;
+        let (pa, pb, py) = (perm(PERM_A)?, perm(PERM_B)?, perm(PERM_Y)?);
+        let (ash, ast) = permuted_view(&a.shape, pa.as_deref());
+        let (bsh, bst) = permuted_view(&b.shape, pb.as_deref());
+        let (ysh, yst) = unpermuted_view(&y.shape, py.as_deref());
+        let (ar, br) = (ash.len(), bsh.len());
+        m = if ar == 1 { 1 } else { ash[ar - 2] };
+        k = ash[ar - 1];
+        n = if br == 1 { 1 } else { bsh[br - 1] };
+        let batch = |r: usize| r.saturating_sub(2);
+        let yr = ysh.len();
         // The output keeps M unless A is 1-D and N unless B is 1-D; the rest is batch.
         let y_batch_len = yr - usize::from(ar > 1) - usize::from(br > 1);
-        let y_batch: Vec<u64> = y.shape[..y_batch_len].to_vec();
-        let a_offs = batch_offsets(a_batch, &y_batch, m * k);
-        let b_offs = batch_offsets(b_batch, &y_batch, k * n);
+        let y_batch = &ysh[..y_batch_len];
+        let a_offs = batch_offsets(&ash[..batch(ar)], &ast[..batch(ar)], y_batch);
+        let b_offs = batch_offsets(&bsh[..batch(br)], &bst[..batch(br)], y_batch);
+        let y_offs = batch_offsets(y_batch, &yst[..y_batch_len], y_batch);
+        // A 1-D operand has one row (A) or one column (B): that stride is never used and is
+        // given as if the matrix were contiguous.
         am = Mat {
-            row: k as i64,
-            col: 1,
+            row: if ar > 1 { ast[ar - 2] } else { k as i64 },
+            col: ast[ar - 1],
         };
-        bm = Mat {
-            row: n as i64,
-            col: 1,
+        bm = if br > 1 {
+            Mat {
+                row: bst[br - 2],
+                col: bst[br - 1],
+            }
+        } else {
+            Mat {
+                row: bst[0],
+                col: 1,
+            }
         };
-        for (i, (&ao, &bo)) in a_offs.iter().zip(&b_offs).enumerate() {
+        ym = match (ar > 1, br > 1) {
+            (true, true) => Mat {
+                row: yst[yr - 2],
+                col: yst[yr - 1],
+            },
+            (false, true) => Mat {
+                row: n as i64,
+                col: yst[yr - 1],
+            },
+            (true, false) => Mat {
+                row: yst[yr - 1],
+                col: 1,
+            },
+            (false, false) => Mat { row: 1, col: 1 },
+        };
+        for ((&ao, &bo), &yo) in a_offs.iter().zip(&b_offs).zip(&y_offs) {
             prods.push(Prod {
                 a_off: ao,
                 b_off: bo,
                 c_off: 0,
-                y_off: (i as u64 * m * n) as i64,
+                y_off: yo,
             });
         }
     }
@@ -999,6 +1083,7 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
             transpose32: t32(bm.col, bm.row, n),
         },
         y: &y.tensor,
+        ym,
         c: c.as_ref().map(|(t, cm): &(String, Mat)| (t.as_str(), *cm)),
         m,
         k,

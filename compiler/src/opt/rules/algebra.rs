@@ -14,6 +14,7 @@
 //! | `matmul-scale`, `matmul-scale-left` | `MatMul(A, B) * c -> Gemm[α=c](A, B)` | A, B 2-D; c a constant splat whose product keeps the Gemm's type |
 //! | `gemm-scale`, `gemm-scale-left`, `gemm-scale-c`, `gemm-scale-c-left` | `Gemm[α, β](..) * c -> Gemm[cα, cβ](..)` | as above (with C: distributes the product over the sum, one rounding moved) |
 //! | `gemm-div`, `gemm-div-c`, `matmul-div` | `Gemm[α, β](..) / c -> Gemm[α/c, β/c](..)` | c a non-zero splat (one rounding moved) |
+//! | `matmul-scale-batched`, `-left`, `matmul-div-batched` | `MatMul[α](A, B) * c -> MatMul[α=cα](A, B)` (`/ c`: `α/c`) | a product of rank >= 3 (the graph IR's MatMul takes an optional `alpha`); c a splat as above |
 
 use super::{gemm_attrs, perm_of, rule, var, Rule};
 use crate::graph::{AttrValue, Attrs, Op, TensorType};
@@ -70,6 +71,12 @@ fn scale_of(eg: &OptEGraph, c: Id, prod: Id, root: Id) -> Option<f64> {
     (tp == tr && tp.dtype == ty_of(eg, c)?.dtype).then_some(v)
 }
 
+/// Whether the attribute leaf `m` of a matched MatMul is plain ONNX (see
+/// [`super::layout::plain_matmul`]): rules that rebuild the product as a Gemm need it.
+fn plain(eg: &OptEGraph, m: Id) -> bool {
+    attrs_of(eg, m).is_some_and(super::layout::plain_matmul)
+}
+
 /// The algebra rules.
 pub fn rules() -> Vec<Rule> {
     let mut v = vec![
@@ -78,7 +85,7 @@ pub fn rules() -> Vec<Rule> {
             "(MatMul ?m (Transpose ?p ?a) ?b)",
             |eg, _, s| {
                 let (a, b) = (s[var("?a")], s[var("?b")]);
-                if !swaps_2d(eg, s[var("?p")]) || !both_2d(eg, a, b) {
+                if !swaps_2d(eg, s[var("?p")]) || !both_2d(eg, a, b) || !plain(eg, s[var("?m")]) {
                     return None;
                 }
                 add_op(eg, Op::Gemm, &gemm_attrs(1.0, 1.0, true, false), &[a, b])
@@ -89,7 +96,7 @@ pub fn rules() -> Vec<Rule> {
             "(MatMul ?m ?a (Transpose ?p ?b))",
             |eg, _, s| {
                 let (a, b) = (s[var("?a")], s[var("?b")]);
-                if !swaps_2d(eg, s[var("?p")]) || !both_2d(eg, a, b) {
+                if !swaps_2d(eg, s[var("?p")]) || !both_2d(eg, a, b) || !plain(eg, s[var("?m")]) {
                     return None;
                 }
                 add_op(eg, Op::Gemm, &gemm_attrs(1.0, 1.0, false, true), &[a, b])
@@ -146,7 +153,7 @@ pub fn rules() -> Vec<Rule> {
                 s[var("?m")],
                 &[a, b],
             ))?;
-            if !both_2d(eg, a, b) || !bias_fits(eg, c, prod, root) {
+            if !both_2d(eg, a, b) || !bias_fits(eg, c, prod, root) || !plain(eg, s[var("?m")]) {
                 return None;
             }
             add_op(
@@ -171,7 +178,12 @@ pub fn rules() -> Vec<Rule> {
             ))?;
             let (ta, tb, tc) = (ty_of(eg, a)?, ty_of(eg, b)?, ty_of(eg, c)?);
             let (tp, tr) = (ty_of(eg, prod)?, ty_of(eg, root)?);
-            if ta.rank() < 3 || !ta.dtype.is_float() || !is_2d_float(tb) || tp != tr {
+            if ta.rank() < 3
+                || !ta.dtype.is_float()
+                || !is_2d_float(tb)
+                || tp != tr
+                || !plain(eg, s[var("?m")])
+            {
                 return None;
             }
             let (k, n) = (tb.shape[0], tb.shape[1]);
@@ -271,7 +283,7 @@ pub fn rules() -> Vec<Rule> {
         v.push(rule(name, pattern, move |eg, root, s| {
             let ops = operands(s, &names);
             let g = s[var("?g")];
-            if !both_2d(eg, ops[0], ops[1]) {
+            if !both_2d(eg, ops[0], ops[1]) || (is_matmul && !plain(eg, g)) {
                 return None;
             }
             let inner = if is_matmul { Op::MatMul } else { Op::Gemm };
@@ -298,6 +310,38 @@ pub fn rules() -> Vec<Rule> {
                 return None;
             }
             add_op(eg, Op::Gemm, &attrs, &ops)
+        }));
+    }
+    // A batched product has no Gemm form: the factor becomes the MatMul's own `alpha`, applied
+    // while its result leaves PSUM.
+    for (name, pattern, div) in [
+        (
+            "matmul-scale-batched",
+            "(Mul ?s (MatMul ?g ?a ?b) ?k)",
+            false,
+        ),
+        (
+            "matmul-scale-batched-left",
+            "(Mul ?s ?k (MatMul ?g ?a ?b))",
+            false,
+        ),
+        ("matmul-div-batched", "(Div ?s (MatMul ?g ?a ?b) ?k)", true),
+    ] {
+        v.push(rule(name, pattern, move |eg, root, s| {
+            let (a, b, g) = (s[var("?a")], s[var("?b")], s[var("?g")]);
+            let prod = eg.lookup(crate::opt::lang::TNode::op(Op::MatMul, g, &[a, b]))?;
+            if ty_of(eg, prod)?.rank() < 3 || !ty_of(eg, prod)?.dtype.is_float() {
+                return None;
+            }
+            let k = scale_of(eg, s[var("?k")], prod, root)?;
+            let attrs = attrs_of(eg, g)?;
+            let al = f64::from(attrs.float("alpha").unwrap_or(1.0));
+            let al = if div { al / k } else { al * k } as f32;
+            if (div && k == 0.0) || !al.is_finite() {
+                return None;
+            }
+            let attrs = attrs.clone().with("alpha", AttrValue::Float(al));
+            add_op(eg, Op::MatMul, &attrs, &[a, b])
         }));
     }
     v

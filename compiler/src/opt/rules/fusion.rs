@@ -283,7 +283,8 @@ pub fn rules() -> Vec<Rule> {
                 let (x, w) = (s[var("?a1")], s[var("?b1")]);
                 let two_d =
                     |c: Id| ty_of(eg, c).is_some_and(|t| t.rank() == 2 && t.dtype.is_float());
-                if !two_d(x) || !two_d(w) {
+                let plain = attrs_of(eg, s[var("?m")]).is_some_and(super::layout::plain_matmul);
+                if !two_d(x) || !two_d(w) || !plain {
                     return None;
                 }
                 let act = FusedAct::of_op(op, attrs_of(eg, s[var("?a")])?)?;
