@@ -190,6 +190,10 @@ const TESTED: &[&str] = &[
     "matmul-scale-batched",
     "matmul-scale-batched-left",
     "matmul-div-batched",
+    "gemm-residual",
+    "gemm-residual-left",
+    "gemm-residual-reshape",
+    "gemm-residual-reshape-left",
     "matmul-perm-a",
     "matmul-perm-b",
     "matmul-perm-y",
@@ -1261,4 +1265,74 @@ fn layout_rules() {
     let y = node(&mut g, "p", Op::MatMul, Attrs::new(), vec![a, t]);
     g.outputs.push(y);
     check("matmul-perm-b", &g, &mut r, 1e-5, false);
+}
+
+#[test]
+fn gemm_residual_rules() {
+    for name in [
+        "gemm-residual",
+        "gemm-residual-left",
+        "gemm-residual-reshape",
+        "gemm-residual-reshape-left",
+    ] {
+        for seed in 1..=SEEDS {
+            let mut r = Rng(seed * 2_027);
+            let (m, k, n) = (r.dim(1, 9), r.dim(1, 9), r.dim(1, 9));
+            let tb = seed % 2 == 0;
+            let mut g = Graph::new("t");
+            let a = g.add_input("a", f32t(&[m, k]));
+            let b = g.add_input("b", f32t(&if tb { [n, k] } else { [k, n] }));
+            let c = g.add_input("c", f32t(&[n]));
+            let (alpha, beta) = (r.val() * 2.0, r.val() * 2.0);
+            let p = node(
+                &mut g,
+                "p",
+                Op::Gemm,
+                gemm_attrs(alpha, beta, false, tb),
+                vec![a, b, c],
+            );
+            let reshape = name.contains("reshape");
+            let (p, rshape) = if reshape {
+                let shape = Attrs::new().with("shape", ints(&[1, m as i64, n as i64]));
+                (
+                    node(&mut g, "rs", Op::Reshape, shape, vec![p]),
+                    vec![1, m, n],
+                )
+            } else {
+                (p, vec![m, n])
+            };
+            let res = g.add_input("r", f32t(&rshape));
+            let ins = if name.ends_with("-left") {
+                vec![res, p]
+            } else {
+                vec![p, res]
+            };
+            let y = node(&mut g, "y", Op::Add, Attrs::new(), ins);
+            g.outputs.push(y);
+            let h = check(name, &g, &mut r, 1e-5, true);
+            let want: &[Op] = if reshape {
+                &[Op::Reshape, Op::FusedGemm, Op::Reshape]
+            } else {
+                &[Op::FusedGemm]
+            };
+            assert_eq!(ops(&h), want, "{name}");
+        }
+    }
+    // Guard: a residual that broadcasts is not the sum's type.
+    let mut r = Rng(11);
+    let mut g = Graph::new("t");
+    let a = g.add_input("a", f32t(&[4, 3]));
+    let b = g.add_input("b", f32t(&[3, 5]));
+    let c = g.add_input("c", f32t(&[5]));
+    let p = node(
+        &mut g,
+        "p",
+        Op::Gemm,
+        gemm_attrs(1.0, 1.0, false, false),
+        vec![a, b, c],
+    );
+    let res = g.add_input("r", f32t(&[1, 5]));
+    let y = node(&mut g, "y", Op::Add, Attrs::new(), vec![p, res]);
+    g.outputs.push(y);
+    check("gemm-residual", &g, &mut r, 1e-5, false);
 }

@@ -49,9 +49,11 @@ ops! {
     /// `Y = act(Conv(X, W, B) + R)`; 2 after it, `Y = act(Conv(X, W, B)) + R` (R, the last
     /// input, has Y's type). Made by the optimizer's fusion phase; not an ONNX op.
     FusedConv,
-    /// `(A, B[, C]) -> Y`: a Gemm with an activation applied on its way out of PSUM,
+    /// `(A, B[, C[, R]]) -> Y`: a Gemm with an activation applied on its way out of PSUM,
     /// `Y = act(alpha * A' B' + beta * C)`. Attrs as [`Op::Gemm`] plus `activation` (string, a
-    /// [`FusedAct`] name other than `none`). Made by the optimizer's fusion phase; not an ONNX op.
+    /// [`FusedAct`] name) and optionally `residual` (int, as [`Op::FusedConv`]'s: 1 adds the
+    /// residual R, of Y's type, before the activation, 2 after it; R needs C). Made by the
+    /// optimizer's fusion phase; not an ONNX op.
     FusedGemm,
     /// `(A, B) -> Y`, numpy matmul semantics (batch dims broadcast, 1-D operands promoted).
     MatMul,

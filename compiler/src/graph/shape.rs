@@ -337,10 +337,7 @@ pub fn infer(op: Op, attrs: &Attrs, ins: &[TensorType]) -> Result<Vec<TensorType
         Conv => conv(attrs, ins, false),
         ConvTranspose => conv(attrs, ins, true),
         FusedConv => fused_conv(attrs, ins),
-        FusedGemm => {
-            fused_act(attrs)?;
-            gemm(attrs, ins)
-        }
+        FusedGemm => fused_gemm(attrs, ins),
         Softmax | LogSoftmax => {
             arity(op, ins, 1, 1)?;
             float_operand(op, &ins[0])?;
@@ -889,17 +886,38 @@ fn fused_act(attrs: &Attrs) -> Result<FusedAct, InferError> {
 }
 
 /// [`Op::FusedConv`]: the convolution's type, checked against the residual operand.
+/// Whether a fused node's `residual` attribute (absent: 0) names a residual operand.
+fn residual_mode(op: Op, attrs: &Attrs) -> Result<bool, InferError> {
+    match attrs.get("residual").map(|_| attrs.int("residual")) {
+        None | Some(Ok(0)) => Ok(false),
+        Some(Ok(1 | 2)) => Ok(true),
+        Some(Ok(r)) => Err(InferError::attr(format!(
+            "{} residual must be 0 (none), 1 (before the activation) or 2 (after it), got {r}",
+            op.name()
+        ))),
+        Some(Err(e)) => Err(InferError::attr(e)),
+    }
+}
+
+fn fused_gemm(attrs: &Attrs, ins: &[TensorType]) -> Result<Vec<TensorType>, InferError> {
+    fused_act(attrs)?;
+    if !residual_mode(Op::FusedGemm, attrs)? {
+        return gemm(attrs, ins);
+    }
+    arity(Op::FusedGemm, ins, 4, 4)?;
+    let out = gemm(attrs, &ins[..3])?;
+    if ins[3] != out[0] {
+        return Err(InferError::ty(format!(
+            "FusedGemm residual {} differs from the product's result {}",
+            ins[3], out[0]
+        )));
+    }
+    Ok(out)
+}
+
 fn fused_conv(attrs: &Attrs, ins: &[TensorType]) -> Result<Vec<TensorType>, InferError> {
     fused_act(attrs)?;
-    let residual = match attrs.int("residual").map_err(InferError::attr)? {
-        0 => false,
-        1 | 2 => true,
-        r => {
-            return Err(InferError::attr(format!(
-                "FusedConv residual must be 0 (none), 1 (before the activation) or 2 (after it), got {r}"
-            )))
-        }
-    };
+    let residual = residual_mode(Op::FusedConv, attrs)?;
     let n_conv = ins.len() - usize::from(residual && !ins.is_empty());
     let out = conv(attrs, &ins[..n_conv], false)?;
     if residual {

@@ -249,11 +249,21 @@ pub fn run_op(op: Op, attrs: &Attrs, ins: &[&Tensor], n_outputs: usize) -> Resul
             one(view(&y, "perm_y")?)
         }
         FusedGemm => {
-            let y = run_op(Gemm, attrs, ins, 1)?.remove(0);
+            let res_mode = a.int_or("residual", 0)?;
+            let n_gemm = ins.len() - usize::from(res_mode != 0 && !ins.is_empty());
+            let mut y = run_op(Gemm, attrs, &ins[..n_gemm], 1)?.remove(0);
             let act = a.str_or("activation", "none")?;
             let act =
                 FusedAct::parse(act).ok_or_else(|| a.e(format!("unknown activation '{act}'")))?;
-            one(apply_fused_act(act, y)?)
+            if res_mode == 1 {
+                y = binary(BinaryOp::Add, &y, ins[n_gemm])?;
+            }
+            let y = apply_fused_act(act, y)?;
+            one(if res_mode == 2 {
+                binary(BinaryOp::Add, &y, ins[n_gemm])?
+            } else {
+                y
+            })
         }
         Gemm => {
             arity(name, ins, 2, 3)?;

@@ -49,10 +49,10 @@ pub fn fused_act(node: &Node) -> Result<Act, Diagnostic> {
 }
 
 impl Epilogue {
-    /// The epilogue of a `Conv` or `FusedConv` node, and how many of its inputs belong to the
-    /// convolution itself (`X, W[, B]`).
+    /// The epilogue of a `Conv`, `FusedConv`, `Gemm` or `FusedGemm` node, and how many of its
+    /// inputs belong to the product itself (`X, W[, B]`, `A, B[, C]`).
     pub fn of_node(l: &mut Lowerer, node: &Node) -> Result<(Epilogue, usize), Diagnostic> {
-        if node.op != Op::FusedConv {
+        if !matches!(node.op, Op::FusedConv | Op::FusedGemm) {
             return Ok((
                 Epilogue {
                     act: Act::Identity,
@@ -63,7 +63,12 @@ impl Epilogue {
         }
         let bad = |m: String| node_error(node, Code::BadAttribute, m);
         let act = fused_act(node)?;
-        let at = match node.attrs.int("residual").map_err(bad)? {
+        // FusedConv always states its residual mode; FusedGemm only when it has one.
+        let mode = match node.attrs.get("residual") {
+            None if node.op == Op::FusedGemm => 0,
+            _ => node.attrs.int("residual").map_err(bad)?,
+        };
+        let at = match mode {
             0 => None,
             1 => Some(ResidualAt::BeforeAct),
             2 => Some(ResidualAt::AfterAct),

@@ -46,6 +46,7 @@
 //! that precision in HBM. On-chip memory that does not suffice even for one chunk is a compile
 //! error ([`Code::OnChipMemory`]).
 
+use super::epilogue::{Epilogue, ResidualAt};
 use super::tiles::{contiguous_strides, split_dma, DMA_PIECE_BYTES};
 use super::{node_error, Lowerer};
 use crate::diag::{Code, Diagnostic};
@@ -141,6 +142,8 @@ struct Plan<'a> {
     /// The result's row and column strides in `y`.
     ym: Mat,
     c: Option<(&'a str, Mat)>,
+    /// A FusedGemm's residual (laid out like `y`) and where it joins; only with C.
+    res: Option<(&'a str, ResidualAt)>,
     m: u64,
     k: u64,
     n: u64,
@@ -452,6 +455,19 @@ impl Gen<'_> {
         let bytes = mt * nt * Dtype::Fp32.size_bytes();
         let mut ops = Vec::new();
         split_dma(dst, src, bytes, DMA_PIECE_BYTES / FINE_DIVISOR, &mut ops);
+        if let Some((rt, _)) = self.p.res {
+            let ym = self.p.ym;
+            let dst = View::buf("r", 0, mt, Expr::constant(ys as i64 * ch), vec![(nt, 1)]);
+            let src = View::hbm(
+                rt,
+                mt,
+                ym.row,
+                Expr::constant(pr.y_off + m0 as i64 * ym.row + n0 as i64 * ym.col),
+                vec![(nt, ym.col)],
+            );
+            // A whole tile (not a broadcast row): usual pieces.
+            split_dma(dst, src, bytes, DMA_PIECE_BYTES, &mut ops);
+        }
         self.ops(ops);
     }
 
@@ -535,12 +551,17 @@ impl Gen<'_> {
                     reverse1: false,
                 });
             }
-            ops.push(KOp::TensorTensor {
-                dst: y.clone(),
-                a: y.clone(),
-                b: cbuf,
+            let rbuf = View::buf("r", 0, mt, Expr::constant(ys as i64 * ch), vec![(nt, 1)]);
+            let add = |dst: &View, b: &View| KOp::TensorTensor {
+                dst: dst.clone(),
+                a: dst.clone(),
+                b: b.clone(),
                 op: Alu::Add,
-            });
+            };
+            if let Some((_, ResidualAt::BeforeAct)) = self.p.res {
+                ops.push(add(&cbuf, &rbuf));
+            }
+            ops.push(add(&y, &cbuf));
             if self.p.act != Act::Identity {
                 ops.push(KOp::Activate {
                     dst: y.clone(),
@@ -550,6 +571,9 @@ impl Gen<'_> {
                     bias: ScalarArg::Imm(0.0),
                     acc: None,
                 });
+            }
+            if let Some((_, ResidualAt::AfterAct)) = self.p.res {
+                ops.push(add(&y, &rbuf));
             }
         }
         let ym = self.p.ym;
@@ -734,6 +758,9 @@ fn configure_with(p: &Plan, opd: Dtype, ydt: Dtype, batches: u64, ch_max: u64) -
     if p.c.is_some() {
         left = left.checked_sub(y_slots * ych * Dtype::Fp32.size_bytes())?;
     }
+    if p.res.is_some() {
+        left = left.checked_sub(y_slots * ych * Dtype::Fp32.size_bytes())?;
+    }
     let aw = pm.min(p.m).max(1);
     let a_panel = ktt * aw * esz;
     let a_min = a_panel * mtiles.min(2);
@@ -881,6 +908,8 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
         None => l.operand(ib, opd),
     };
     let y = l.place_output(node.outputs[0], node)?;
+    // A FusedGemm's residual joins where C does (shape inference made C present).
+    let residual = Epilogue::of_node(l, node)?.0.residual;
     let attr_f = |n: &str| {
         node.attrs
             .float(n)
@@ -1084,6 +1113,7 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
         },
         y: &y.tensor,
         ym,
+        res: residual.as_ref().map(|(t, at)| (t.as_str(), *at)),
         c: c.as_ref().map(|(t, cm): &(String, Mat)| (t.as_str(), *cm)),
         m,
         k,
@@ -1176,6 +1206,9 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
         buffers.push(buf("y", Mem::Sbuf, cfg.ydt, pm, cfg.y_slots * cfg.ych));
         if plan.c.is_some() {
             buffers.push(buf("c", Mem::Sbuf, Dtype::Fp32, pm, cfg.y_slots * cfg.ych));
+        }
+        if plan.res.is_some() {
+            buffers.push(buf("r", Mem::Sbuf, Dtype::Fp32, pm, cfg.y_slots * cfg.ych));
         }
     }
     l.push_kernel(Kernel {

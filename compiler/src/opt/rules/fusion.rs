@@ -20,6 +20,7 @@
 //! | `gemm-relu`, `gemm-sigmoid`, `gemm-tanh`, `gemm-gelu` (`-c`: with C) | `Act(Gemm(a, b[, c])) -> FusedGemm[act](a, b[, c])` | as `conv-relu` |
 //! | `gemm-relu-reshape`, ... (`-c-reshape`) | `Act(Reshape(Gemm(..))) -> Reshape(FusedGemm[act](..))` (a linear layer over a sequence) | as above |
 //! | `matmul-relu`, `matmul-sigmoid`, `matmul-tanh`, `matmul-gelu` | `Act(MatMul(a, b)) -> FusedGemm[act](a, b)` | a, b 2-D float |
+//! | `gemm-residual`, `-left` (`-reshape`: through a linear layer's Reshape) | `Gemm(a, b, c) + r -> FusedGemm[none, residual=1](a, b, c, r)` (`Reshape(Gemm(..)) + r -> Reshape(FusedGemm[..](a, b, c, Reshape(r)))`) | float; r has the sum's type (no broadcast) |
 //! | `gelu-erf` | `(x * (Erf(x / c1) + 1)) * c2 -> Gelu(x)` | c1 a splat of √2, c2 a splat of ½ (one rounding of the formula instead of five) |
 //!
 //! Every rule has a numeric test against the interpreter (`tests/opt_rules.rs`).
@@ -294,6 +295,48 @@ pub fn rules() -> Vec<Rule> {
                 same_type(eg, id, root).then_some(id)
             },
         ));
+    }
+    // Gemm(a, b, c) + r -> FusedGemm[none, residual=1](a, b, c, r), directly or through the
+    // Reshape of a linear layer over a sequence (r is reshaped to the product's [M, N], a view).
+    for (name, pattern) in [
+        ("gemm-residual", "(Add ?s (Gemm ?g ?a ?b ?c) ?r)"),
+        ("gemm-residual-left", "(Add ?s ?r (Gemm ?g ?a ?b ?c))"),
+        (
+            "gemm-residual-reshape",
+            "(Add ?s (Reshape ?h (Gemm ?g ?a ?b ?c)) ?r)",
+        ),
+        (
+            "gemm-residual-reshape-left",
+            "(Add ?s ?r (Reshape ?h (Gemm ?g ?a ?b ?c)))",
+        ),
+    ] {
+        let reshape = name.contains("reshape");
+        v.push(rule(name, pattern, move |eg, root, s| {
+            let ops = [s[var("?a")], s[var("?b")], s[var("?c")]];
+            let gemm = eg.lookup(crate::opt::lang::TNode::op(Op::Gemm, s[var("?g")], &ops))?;
+            let (tg, r) = (ty_of(eg, gemm)?.clone(), s[var("?r")]);
+            if !tg.dtype.is_float() || !same_type(eg, r, root) {
+                return None;
+            }
+            let a = attrs_of(eg, s[var("?g")])?
+                .clone()
+                .with(
+                    "activation",
+                    AttrValue::Str(FusedAct::None.name().to_string()),
+                )
+                .with("residual", AttrValue::Int(1));
+            if !reshape {
+                let id = add_op(eg, Op::FusedGemm, &a, &[ops[0], ops[1], ops[2], r])?;
+                return same_type(eg, id, root).then_some(id);
+            }
+            let flat: Vec<i64> = tg.shape.iter().map(|&d| d as i64).collect();
+            let flat = Attrs::new().with("shape", AttrValue::Ints(flat));
+            let r2 = add_op(eg, Op::Reshape, &flat, &[r])?;
+            let fused = add_op(eg, Op::FusedGemm, &a, &[ops[0], ops[1], ops[2], r2])?;
+            let back = attrs_of(eg, s[var("?h")])?.clone();
+            let id = add_op(eg, Op::Reshape, &back, &[fused])?;
+            same_type(eg, id, root).then_some(id)
+        }));
     }
     v.push(rule(
         "gelu-erf",
