@@ -65,6 +65,15 @@ fn pieces(bytes: u64, max: u64) -> u64 {
     (bytes / min_dma_bytes()).clamp(1, max.max(1))
 }
 
+/// How many DMAs to split the kernel's last store of `bytes` into: it is the kernel's tail, with
+/// nothing left to overlap, so it is cut [`STORE_DIVISOR`] times finer than [`pieces`] would.
+fn store_pieces(bytes: u64, max: u64) -> u64 {
+    (bytes * STORE_DIVISOR / min_dma_bytes()).clamp(1, max.max(1))
+}
+
+/// How much finer than other DMAs the last store is cut (a tiling choice).
+const STORE_DIVISOR: u64 = 4;
+
 /// `n` split into `k` nearly equal ranges (start, len), none empty.
 fn chunks(n: u64, k: u64) -> Vec<(u64, u64)> {
     let k = k.clamp(1, n.max(1));
@@ -731,7 +740,16 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
                     // Store this channel tile of the band.
                     let bytes = ct * br * geo.ow * fp32;
                     let max_rows = (max_elems / geo.ow).max(1);
-                    for ((p0, pc), (rr, rn)) in grid(ct, br, pieces(bytes, q), max_rows) {
+                    let tail = g + 1 == groups
+                        && img + 1 == n
+                        && b + 1 == nbands
+                        && t + 1 == co_tiles.len();
+                    let want = if tail {
+                        store_pieces(bytes, q)
+                    } else {
+                        pieces(bytes, q)
+                    };
+                    for ((p0, pc), (rr, rn)) in grid(ct, br, want, max_rows) {
                         let out_off =
                             ((img * cout + g * cout_g + co0 + p0) * geo.oh + r0 + rr) * geo.ow;
                         emit(KOp::Dma {
