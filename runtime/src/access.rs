@@ -301,6 +301,57 @@ fn encode_contig(dtype: Dtype, vals: &[f32], bytes: &mut [u8]) {
 /// Gathers the elements of `plan` from `mem` as f32, appending to `out`.
 pub fn gather(mem: &dyn ByteMem, plan: &Plan, out: &mut Vec<f32>) {
     out.reserve(plan.count);
+    if let Some(bytes) = mem.flat() {
+        // On chip: the plan's bounds were checked against the partition, so index directly.
+        match plan.dtype {
+            Dtype::Fp32 => gather_flat::<4>(bytes, plan, out, f32::from_le_bytes),
+            Dtype::Bf16 => gather_flat::<2>(bytes, plan, out, |b| {
+                f32::from_bits(u32::from(u16::from_le_bytes(b)) << 16)
+            }),
+            Dtype::Fp16 => gather_flat::<2>(bytes, plan, out, |b| {
+                f16::from_bits(u16::from_le_bytes(b)).to_f32()
+            }),
+            Dtype::I32 => gather_flat::<4>(bytes, plan, out, |b| i32::from_le_bytes(b) as f32),
+        }
+        return;
+    }
+    gather_paged(mem, plan, out);
+}
+
+/// [`gather`] from one flat byte array: no per-element memory lookups, a decoder per dtype.
+fn gather_flat<const ES: usize>(
+    bytes: &[u8],
+    plan: &Plan,
+    out: &mut Vec<f32>,
+    dec: impl Fn([u8; ES]) -> f32 + Copy,
+) {
+    let one = |a: usize| {
+        let mut b = [0u8; ES];
+        if let Some(s) = bytes.get(a..a + ES) {
+            b.copy_from_slice(s);
+        }
+        dec(b)
+    };
+    let contig = plan.run_stride == ES as i64;
+    plan.for_each_run(|addr| {
+        let a = addr as usize;
+        if contig {
+            if let Some(s) = bytes.get(a..a + plan.run_len * ES) {
+                out.extend(s.chunks_exact(ES).map(|c| {
+                    let mut b = [0u8; ES];
+                    b.copy_from_slice(c);
+                    dec(b)
+                }));
+            }
+        } else {
+            let st = plan.run_stride;
+            out.extend((0..plan.run_len).map(|i| one((addr as i64 + i as i64 * st) as usize)));
+        }
+    });
+}
+
+/// [`gather`] through the [`ByteMem`] interface (HBM's pages).
+fn gather_paged(mem: &dyn ByteMem, plan: &Plan, out: &mut Vec<f32>) {
     let es = plan.esize();
     let contig = plan.run_stride == es as i64;
     let mut scratch: Vec<u8> = Vec::new();
@@ -332,6 +383,56 @@ pub fn gather(mem: &dyn ByteMem, plan: &Plan, out: &mut Vec<f32>) {
 
 /// Scatters `vals` (exactly `plan.count` of them) into `mem`, casting to the plan's dtype.
 pub fn scatter(mem: &mut dyn ByteMem, plan: &Plan, vals: &[f32]) {
+    if let Some(bytes) = mem.flat_mut() {
+        match plan.dtype {
+            Dtype::Fp32 => scatter_flat::<4>(bytes, plan, vals, f32::to_le_bytes),
+            Dtype::Bf16 => scatter_flat::<2>(bytes, plan, vals, |v| {
+                bf16::from_f32(v).to_bits().to_le_bytes()
+            }),
+            Dtype::Fp16 => scatter_flat::<2>(bytes, plan, vals, |v| {
+                f16::from_f32(v).to_bits().to_le_bytes()
+            }),
+            Dtype::I32 => scatter_flat::<4>(bytes, plan, vals, |v| f32_to_i32(v).to_le_bytes()),
+        }
+        return;
+    }
+    scatter_paged(mem, plan, vals);
+}
+
+/// [`scatter`] into one flat byte array, an encoder per dtype.
+fn scatter_flat<const ES: usize>(
+    bytes: &mut [u8],
+    plan: &Plan,
+    vals: &[f32],
+    enc: impl Fn(f32) -> [u8; ES] + Copy,
+) {
+    let contig = plan.run_stride == ES as i64;
+    let mut pos = 0usize;
+    plan.for_each_run(|addr| {
+        let Some(chunk) = vals.get(pos..pos + plan.run_len) else {
+            return;
+        };
+        pos += plan.run_len;
+        let a = addr as usize;
+        if contig {
+            if let Some(dst) = bytes.get_mut(a..a + plan.run_len * ES) {
+                for (c, &v) in dst.chunks_exact_mut(ES).zip(chunk) {
+                    c.copy_from_slice(&enc(v));
+                }
+            }
+        } else {
+            for (i, &v) in chunk.iter().enumerate() {
+                let e = (addr as i64 + i as i64 * plan.run_stride) as usize;
+                if let Some(dst) = bytes.get_mut(e..e + ES) {
+                    dst.copy_from_slice(&enc(v));
+                }
+            }
+        }
+    });
+}
+
+/// [`scatter`] through the [`ByteMem`] interface (HBM's pages).
+fn scatter_paged(mem: &mut dyn ByteMem, plan: &Plan, vals: &[f32]) {
     let es = plan.esize();
     let contig = plan.run_stride == es as i64;
     let mut scratch: Vec<u8> = Vec::new();
@@ -368,24 +469,43 @@ pub fn scatter(mem: &mut dyn ByteMem, plan: &Plan, vals: &[f32]) {
 
 /// Gathers the raw bytes of `plan` in access order.
 pub fn gather_raw(mem: &dyn ByteMem, plan: &Plan) -> Vec<u8> {
+    let mut out = Vec::new();
+    gather_raw_into(mem, plan, &mut out);
+    out
+}
+
+/// [`gather_raw`] into a caller's buffer (cleared first), so a reused buffer is not zero-filled.
+pub fn gather_raw_into(mem: &dyn ByteMem, plan: &Plan, out: &mut Vec<u8>) {
     let es = plan.esize();
-    let mut out = vec![0u8; plan.count * es];
-    let mut pos = 0usize;
+    out.clear();
+    out.reserve(plan.count * es);
     let contig = plan.run_stride == es as i64;
+    let take = |out: &mut Vec<u8>, addr: u64, n: usize| match mem.slice(addr, n) {
+        Some(s) => out.extend_from_slice(s),
+        None => {
+            let at = out.len();
+            out.resize(at + n, 0);
+            mem.read_into(addr, &mut out[at..]);
+        }
+    };
     plan.for_each_run(|addr| {
         if contig {
-            let n = plan.run_len * es;
-            mem.read_into(addr, &mut out[pos..pos + n]);
-            pos += n;
+            take(out, addr, plan.run_len * es);
         } else {
             for i in 0..plan.run_len {
-                let a = (addr as i64 + i as i64 * plan.run_stride) as u64;
-                mem.read_into(a, &mut out[pos..pos + es]);
-                pos += es;
+                take(out, (addr as i64 + i as i64 * plan.run_stride) as u64, es);
             }
         }
     });
-    out
+}
+
+/// Copies `src` to `dst` (same element count and dtype) byte for byte: all of `src` is read
+/// before `dst` is written, through the memories' reused byte buffer.
+pub fn copy_raw(m: &mut Memories, src: &Plan, dst: &Plan) {
+    let mut buf = std::mem::take(&mut m.spare_bytes);
+    gather_raw_into(m.mem(src.mem), src, &mut buf);
+    scatter_raw(m.mem_mut(dst.mem), dst, &buf);
+    m.spare_bytes = buf;
 }
 
 /// Scatters raw bytes (as produced by [`gather_raw`] of the same dtype) into `mem`.
@@ -432,7 +552,7 @@ impl Memories {
     /// Reads an on-chip access as f32 values in access order.
     pub fn read_ap(&self, ap: &Ap) -> Result<Vec<f32>, Fault> {
         let plan = Plan::of_ap(ap)?;
-        let mut v = Vec::new();
+        let mut v = self.spare(plan.count);
         gather(self.mem(plan.mem), &plan, &mut v);
         Ok(v)
     }

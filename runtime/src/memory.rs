@@ -2,6 +2,7 @@
 //! bytes`, partition-major), HBM is sparse (pages allocated on first write; never-written bytes
 //! read as zero). All geometry comes from `tahoma_isa::machine`.
 
+use std::cell::RefCell;
 use tahoma_isa::{machine, Mem};
 
 /// Byte-addressed memory the access layer reads and writes.
@@ -16,6 +17,15 @@ pub trait ByteMem {
     fn read_into(&self, addr: u64, out: &mut [u8]);
     /// Copies `data` to `[addr, addr + data.len())` (caller checked the range).
     fn write_from(&mut self, addr: u64, data: &[u8]);
+    /// The whole memory as one host slice, when it is stored flat (SBUF, PSUM): the access
+    /// layer's fast paths index it directly instead of asking per run or per element.
+    fn flat(&self) -> Option<&[u8]> {
+        None
+    }
+    /// Mutable form of [`ByteMem::flat`].
+    fn flat_mut(&mut self) -> Option<&mut [u8]> {
+        None
+    }
 }
 
 /// A flat on-chip memory of `partitions x partition_bytes` bytes.
@@ -56,6 +66,12 @@ impl ByteMem for Flat {
         if let Some(s) = self.slice_mut(addr, data.len()) {
             s.copy_from_slice(data);
         }
+    }
+    fn flat(&self) -> Option<&[u8]> {
+        Some(&self.bytes)
+    }
+    fn flat_mut(&mut self) -> Option<&mut [u8]> {
+        Some(&mut self.bytes)
     }
 }
 
@@ -147,7 +163,15 @@ pub struct Memories {
     pub sbuf: Flat,
     pub psum: Flat,
     pub hbm: Hbm,
+    /// Host buffers of finished instructions, reused for the next ones' operand values (see
+    /// [`Memories::spare`]): no fresh allocation, zero-fill or page fault per instruction.
+    spare: RefCell<Vec<Vec<f32>>>,
+    /// The byte buffer of same-dtype copies, reused likewise.
+    pub(crate) spare_bytes: Vec<u8>,
 }
+
+/// Most buffers [`Memories::recycle`] keeps (an instruction holds at most a handful).
+const SPARE_BUFFERS: usize = 8;
 
 impl Default for Memories {
     fn default() -> Self {
@@ -161,6 +185,37 @@ impl Memories {
             sbuf: Flat::new(machine::SBUF_PARTITION_BYTES),
             psum: Flat::new(machine::PSUM_PARTITION_BYTES),
             hbm: Hbm::default(),
+            spare: RefCell::new(Vec::new()),
+            spare_bytes: Vec::new(),
+        }
+    }
+
+    /// An empty f32 buffer for `n` values, recycled from an earlier instruction when one is
+    /// spare: the smallest that holds `n`, else the largest (which then grows once).
+    pub fn spare(&self, n: usize) -> Vec<f32> {
+        let mut spare = self.spare.borrow_mut();
+        let fits = (0..spare.len())
+            .filter(|&i| spare[i].capacity() >= n)
+            .min_by_key(|&i| spare[i].capacity());
+        let pick = fits.or_else(|| (0..spare.len()).max_by_key(|&i| spare[i].capacity()));
+        let mut v = pick.map(|i| spare.swap_remove(i)).unwrap_or_default();
+        v.clear();
+        v.reserve(n);
+        v
+    }
+
+    /// Hands a buffer back for [`Memories::spare`] to reuse (keeping the largest ones).
+    pub fn recycle(&self, v: Vec<f32>) {
+        let mut spare = self.spare.borrow_mut();
+        if v.capacity() == 0 {
+            return;
+        }
+        if spare.len() < SPARE_BUFFERS {
+            spare.push(v);
+        } else if let Some(small) = (0..spare.len()).min_by_key(|&i| spare[i].capacity()) {
+            if spare[small].capacity() < v.capacity() {
+                spare[small] = v;
+            }
         }
     }
 }

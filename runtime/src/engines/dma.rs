@@ -3,7 +3,7 @@
 //! convert through fp32 with round-to-nearest-even on write.
 
 use super::Effects;
-use crate::access::{gather, gather_raw, scatter_raw, write_plan, Plan};
+use crate::access::{copy_raw, gather, write_plan, Plan};
 use crate::error::Fault;
 use crate::memory::Memories;
 use tahoma_isa::costs::dma_bytes;
@@ -23,12 +23,12 @@ pub fn dma_copy(mem: &mut Memories, x: &DmaCopy) -> Result<Effects, Fault> {
         ));
     }
     if x.src.dtype == x.dst.dtype {
-        let raw = gather_raw(mem.mem(sp.mem), &sp);
-        scatter_raw(mem.mem_mut(dp.mem), &dp, &raw);
+        copy_raw(mem, &sp, &dp);
     } else {
-        let mut v = Vec::with_capacity(sp.count);
+        let mut v = mem.spare(sp.count);
         gather(mem.mem(sp.mem), &sp, &mut v);
         write_plan(mem, &dp, &v).map_err(|f| f.within("dst"))?;
+        mem.recycle(v);
     }
     let mut hbm = 0;
     if x.src.mem == Mem::Hbm {

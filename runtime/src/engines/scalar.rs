@@ -121,7 +121,7 @@ pub fn activate(mem: &mut Memories, x: &Activate) -> Result<Effects, Fault> {
     let free = x.src.free_elems() as usize;
     let scale = scalar_values(mem, "scale", &x.scale, parts)?;
     let bias = scalar_values(mem, "bias", &x.bias, parts)?;
-    let mut out = Vec::with_capacity(src.len());
+    let mut out = mem.spare(src.len());
     let mut sums = Vec::with_capacity(parts);
     if free == 0 {
         sums.resize(parts, 0.0);
@@ -137,6 +137,8 @@ pub fn activate(mem: &mut Memories, x: &Activate) -> Result<Effects, Fault> {
         sums.push(sum);
     }
     write(mem, "dst", &x.dst, &out)?;
+    mem.recycle(src);
+    mem.recycle(out);
     if x.accumulate {
         expect_len("acc", x.acc.elems() as usize, parts)?;
         write(mem, "acc", &x.acc, &sums)?;

@@ -1,11 +1,18 @@
 //! Tensor engine: LOAD_STATIONARY latches the stationary operand [K, M]; MATMUL streams the
 //! moving operand [K, N] through it into PSUM, dst[M, N] = (acc ? dst : 0) + stationaryᵀ·moving,
 //! run as one f32 GEMM (bf16/fp16 products are exact in f32; accumulation is fp32).
+//!
+//! Rows of the contraction whose products are all zero are left out of the GEMM (a one-hot
+//! stationary, as a row gather builds, is mostly such rows): the GEMM kernel sums each output
+//! in contraction order from +0.0, a sum that is never -0.0, so adding a ±0.0 product leaves it
+//! bit for bit unchanged. A row qualifies when one operand's row is all zeros and the other's
+//! is all finite (0 x inf would be NaN). At least one row is always kept, so the GEMM's own
+//! epilogue (dst + sum, which turns a -0.0 dst into +0.0) runs as before.
 
 use super::Effects;
 use crate::error::Fault;
 use ndarray::linalg::general_mat_mul;
-use ndarray::Array2;
+use ndarray::{Array2, ArrayView2, Axis};
 use tahoma_isa::{Dtype, LoadStationary, Matmul};
 
 /// The stationary operand held by the array.
@@ -14,6 +21,55 @@ pub struct Stationary {
     pub dtype: Dtype,
     /// [K, M]: K partitions (contraction), M columns.
     pub data: Array2<f32>,
+    /// Per row of `data`: every element is ±0.0.
+    pub zero_rows: Vec<bool>,
+    /// Per row of `data`: every element is finite.
+    pub finite_rows: Vec<bool>,
+}
+
+/// Per row of a row-major `[rows, cols]` slice: (all ±0.0, all finite). One branch-free pass
+/// per row: the largest magnitude's bits are 0 for an all-zero row and below infinity's for an
+/// all-finite one.
+fn row_kinds(vals: &[f32], cols: usize) -> (Vec<bool>, Vec<bool>) {
+    const INF_BITS: u32 = 0x7f80_0000;
+    vals.chunks(cols.max(1))
+        .map(|r| {
+            let top = r.iter().fold(0u32, |m, v| m.max(v.to_bits() & 0x7fff_ffff));
+            (top == 0, top < INF_BITS)
+        })
+        .unzip()
+}
+
+/// The contraction rows whose products can be nonzero (see the module doc); never empty
+/// when `k > 0`.
+fn live_rows(st: &Stationary, mv_zero: &[bool], mv_finite: &[bool]) -> Vec<usize> {
+    let k = st.zero_rows.len();
+    let mut live: Vec<usize> = (0..k)
+        .filter(|&r| {
+            let dead = (st.zero_rows[r] && mv_finite[r]) || (mv_zero[r] && st.finite_rows[r]);
+            !dead
+        })
+        .collect();
+    if live.is_empty() && k > 0 {
+        live.push(0);
+    }
+    live
+}
+
+/// acc = stᵀ·mv + beta·acc over the contraction rows `live` only (all rows: the plain GEMM).
+fn gemm_rows(
+    st: ArrayView2<f32>,
+    mv: ArrayView2<f32>,
+    live: &[usize],
+    beta: f32,
+    acc: &mut Array2<f32>,
+) {
+    if live.len() == st.nrows() {
+        general_mat_mul(1.0, &st.t(), &mv, beta, acc);
+    } else {
+        let (st, mv) = (st.select(Axis(0), live), mv.select(Axis(0), live));
+        general_mat_mul(1.0, &st.t(), &mv, beta, acc);
+    }
 }
 
 /// The tensor engine's state between instructions.
@@ -25,11 +81,17 @@ pub struct TensorState {
 pub fn load_stationary(core: &mut super::Core, x: &LoadStationary) -> Result<Effects, Fault> {
     let vals = super::read(&core.mem, "src", &x.src)?;
     let (k, m) = (x.src.part_count as usize, x.src.free_elems() as usize);
+    let (zero_rows, finite_rows) = row_kinds(&vals, m);
     let data = Array2::from_shape_vec((k, m), vals)
         .map_err(|e| Fault::new("E4007", "src", format!("cannot shape [{k}, {m}]: {e}")))?;
+    if let Some(old) = core.tensor.stationary.take() {
+        core.mem.recycle(old.data.into_raw_vec_and_offset().0);
+    }
     core.tensor.stationary = Some(Stationary {
         dtype: x.src.dtype,
         data,
+        zero_rows,
+        finite_rows,
     });
     Ok(Effects::default())
 }
@@ -84,19 +146,26 @@ pub fn matmul(core: &mut super::Core, x: &Matmul) -> Result<Effects, Fault> {
         ));
     }
     let mv = super::read(&core.mem, "moving", &x.moving)?;
+    let (mv_zero, mv_finite) = row_kinds(&mv, n);
+    let live = live_rows(st, &mv_zero, &mv_finite);
     let mv = Array2::from_shape_vec((k, n), mv)
         .map_err(|e| Fault::new("E4007", "moving", e.to_string()))?;
-    let mut acc = if x.accumulate {
-        let d = super::read(&core.mem, "dst", &x.dst)?;
-        Array2::from_shape_vec((m, n), d).map_err(|e| Fault::new("E4007", "dst", e.to_string()))?
+    let acc = if x.accumulate {
+        super::read(&core.mem, "dst", &x.dst)?
     } else {
-        Array2::zeros((m, n))
+        let mut z = core.mem.spare(m * n);
+        z.resize(m * n, 0.0);
+        z
     };
+    let mut acc =
+        Array2::from_shape_vec((m, n), acc).map_err(|e| Fault::new("E4007", "dst", e.to_string()))?;
     let beta = if x.accumulate { 1.0 } else { 0.0 };
-    general_mat_mul(1.0, &st.data.t(), &mv, beta, &mut acc);
+    gemm_rows(st.data.view(), mv.view(), &live, beta, &mut acc);
     let dtype = st.dtype;
     let out = acc.into_raw_vec_and_offset().0;
     super::write(&mut core.mem, "dst", &x.dst, &out)?;
+    core.mem.recycle(out);
+    core.mem.recycle(mv.into_raw_vec_and_offset().0);
     Ok(Effects {
         macs: (k * m * n) as u64,
         hbm_bytes: 0,

@@ -65,13 +65,31 @@ pub(crate) fn scalar_values(
     }
 }
 
+/// Appends `alu(op, a[i], b[i])` to `out`. The common ops get a loop of their own (the same
+/// arithmetic as [`alu`], with the op's match hoisted out of the loop); the rest share one.
+fn zip_alu(op: Alu, a: &[f32], b: &[f32], out: &mut Vec<f32>) {
+    fn each(a: &[f32], b: &[f32], out: &mut Vec<f32>, f: impl Fn(f32, f32) -> f32) {
+        out.extend(a.iter().zip(b).map(|(&p, &q)| f(p, q)));
+    }
+    match op {
+        Alu::Add => each(a, b, out, |p, q| alu(Alu::Add, p, q)),
+        Alu::Subtract => each(a, b, out, |p, q| alu(Alu::Subtract, p, q)),
+        Alu::Multiply => each(a, b, out, |p, q| alu(Alu::Multiply, p, q)),
+        Alu::Max => each(a, b, out, |p, q| alu(Alu::Max, p, q)),
+        _ => each(a, b, out, |p, q| alu(op, p, q)),
+    }
+}
+
 pub fn tensor_tensor(mem: &mut Memories, x: &TensorTensor) -> Result<Effects, Fault> {
     let a = read(mem, "a", &x.a)?;
     let b = read(mem, "b", &x.b)?;
     expect_len("b", b.len(), a.len())?;
-    let op = x.op;
-    let out: Vec<f32> = a.iter().zip(&b).map(|(&p, &q)| alu(op, p, q)).collect();
+    let mut out = mem.spare(a.len());
+    zip_alu(x.op, &a, &b, &mut out);
     write(mem, "dst", &x.dst, &out)?;
+    for v in [a, b, out] {
+        mem.recycle(v);
+    }
     Ok(Effects::default())
 }
 
@@ -81,7 +99,7 @@ pub fn tensor_scalar(mem: &mut Memories, x: &TensorScalar) -> Result<Effects, Fa
     let s0 = scalar_values(mem, "scalar0", &x.scalar0, parts)?;
     let s1 = scalar_values(mem, "scalar1", &x.scalar1, parts)?;
     let free = x.src.free_elems() as usize;
-    let mut out = Vec::with_capacity(src.len());
+    let mut out = mem.spare(src.len());
     for (p, row) in src.chunks(free.max(1)).enumerate().take(parts) {
         let (c0, c1) = (s0[p], s1[p]);
         for &v in row {
@@ -98,6 +116,8 @@ pub fn tensor_scalar(mem: &mut Memories, x: &TensorScalar) -> Result<Effects, Fa
         }
     }
     write(mem, "dst", &x.dst, &out)?;
+    mem.recycle(src);
+    mem.recycle(out);
     Ok(Effects::default())
 }
 
@@ -136,6 +156,7 @@ pub fn tensor_reduce(mem: &mut Memories, x: &TensorReduce) -> Result<Effects, Fa
         out.iter_mut().for_each(|v| *v = -*v);
     }
     write(mem, "dst", &x.dst, &out)?;
+    mem.recycle(src);
     Ok(Effects::default())
 }
 
@@ -150,12 +171,12 @@ fn copy(mem: &mut Memories, sn: &str, src: &Ap, dn: &str, dst: &Ap) -> Result<()
     let dp = Plan::of_ap(dst).map_err(|f| f.within(dn))?;
     expect_len(dn, dp.count, sp.count)?;
     if src.dtype == dst.dtype {
-        let raw = crate::access::gather_raw(mem.mem(sp.mem), &sp);
-        crate::access::scatter_raw(mem.mem_mut(dp.mem), &dp, &raw);
+        crate::access::copy_raw(mem, &sp, &dp);
     } else {
-        let mut v = Vec::new();
+        let mut v = mem.spare(sp.count);
         crate::access::gather(mem.mem(sp.mem), &sp, &mut v);
         write_plan(mem, &dp, &v).map_err(|f| f.within(dn))?;
+        mem.recycle(v);
     }
     Ok(())
 }
@@ -166,18 +187,25 @@ pub fn select(mem: &mut Memories, x: &Select) -> Result<Effects, Fault> {
     let f = read(mem, "on_false", &x.on_false)?;
     expect_len("on_true", t.len(), pred.len())?;
     expect_len("on_false", f.len(), pred.len())?;
-    let out: Vec<f32> = pred
-        .iter()
-        .zip(t.iter().zip(&f))
-        .map(|(&p, (&a, &b))| if p != 0.0 { a } else { b })
-        .collect();
+    let mut out = mem.spare(pred.len());
+    out.extend(
+        pred.iter()
+            .zip(t.iter().zip(&f))
+            .map(|(&p, (&a, &b))| if p != 0.0 { a } else { b }),
+    );
     write(mem, "dst", &x.dst, &out)?;
+    for v in [pred, t, f, out] {
+        mem.recycle(v);
+    }
     Ok(Effects::default())
 }
 
 pub fn memset(mem: &mut Memories, x: &Memset) -> Result<Effects, Fault> {
     let n = x.dst.elems() as usize;
-    write(mem, "dst", &x.dst, &vec![x.value; n])?;
+    let mut vals = mem.spare(n);
+    vals.resize(n, x.value);
+    write(mem, "dst", &x.dst, &vals)?;
+    mem.recycle(vals);
     Ok(Effects::default())
 }
 
@@ -224,8 +252,10 @@ pub fn iota(mem: &mut Memories, x: &Iota) -> Result<Effects, Fault> {
             .collect();
         crate::access::scatter_raw(mem.mem_mut(plan.mem), &plan, &raw);
     } else {
-        let f: Vec<f32> = vals.iter().map(|&v| v as f32).collect();
+        let mut f = mem.spare(vals.len());
+        f.extend(vals.iter().map(|&v| v as f32));
         write_plan(mem, &plan, &f).map_err(|e| e.within("dst"))?;
+        mem.recycle(f);
     }
     Ok(Effects::default())
 }
@@ -241,7 +271,8 @@ pub fn transpose32(mem: &mut Memories, x: &Transpose32) -> Result<Effects, Fault
             format!("[{p}, {f}] is not made of {b}x{b} blocks"),
         ));
     }
-    let mut out = vec![0f32; p * f];
+    let mut out = mem.spare(p * f);
+    out.resize(p * f, 0.0);
     for pb in 0..p / b {
         for fb in 0..f / b {
             for i in 0..b {
@@ -252,5 +283,7 @@ pub fn transpose32(mem: &mut Memories, x: &Transpose32) -> Result<Effects, Fault
         }
     }
     write(mem, "dst", &x.dst, &out)?;
+    mem.recycle(src);
+    mem.recycle(out);
     Ok(Effects::default())
 }
