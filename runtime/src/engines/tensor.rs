@@ -32,12 +32,14 @@ pub struct Stationary {
 /// all-finite one.
 fn row_kinds(vals: &[f32], cols: usize) -> (Vec<bool>, Vec<bool>) {
     const INF_BITS: u32 = 0x7f80_0000;
-    vals.chunks(cols.max(1))
-        .map(|r| {
-            let top = r.iter().fold(0u32, |m, v| m.max(v.to_bits() & 0x7fff_ffff));
-            (top == 0, top < INF_BITS)
-        })
-        .unzip()
+    let rows = vals.len() / cols.max(1);
+    let (mut zero, mut finite) = (Vec::with_capacity(rows), Vec::with_capacity(rows));
+    for r in vals.chunks(cols.max(1)) {
+        let top = r.iter().fold(0u32, |m, v| m.max(v.to_bits() & 0x7fff_ffff));
+        zero.push(top == 0);
+        finite.push(top < INF_BITS);
+    }
+    (zero, finite)
 }
 
 /// The contraction rows whose products can be nonzero (see the module doc); never empty

@@ -93,6 +93,29 @@ pub fn tensor_tensor(mem: &mut Memories, x: &TensorTensor) -> Result<Effects, Fa
     Ok(Effects::default())
 }
 
+/// `v = alu(op, v, c)` (`alu(op, c, v)` when `reverse`) for each `v` of `xs`. The common ops
+/// get a loop of their own (the same arithmetic as [`alu`], match hoisted); the rest share one.
+fn scalar_in_place(op: Alu, reverse: bool, c: f32, xs: &mut [f32]) {
+    fn each(xs: &mut [f32], g: impl Fn(f32) -> f32) {
+        xs.iter_mut().for_each(|v| *v = g(*v));
+    }
+    match (op, reverse) {
+        (Alu::Bypass, false) => {} // alu(Bypass, v, c) is v
+        (Alu::Add, false) => each(xs, |v| alu(Alu::Add, v, c)),
+        (Alu::Add, true) => each(xs, |v| alu(Alu::Add, c, v)),
+        (Alu::Multiply, false) => each(xs, |v| alu(Alu::Multiply, v, c)),
+        (Alu::Multiply, true) => each(xs, |v| alu(Alu::Multiply, c, v)),
+        (Alu::Subtract, false) => each(xs, |v| alu(Alu::Subtract, v, c)),
+        (Alu::Subtract, true) => each(xs, |v| alu(Alu::Subtract, c, v)),
+        (Alu::Max, false) => each(xs, |v| alu(Alu::Max, v, c)),
+        (Alu::Min, false) => each(xs, |v| alu(Alu::Min, v, c)),
+        (Alu::Divide, false) => each(xs, |v| alu(Alu::Divide, v, c)),
+        (Alu::Divide, true) => each(xs, |v| alu(Alu::Divide, c, v)),
+        (_, false) => each(xs, |v| alu(op, v, c)),
+        (_, true) => each(xs, |v| alu(op, c, v)),
+    }
+}
+
 pub fn tensor_scalar(mem: &mut Memories, x: &TensorScalar) -> Result<Effects, Fault> {
     let src = read(mem, "src", &x.src)?;
     let parts = x.src.part_count as usize;
@@ -101,19 +124,11 @@ pub fn tensor_scalar(mem: &mut Memories, x: &TensorScalar) -> Result<Effects, Fa
     let free = x.src.free_elems() as usize;
     let mut out = mem.spare(src.len());
     for (p, row) in src.chunks(free.max(1)).enumerate().take(parts) {
-        let (c0, c1) = (s0[p], s1[p]);
-        for &v in row {
-            let t = if x.reverse0 {
-                alu(x.op0, c0, v)
-            } else {
-                alu(x.op0, v, c0)
-            };
-            out.push(if x.reverse1 {
-                alu(x.op1, c1, t)
-            } else {
-                alu(x.op1, t, c1)
-            });
-        }
+        let start = out.len();
+        out.extend_from_slice(row);
+        let row = &mut out[start..];
+        scalar_in_place(x.op0, x.reverse0, s0[p], row);
+        scalar_in_place(x.op1, x.reverse1, s1[p], row);
     }
     write(mem, "dst", &x.dst, &out)?;
     mem.recycle(src);
