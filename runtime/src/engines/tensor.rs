@@ -5,9 +5,9 @@
 //! Rows of the contraction whose products are all zero are left out of the GEMM (a one-hot
 //! stationary, as a row gather builds, is mostly such rows): the GEMM kernel sums each output
 //! in contraction order from +0.0, a sum that is never -0.0, so adding a ±0.0 product leaves it
-//! bit for bit unchanged. A row qualifies when one operand's row is all zeros and the other's
-//! is all finite (0 x inf would be NaN). At least one row is always kept, so the GEMM's own
-//! epilogue (dst + sum, which turns a -0.0 dst into +0.0) runs as before.
+//! bit for bit unchanged. A row qualifies when the stationary's row is all zeros and the moving
+//! operand's is all finite (0 x inf would be NaN). At least one row is always kept, so the
+//! GEMM's own epilogue (dst + sum, which turns a -0.0 dst into +0.0) runs as before.
 
 use super::Effects;
 use crate::error::Fault;
@@ -23,32 +23,28 @@ pub struct Stationary {
     pub data: Array2<f32>,
     /// Per row of `data`: every element is ±0.0.
     pub zero_rows: Vec<bool>,
-    /// Per row of `data`: every element is finite.
-    pub finite_rows: Vec<bool>,
 }
 
-/// Per row of a row-major `[rows, cols]` slice: (all ±0.0, all finite). One branch-free pass
-/// per row: the largest magnitude's bits are 0 for an all-zero row and below infinity's for an
-/// all-finite one.
-fn row_kinds(vals: &[f32], cols: usize) -> (Vec<bool>, Vec<bool>) {
-    const INF_BITS: u32 = 0x7f80_0000;
-    let rows = vals.len() / cols.max(1);
-    let (mut zero, mut finite) = (Vec::with_capacity(rows), Vec::with_capacity(rows));
-    for r in vals.chunks(cols.max(1)) {
-        let top = r.iter().fold(0u32, |m, v| m.max(v.to_bits() & 0x7fff_ffff));
-        zero.push(top == 0);
-        finite.push(top < INF_BITS);
-    }
-    (zero, finite)
+/// Whether every value is ±0.0 (an OR of the magnitudes' bits, which vectorises).
+fn all_zero(vals: &[f32]) -> bool {
+    vals.iter().fold(0u32, |m, v| m | (v.to_bits() & 0x7fff_ffff)) == 0
 }
 
-/// The contraction rows whose products can be nonzero (see the module doc); never empty
-/// when `k > 0`.
-fn live_rows(st: &Stationary, mv_zero: &[bool], mv_finite: &[bool]) -> Vec<usize> {
+/// Whether every value is finite (no all-ones exponent; branch-free, so it vectorises).
+fn all_finite(vals: &[f32]) -> bool {
+    const EXP: u32 = 0x7f80_0000;
+    vals.iter()
+        .fold(0u32, |m, v| m | u32::from(v.to_bits() & EXP == EXP))
+        == 0
+}
+
+/// The contraction rows whose products can be nonzero (see the module doc), given the
+/// row-major `[K, n]` moving values; never empty when `K > 0`.
+fn live_rows(st: &Stationary, mv: &[f32], n: usize) -> Vec<usize> {
     let k = st.zero_rows.len();
     let mut live: Vec<usize> = (0..k)
         .filter(|&r| {
-            let dead = (st.zero_rows[r] && mv_finite[r]) || (mv_zero[r] && st.finite_rows[r]);
+            let dead = st.zero_rows[r] && mv.get(r * n..(r + 1) * n).is_some_and(all_finite);
             !dead
         })
         .collect();
@@ -83,7 +79,7 @@ pub struct TensorState {
 pub fn load_stationary(core: &mut super::Core, x: &LoadStationary) -> Result<Effects, Fault> {
     let vals = super::read(&core.mem, "src", &x.src)?;
     let (k, m) = (x.src.part_count as usize, x.src.free_elems() as usize);
-    let (zero_rows, finite_rows) = row_kinds(&vals, m);
+    let zero_rows: Vec<bool> = vals.chunks(m.max(1)).map(all_zero).collect();
     let data = Array2::from_shape_vec((k, m), vals)
         .map_err(|e| Fault::new("E4007", "src", format!("cannot shape [{k}, {m}]: {e}")))?;
     if let Some(old) = core.tensor.stationary.take() {
@@ -93,7 +89,6 @@ pub fn load_stationary(core: &mut super::Core, x: &LoadStationary) -> Result<Eff
         dtype: x.src.dtype,
         data,
         zero_rows,
-        finite_rows,
     });
     Ok(Effects::default())
 }
@@ -148,8 +143,7 @@ pub fn matmul(core: &mut super::Core, x: &Matmul) -> Result<Effects, Fault> {
         ));
     }
     let mv = super::read(&core.mem, "moving", &x.moving)?;
-    let (mv_zero, mv_finite) = row_kinds(&mv, n);
-    let live = live_rows(st, &mv_zero, &mv_finite);
+    let live = live_rows(st, &mv, n);
     let mv = Array2::from_shape_vec((k, n), mv)
         .map_err(|e| Fault::new("E4007", "moving", e.to_string()))?;
     let acc = if x.accumulate {

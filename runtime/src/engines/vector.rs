@@ -236,21 +236,25 @@ pub fn iota(mem: &mut Memories, x: &Iota) -> Result<Effects, Fault> {
     let total = x.dst.elems() as usize;
     let mut vals: Vec<i64> = Vec::with_capacity(total);
     if total > 0 {
-        let mut idx = vec![0u64; sizes.len()];
-        let mut v = x.base;
+        // Outer dims by an odometer, the innermost as one straight run: the value is
+        // base + sum(index * step), wrapping.
+        let (inner, outer) = sizes.split_last().unwrap_or((&(1, 0), &[]));
+        let mut idx = vec![0u64; outer.len()];
+        let mut row = x.base;
         loop {
-            vals.push(v);
-            let mut k = sizes.len();
+            let (n, step) = (inner.0 as i64, inner.1);
+            vals.extend((0..n).map(|j| row.wrapping_add(step.wrapping_mul(j))));
+            let mut k = outer.len();
             let mut finished = true;
             while k > 0 {
                 k -= 1;
                 idx[k] += 1;
-                v = v.wrapping_add(sizes[k].1);
-                if idx[k] < sizes[k].0 {
+                row = row.wrapping_add(outer[k].1);
+                if idx[k] < outer[k].0 {
                     finished = false;
                     break;
                 }
-                v = v.wrapping_sub(sizes[k].1.wrapping_mul(sizes[k].0 as i64));
+                row = row.wrapping_sub(outer[k].1.wrapping_mul(outer[k].0 as i64));
                 idx[k] = 0;
             }
             if finished {
