@@ -579,3 +579,68 @@ pub fn write_plan(m: &mut Memories, plan: &Plan, vals: &[f32]) -> Result<(), Fau
     scatter(m.mem_mut(plan.mem), plan, vals);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    //! The flat fast paths against the paged path they stand next to, on the same memory.
+    use super::*;
+    use crate::memory::Flat;
+
+    /// Plans over SBUF: contiguous, strided rows, element-strided, negative stride.
+    fn plans(dtype: Dtype) -> Vec<Plan> {
+        let cases: [(u64, u64, u64, &[(u64, i64)]); 5] = [
+            (0, 4, 0, &[(64, 1)]),
+            (3, 5, 16, &[(3, 20), (7, 1)]),
+            (1, 2, 8, &[(9, 3)]),
+            (0, 3, 64, &[(5, -2)]),
+            (2, 1, 0, &[(2, 1), (3, 4), (2, 9)]),
+        ];
+        cases
+            .iter()
+            .map(|&(ps, pc, off, dims)| Plan::build(Mem::Sbuf, dtype, ps, pc, 0, off, dims))
+            .collect::<Result<_, _>>()
+            .expect("plans in range")
+    }
+
+    fn memory() -> Flat {
+        let mut m = Flat::new(machine::SBUF_PARTITION_BYTES);
+        let mut x = 0x9e37_79b9u32;
+        for b in m.bytes.iter_mut().take(1 << 20) {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            *b = x as u8;
+        }
+        m
+    }
+
+    #[test]
+    fn flat_gather_matches_paged_gather() {
+        let m = memory();
+        for dtype in [Dtype::Fp32, Dtype::Bf16, Dtype::Fp16, Dtype::I32] {
+            for p in plans(dtype) {
+                let (mut fast, mut slow) = (Vec::new(), Vec::new());
+                gather(&m, &p, &mut fast);
+                gather_paged(&m, &p, &mut slow);
+                assert_eq!(fast.len(), p.count);
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&fast), bits(&slow), "{dtype:?} {p:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn flat_scatter_matches_paged_scatter() {
+        for dtype in [Dtype::Fp32, Dtype::Bf16, Dtype::Fp16, Dtype::I32] {
+            for p in plans(dtype) {
+                let vals: Vec<f32> = (0..p.count)
+                    .map(|i| (i as f32 - 7.3) * 1.37e-2 * if i % 5 == 0 { -1e6 } else { 1.0 })
+                    .collect();
+                let (mut fast, mut slow) = (memory(), memory());
+                scatter(&mut fast, &p, &vals);
+                scatter_paged(&mut slow, &p, &vals);
+                assert!(fast.bytes == slow.bytes, "{dtype:?} {p:?}");
+            }
+        }
+    }
+}

@@ -27,7 +27,9 @@ pub struct Stationary {
 
 /// Whether every value is ±0.0 (an OR of the magnitudes' bits, which vectorises).
 fn all_zero(vals: &[f32]) -> bool {
-    vals.iter().fold(0u32, |m, v| m | (v.to_bits() & 0x7fff_ffff)) == 0
+    vals.iter()
+        .fold(0u32, |m, v| m | (v.to_bits() & 0x7fff_ffff))
+        == 0
 }
 
 /// Whether every value is finite (no all-ones exponent; branch-free, so it vectorises).
@@ -153,8 +155,8 @@ pub fn matmul(core: &mut super::Core, x: &Matmul) -> Result<Effects, Fault> {
         z.resize(m * n, 0.0);
         z
     };
-    let mut acc =
-        Array2::from_shape_vec((m, n), acc).map_err(|e| Fault::new("E4007", "dst", e.to_string()))?;
+    let mut acc = Array2::from_shape_vec((m, n), acc)
+        .map_err(|e| Fault::new("E4007", "dst", e.to_string()))?;
     let beta = if x.accumulate { 1.0 } else { 0.0 };
     gemm_rows(st.data.view(), mv.view(), &live, beta, &mut acc);
     let dtype = st.dtype;
@@ -167,4 +169,101 @@ pub fn matmul(core: &mut super::Core, x: &Matmul) -> Result<Effects, Fault> {
         hbm_bytes: 0,
         matmul_dtype: Some(dtype),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    //! Skipping all-zero contraction rows against the full GEMM, bit for bit.
+    use super::*;
+
+    fn bits(a: &Array2<f32>) -> Vec<u32> {
+        a.iter().map(|v| v.to_bits()).collect()
+    }
+
+    /// A one-hot-like stationary [k, m] (some rows all zero, some -0.0), bf16-exact values.
+    fn case(k: usize, m: usize, n: usize) -> (Stationary, Array2<f32>) {
+        let st = Array2::from_shape_fn((k, m), |(r, c)| match r % 4 {
+            0 => f32::from(u8::try_from((r * 7 + c) % 5).unwrap_or(0)) - 2.0,
+            1 => -0.0,
+            _ => 0.0,
+        });
+        let mv = Array2::from_shape_fn((k, n), |(r, c)| {
+            ((r * 31 + c * 17) % 23) as f32 * 0.125 - 1.5
+        });
+        let zero_rows = st
+            .rows()
+            .into_iter()
+            .map(|r| all_zero(r.as_slice().unwrap_or(&[1.0])))
+            .collect();
+        (
+            Stationary {
+                dtype: Dtype::Bf16,
+                data: st,
+                zero_rows,
+            },
+            mv,
+        )
+    }
+
+    fn both(
+        st: &Stationary,
+        mv: &Array2<f32>,
+        beta: f32,
+        acc0: &Array2<f32>,
+    ) -> (Vec<u32>, Vec<u32>, usize) {
+        let n = mv.ncols();
+        let live = live_rows(st, mv.as_slice().unwrap_or(&[]), n);
+        let (mut skip, mut full) = (acc0.clone(), acc0.clone());
+        gemm_rows(st.data.view(), mv.view(), &live, beta, &mut skip);
+        general_mat_mul(1.0, &st.data.t(), mv, beta, &mut full);
+        (bits(&skip), bits(&full), live.len())
+    }
+
+    #[test]
+    fn skipping_zero_rows_matches_the_full_gemm() {
+        let (st, mv) = case(64, 24, 40);
+        // -0.0, NaN and +-inf in the accumulated destination.
+        let acc0 = Array2::from_shape_fn((24, 40), |(i, j)| match (i + j) % 6 {
+            0 => -0.0,
+            1 => f32::NAN,
+            2 => f32::INFINITY,
+            _ => (i as f32 - j as f32) * 0.5,
+        });
+        for beta in [0.0, 1.0] {
+            let (skip, full, live) = both(&st, &mv, beta, &acc0);
+            assert_eq!(live, 16, "only the nonzero stationary rows stay");
+            assert_eq!(skip, full, "beta {beta}");
+        }
+    }
+
+    #[test]
+    fn a_non_finite_moving_row_is_kept() {
+        let (st, mut mv) = case(16, 8, 8);
+        mv[[1, 3]] = f32::INFINITY; // row 1 of the stationary is -0.0: 0 x inf is NaN
+        mv[[2, 0]] = f32::NAN;
+        let acc0 = Array2::zeros((8, 8));
+        let (skip, full, live) = both(&st, &mv, 0.0, &acc0);
+        assert_eq!(live, 4 + 2);
+        assert_eq!(skip, full);
+        assert!(f32::from_bits(skip[3]).is_nan());
+    }
+
+    #[test]
+    fn an_all_zero_stationary_keeps_one_row() {
+        let st = Stationary {
+            dtype: Dtype::Bf16,
+            data: Array2::zeros((8, 4)),
+            zero_rows: vec![true; 8],
+        };
+        let mv = Array2::from_elem((8, 4), 2.0f32);
+        let acc0 = Array2::from_elem((4, 4), -0.0f32);
+        let (skip, full, live) = both(&st, &mv, 1.0, &acc0);
+        assert_eq!(live, 1);
+        assert_eq!(skip, full);
+        assert_eq!(
+            skip[0],
+            0.0f32.to_bits(),
+            "-0.0 + 0 is +0.0, as the full GEMM gives"
+        );
+    }
 }

@@ -306,3 +306,66 @@ pub fn transpose32(mem: &mut Memories, x: &Transpose32) -> Result<Effects, Fault
     mem.recycle(out);
     Ok(Effects::default())
 }
+
+#[cfg(test)]
+mod tests {
+    //! The hoisted loops against `alu` applied element by element.
+    use super::*;
+
+    fn values() -> Vec<f32> {
+        let mut v = vec![
+            0.0,
+            -0.0,
+            1.0,
+            -1.5,
+            3.25,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+        ];
+        v.extend((0..40).map(|i| (i as f32 - 20.0) * 0.37));
+        v
+    }
+
+    #[test]
+    fn zip_alu_matches_alu() {
+        let a = values();
+        let b: Vec<f32> = a.iter().rev().copied().collect();
+        for op in Alu::ALL {
+            let mut out = Vec::new();
+            zip_alu(op, &a, &b, &mut out);
+            let want: Vec<u32> = a
+                .iter()
+                .zip(&b)
+                .map(|(&x, &y)| alu(op, x, y).to_bits())
+                .collect();
+            let got: Vec<u32> = out.iter().map(|v| v.to_bits()).collect();
+            assert_eq!(got, want, "{op:?}");
+        }
+    }
+
+    #[test]
+    fn scalar_in_place_matches_alu() {
+        let xs = values();
+        for op in Alu::ALL {
+            for reverse in [false, true] {
+                for c in [0.0, -0.0, 2.5, -3.0, f32::NAN, f32::INFINITY] {
+                    let mut got = xs.clone();
+                    scalar_in_place(op, reverse, c, &mut got);
+                    for (g, &v) in got.iter().zip(&xs) {
+                        let want = if reverse {
+                            alu(op, c, v)
+                        } else {
+                            alu(op, v, c)
+                        };
+                        assert_eq!(
+                            g.to_bits(),
+                            want.to_bits(),
+                            "{op:?} rev {reverse} c {c} v {v}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
