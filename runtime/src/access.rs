@@ -586,9 +586,12 @@ mod tests {
     use super::*;
     use crate::memory::Flat;
 
+    /// part_start, part_count, offset, free dims (size, stride).
+    type Case = (u64, u64, u64, &'static [(u64, i64)]);
+
     /// Plans over SBUF: contiguous, strided rows, element-strided, negative stride.
     fn plans(dtype: Dtype) -> Vec<Plan> {
-        let cases: [(u64, u64, u64, &[(u64, i64)]); 5] = [
+        let cases: [Case; 5] = [
             (0, 4, 0, &[(64, 1)]),
             (3, 5, 16, &[(3, 20), (7, 1)]),
             (1, 2, 8, &[(9, 3)]),
