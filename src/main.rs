@@ -74,6 +74,10 @@ enum Command {
         /// Optimisation level: 0 (no e-graph), 1 (canonicalise + fusion), 2 (all phases).
         #[arg(short = 'O', value_enum, default_value = "2")]
         opt: cli::compile::OptArg,
+        /// Extraction of the optimized graph: greedy DAG cost (default) or exact (branch and
+        /// bound from greedy's result, within a budget).
+        #[arg(long, value_enum, default_value = "greedy")]
+        extract: cli::compile::ExtractArg,
         /// Print the optimizer's report: rules that fired, e-graph sizes and stop reasons per
         /// phase, predicted cycles before and after.
         #[arg(long)]
@@ -102,6 +106,10 @@ enum Command {
         /// Optimisation level when compiling a model: 0 (no e-graph), 1, 2 (all phases).
         #[arg(short = 'O', value_enum, default_value = "2")]
         opt: cli::compile::OptArg,
+        /// Extraction of the optimized graph: greedy DAG cost (default) or exact (branch and
+        /// bound from greedy's result, within a budget).
+        #[arg(long, value_enum, default_value = "greedy")]
+        extract: cli::compile::ExtractArg,
         /// Verbose: the optimizer's report on stderr.
         #[arg(short, long)]
         verbose: bool,
@@ -154,6 +162,9 @@ enum Command {
         /// Seed of the synthetic weights and of the inputs.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// The optimizer's extraction at -O2: greedy (default) or exact.
+        #[arg(long, value_enum, default_value = "greedy")]
+        extract: cli::compile::ExtractArg,
     },
     /// Print a `.tbin` program as assembly.
     Disasm {
@@ -182,6 +193,7 @@ fn main() -> ExitCode {
             corpus,
             python,
             seed,
+            extract,
         } => cli::bench::bench(&cli::bench::BenchArgs {
             filters,
             repeat,
@@ -191,6 +203,7 @@ fn main() -> ExitCode {
             corpus,
             python,
             seed,
+            extract,
         }),
         Command::Run {
             program,
@@ -198,6 +211,7 @@ fn main() -> ExitCode {
             precision,
             reference,
             opt,
+            extract,
             verbose,
             inputs,
             out,
@@ -217,6 +231,7 @@ fn main() -> ExitCode {
             precision,
             reference,
             opt,
+            extract,
             verbose,
         }),
         Command::Inspect { model, bindings } => cli::inspect::inspect(&model, &bindings),
@@ -228,6 +243,7 @@ fn main() -> ExitCode {
             precision,
             print_after_all,
             opt,
+            extract,
             opt_report,
             verbose,
             full_constants,
@@ -239,6 +255,7 @@ fn main() -> ExitCode {
                 precision,
                 print_after_all,
                 opt,
+                extract,
                 opt_report,
                 verbose,
             };

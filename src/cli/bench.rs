@@ -4,8 +4,11 @@
 //! roofline cycles and % of roofline, compile and emulate wall seconds (medians of `--repeat`
 //! runs), and onnxruntime's CPU wall time for the same model and inputs ([`ort`]). The summary
 //! gives the geometric mean of the -O0/-O2 cycle ratios and the Spearman rank correlation of the
-//! optimizer's predicted cycles per kernel against the emulator's per-op active cycles
-//! (`OpProfile::active`: a kernel's span without the waits on other kernels) ([`stats`]).
+//! predicted cycles per kernel against each kernel emulated alone ([`alone`]) and against the
+//! emulator's per-op active cycles (`OpProfile::active`: a kernel's span without the waits on
+//! other kernels) ([`stats`]), for the kernel-IR model on the whole lowered graph, for the
+//! optimizer's own model (the same kernels lowered one node at a time, what extraction
+//! minimises) and for the closed-form `op_cycles`.
 //! Prints a table; `--json FILE` writes everything, per-kernel points included.
 
 pub mod alone;
@@ -14,6 +17,7 @@ pub mod stats;
 pub mod workloads;
 
 use super::isa::write_file_atomic;
+use super::compile::{compile_with, ExtractArg};
 use super::model::{diag_error, load_graph, ModelArgs};
 use super::CliError;
 use serde::Serialize;
@@ -21,13 +25,14 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use tahoma_compiler::driver::{compile_graph_opt, CompileOptions};
+use tahoma_compiler::driver::CompileOptions;
 use tahoma_compiler::graph::Graph;
 use tahoma_compiler::lower::{LowerOptions, Precision};
 use tahoma_compiler::onnx::{self, ImportOptions, NoExternalData};
 use tahoma_compiler::opt::{
     cost::{lowered_node_cycles, node_cycles},
-    OptLevel,
+    node_cost::NodeCoster,
+    ExtractMode, OptLevel,
 };
 use tahoma_compiler::tensor::DType;
 use tahoma_isa::program::{IoKind, Program};
@@ -53,6 +58,8 @@ pub struct BenchArgs {
     pub python: Option<PathBuf>,
     /// Seed of the weights of the synthetic workloads and of every input.
     pub seed: u64,
+    /// The optimizer's extraction.
+    pub extract: ExtractArg,
 }
 
 /// The levels every workload runs at.
@@ -68,7 +75,10 @@ struct KernelPoint {
     op: String,
     /// From the kernel IR the lowering emitted (`opt::cost::lowered_node_cycles`).
     predicted_cycles: f64,
-    /// Extraction's per-node estimate (`opt::cost::op_cycles`).
+    /// The optimizer's own model, the one extraction minimises: the node's kernels lowered
+    /// alone (`opt::node_cost::NodeCoster`).
+    extraction_cycles: f64,
+    /// The closed-form per-node estimate (`opt::cost::op_cycles`).
     op_model_cycles: f64,
     /// The kernel compiled and emulated alone ([`alone`]).
     emulated_cycles: f64,
@@ -193,6 +203,7 @@ fn run_level(
     level: OptLevel,
     repeat: usize,
     seed: u64,
+    extract: ExtractMode,
 ) -> Result<(LevelResult, Program), String> {
     let opts = CompileOptions {
         lower: LowerOptions {
@@ -205,7 +216,8 @@ fn run_level(
     let mut compiled = None;
     for _ in 0..repeat {
         let t0 = Instant::now();
-        let r = compile_graph_opt(g, &opts).map_err(|d| format!("compile: {}", diag_error(d)))?;
+        let r = compile_with(g, &opts, extract)
+            .map_err(|d| format!("compile: {}", diag_error(d)))?;
         compile_runs.push(t0.elapsed().as_secs_f64());
         compiled = Some(r);
     }
@@ -240,12 +252,14 @@ fn run_level(
     // The prediction per kernel: nodes keep their names down to the instructions, and a node
     // name may repeat (the profile merges those, so the prediction is summed the same way).
     let g = &optimized.graph;
-    let mut predicted: BTreeMap<&str, (f64, f64, f64, String)> = BTreeMap::new();
-    for ((node, c), o) in g
+    let mut predicted: BTreeMap<&str, (f64, f64, f64, f64, String)> = BTreeMap::new();
+    let extraction = NodeCoster::new(PRECISION).node_cycles(g);
+    for (((node, c), o), x) in g
         .nodes
         .iter()
         .zip(lowered_node_cycles(g, PRECISION))
         .zip(node_cycles(g, PRECISION))
+        .zip(extraction)
     {
         // Views and folded constants have no kernel; the others are also emulated alone.
         if c == 0.0 {
@@ -258,11 +272,13 @@ fn run_level(
             0.0,
             0.0,
             0.0,
+            0.0,
             node.op.name().to_string(),
         ));
         e.0 += c;
         e.1 += o;
         e.2 += alone;
+        e.3 += x;
     }
     let kernels: Vec<KernelPoint> = r
         .ops
@@ -270,10 +286,11 @@ fn run_level(
         .filter_map(|p| {
             predicted
                 .get(p.name.as_str())
-                .map(|(c, o, alone, op)| KernelPoint {
+                .map(|(c, o, alone, x, op)| KernelPoint {
                     name: p.name.clone(),
                     op: op.clone(),
                     predicted_cycles: *c,
+                    extraction_cycles: *x,
                     op_model_cycles: *o,
                     emulated_cycles: *alone,
                     active_cycles: p.active,
@@ -412,7 +429,13 @@ fn bench_one(w: &Workload, args: &BenchArgs, ort: Option<&ort::Ort>) -> Workload
     let mut program = None;
     for level in LEVELS {
         eprintln!("bench: {} -{} ...", w.name, level.name());
-        match run_level(&loaded.graph, level, args.repeat, args.seed) {
+        match run_level(
+            &loaded.graph,
+            level,
+            args.repeat,
+            args.seed,
+            args.extract.mode(),
+        ) {
             Ok((l, p)) => {
                 res.levels.push(l);
                 // The program's I/O table gives the inputs' order and seeds (any level).
@@ -451,7 +474,9 @@ struct Summary {
     /// Spearman rank correlation of predicted vs emulated cycles over every kernel of the
     /// suite, per level.
     spearman: BTreeMap<String, Option<f64>>,
-    /// The same for extraction's per-node estimate (`op_model_cycles`).
+    /// The same for the optimizer's own model (`extraction_cycles`).
+    spearman_extraction: BTreeMap<String, Option<f64>>,
+    /// The same for the closed-form per-node estimate (`op_model_cycles`).
     spearman_op_model: BTreeMap<String, Option<f64>>,
     /// The kernel-IR prediction against each kernel's active cycles in the whole model
     /// (which add the sharing and waits of overlapping kernels).
@@ -469,6 +494,7 @@ fn summarise(results: &[WorkloadResult]) -> Summary {
     };
     let (models, all) = (ratios(Some("model")), ratios(None));
     let mut spearman = BTreeMap::new();
+    let mut spearman_extraction = BTreeMap::new();
     let mut spearman_op_model = BTreeMap::new();
     let mut spearman_active = BTreeMap::new();
     let mut kernels = BTreeMap::new();
@@ -487,6 +513,10 @@ fn summarise(results: &[WorkloadResult]) -> Summary {
             name.clone(),
             stats::spearman(&pairs(|k| k.predicted_cycles)),
         );
+        spearman_extraction.insert(
+            name.clone(),
+            stats::spearman(&pairs(|k| k.extraction_cycles)),
+        );
         spearman_op_model.insert(name.clone(), stats::spearman(&pairs(|k| k.op_model_cycles)));
         spearman_active.insert(
             name.clone(),
@@ -504,6 +534,7 @@ fn summarise(results: &[WorkloadResult]) -> Summary {
         geomean_o0_over_o2_all: stats::geomean(&all),
         workloads: all.len(),
         spearman,
+        spearman_extraction,
         spearman_op_model,
         spearman_active,
         kernels,
@@ -603,10 +634,11 @@ fn table(results: &[WorkloadResult], summary: &Summary) -> String {
         };
         let _ = writeln!(
             s,
-            "predicted vs emulated cycles per kernel at -{n}, Spearman over {} kernels: kernel-IR model {} against each kernel run alone ({} against its active cycles in the whole model); extraction's per-node estimate {} alone",
+            "predicted vs emulated cycles per kernel at -{n}, Spearman over {} kernels: kernel-IR model {} against each kernel run alone ({} against its active cycles in the whole model); the optimizer's (extraction's) model {} alone; closed-form op_cycles {} alone",
             summary.kernels.get(n).copied().unwrap_or(0),
             f3(&summary.spearman),
             f3(&summary.spearman_active),
+            f3(&summary.spearman_extraction),
             f3(&summary.spearman_op_model),
         );
     }
@@ -719,16 +751,18 @@ pub fn bench(args: &BenchArgs) -> Result<(), CliError> {
     }
     let m = machine();
     println!(
-        "machine: {} ({} threads); medians of {} runs; bf16 matmul operands",
+        "machine: {} ({} threads); medians of {} runs; bf16 matmul operands; {} extraction",
         m["cpu"].as_str().unwrap_or("unknown CPU"),
         m["threads"],
-        args.repeat
+        args.repeat,
+        args.extract.mode().name()
     );
     if let Some(path) = &args.json {
         let v = serde_json::json!({
             "machine": m,
             "repeat": args.repeat,
             "precision": "bf16",
+            "extraction": args.extract.mode().name(),
             "onnxruntime": ort_note,
             "workloads": results,
             "summary": summary,

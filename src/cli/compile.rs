@@ -1,5 +1,5 @@
 //! `tahoma compile INPUT [-o OUT] [--emit STAGE] [--precision P] [-O0|-O1|-O2] [--opt-report]
-//! [--print-after-all]`: runs the
+//! [--extract greedy|exact] [--print-after-all]`: runs the
 //! pipeline from whatever stage INPUT is (an ONNX model `.onnx`/`.onnxtxt`, graph IR `.graph`,
 //! kernel IR `.tk`) and writes either a stage's text (`--emit`) or the `.tbin` program (`-o`).
 
@@ -9,15 +9,15 @@ use super::CliError;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tahoma_compiler::diag::Code;
+use tahoma_compiler::diag::Diagnostics;
 use tahoma_compiler::driver::{
-    compile_graph_opt, compile_kernel_text, optimize_graph, CompileOptions as DriverOptions,
-    Compiled,
+    compile_graph, compile_kernel_text, CompileOptions as DriverOptions, Compiled,
 };
 use tahoma_compiler::graph::text::{print_with, PrintOptions};
-use tahoma_compiler::graph::Graph;
+use tahoma_compiler::graph::{verify, Graph};
 use tahoma_compiler::kernel::text as ktext;
 use tahoma_compiler::lower::{LowerOptions, Precision};
-use tahoma_compiler::opt::{OptLevel, Optimized};
+use tahoma_compiler::opt::{optimize, ExtractMode, OptLevel, OptOptions, Optimized};
 
 /// The stage whose dump `compile` writes.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,6 +78,56 @@ impl OptArg {
     }
 }
 
+/// `--extract`: how the optimizer extracts the graph from its e-graph.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ExtractArg {
+    /// Greedy DAG-cost extraction (the default).
+    #[default]
+    Greedy,
+    /// Branch and bound from greedy's result: optimal within its budget, never worse than
+    /// greedy (a warning says when the budget stopped it).
+    Exact,
+}
+
+impl ExtractArg {
+    pub fn mode(self) -> ExtractMode {
+        match self {
+            ExtractArg::Greedy => ExtractMode::Greedy,
+            ExtractArg::Exact => ExtractMode::Exact,
+        }
+    }
+}
+
+/// Verifies and optimizes a graph with the driver's options and an extraction mode.
+pub fn optimize_with(
+    g: &Graph,
+    opts: &DriverOptions,
+    extract: ExtractMode,
+) -> Result<Optimized, Diagnostics> {
+    verify(g)?;
+    optimize(
+        g,
+        &OptOptions {
+            level: opts.opt_level,
+            precision: opts.lower.precision,
+            keep_phase_graphs: opts.keep_phase_graphs,
+            extract,
+            ..Default::default()
+        },
+    )
+}
+
+/// [`optimize_with`], then lowering and code generation.
+pub fn compile_with(
+    g: &Graph,
+    opts: &DriverOptions,
+    extract: ExtractMode,
+) -> Result<(Compiled, Optimized), Diagnostics> {
+    let o = optimize_with(g, opts, extract)?;
+    let c = compile_graph(&o.graph, opts.lower)?;
+    Ok((c, o))
+}
+
 /// Options of `compile` beyond the model flags.
 #[derive(Clone, Debug)]
 pub struct CompileOptions {
@@ -88,6 +138,7 @@ pub struct CompileOptions {
     pub precision: PrecisionArg,
     pub print_after_all: bool,
     pub opt: OptArg,
+    pub extract: ExtractArg,
     /// Print the optimizer's report (rules fired, e-graph sizes, stop reasons, predicted cycles).
     pub opt_report: bool,
     /// `-v`: the optimizer's report on stderr.
@@ -127,6 +178,7 @@ pub fn compile_input(
     input: &Input,
     precision: PrecisionArg,
     opt: OptArg,
+    extract: ExtractArg,
     keep_phase_graphs: bool,
 ) -> Result<(Compiled, Option<Optimized>, f64), CliError> {
     let t0 = Instant::now();
@@ -137,7 +189,7 @@ pub fn compile_input(
                 opt_level: opt.level(),
                 keep_phase_graphs,
             };
-            let (c, o) = compile_graph_opt(g, &opts).map_err(diag_error)?;
+            let (c, o) = compile_with(g, &opts, extract.mode()).map_err(diag_error)?;
             (c, Some(o))
         }
         Input::KernelText(src) => (compile_kernel_text(src).map_err(diag_error)?, None),
@@ -207,7 +259,7 @@ pub fn compile(path: &Path, model: &ModelArgs, opts: &CompileOptions) -> Result<
             opt_level: opts.opt.level(),
             keep_phase_graphs: opts.print_after_all,
         };
-        let o = optimize_graph(g, &dopts).map_err(diag_error)?;
+        let o = optimize_with(g, &dopts, opts.extract.mode()).map_err(diag_error)?;
         print_opt_report(&o, opts.opt_report, opts.verbose);
         if opts.print_after_all {
             for (phase, pg) in &o.phase_graphs {
@@ -220,7 +272,13 @@ pub fn compile(path: &Path, model: &ModelArgs, opts: &CompileOptions) -> Result<
         return write_or_print(&opts.output, graph_text(&o.graph, full));
     }
     let (compiled, optimized, seconds) =
-        compile_input(&input, opts.precision, opts.opt, opts.print_after_all)?;
+        compile_input(
+            &input,
+            opts.precision,
+            opts.opt,
+            opts.extract,
+            opts.print_after_all,
+        )?;
     if let Some(o) = &optimized {
         print_opt_report(o, opts.opt_report, opts.verbose);
         if opts.print_after_all {

@@ -4,7 +4,9 @@
 //! random values (the same values in both modes). Reports a human summary on stdout and, on
 //! request, outputs as `.npy` files, a JSON report and a Chrome trace.
 
-use super::compile::{compile_input, print_opt_report, read_input, Input, OptArg, PrecisionArg};
+use super::compile::{
+    compile_input, print_opt_report, read_input, ExtractArg, Input, OptArg, PrecisionArg,
+};
 use super::isa::{read_file, write_file_atomic};
 use super::model::ModelArgs;
 use super::CliError;
@@ -30,6 +32,8 @@ pub struct RunArgs {
     pub precision: PrecisionArg,
     /// Optimisation level when compiling a model.
     pub opt: OptArg,
+    /// `--extract`: the optimizer's extraction.
+    pub extract: ExtractArg,
     /// `-v`: print the optimizer's report on stderr.
     pub verbose: bool,
     /// Run a model on the graph interpreter instead of the emulator.
@@ -97,7 +101,7 @@ pub fn run_program(
         (load_program(&args.program)?, None)
     } else {
         let input = read_input(&args.program, &args.model)?;
-        let (compiled, optimized, secs) = compile_input(&input, args.precision, args.opt, false)?;
+        let (compiled, optimized, secs) = compile_input(&input, args.precision, args.opt, args.extract, false)?;
         if let Some(o) = optimized {
             print_opt_report(&o, false, args.verbose);
             opt_report = Some(o.report);

@@ -1,6 +1,9 @@
-//! The cycle-cost estimate of one node, from isa-spec's parameters only (no hardware number is
-//! written here). The model follows today's lowering, where every node is one kernel that reads
-//! its operands from HBM and writes its result back:
+//! The closed-form cycle estimate of one node ([`op_cycles`]), from isa-spec's parameters only
+//! (no hardware number is written here), and the per-node predictions `tahoma bench` ranks.
+//! The optimizer costs nodes by the kernel IR they lower to ([`super::node_cost`]); it falls
+//! back on [`op_cycles`] for a node that does not lower alone. The closed form follows the
+//! lowering, where every node is one kernel that reads its operands from HBM and writes its
+//! result back:
 //!
 //! * tensor engine (MatMul, Gemm, Conv, FusedConv): MACs / peak MACs per cycle at the operand
 //!   precision ([`costs::peak_macs_per_cycle`]: `PE_ROWS * PE_COLS * PE_CLOCK_RATIO`, slower
@@ -112,10 +115,10 @@ pub fn op_cycles(
     compute.max(dma) + latency
 }
 
-/// Predicted cycles of a whole graph as lowered today (each node once, [`op_cycles`]): what
-/// the optimizer compares before and after extraction.
+/// Predicted cycles of a whole graph by the optimizer's model: every node's kernels as
+/// lowered alone ([`super::node_cost::NodeCoster::graph_cycles`]).
 pub fn graph_cycles(g: &crate::graph::Graph, precision: Precision) -> f64 {
-    node_cycles(g, precision).iter().sum()
+    super::node_cost::NodeCoster::new(precision).graph_cycles(g)
 }
 
 /// Predicted cycles of each node of `g` (in node order) from the kernels the lowering emits
@@ -123,8 +126,8 @@ pub fn graph_cycles(g: &crate::graph::Graph, precision: Precision) -> f64 {
 /// ([`super::kernel_cost`]); a node the lowering gives no kernel (a view, a folded constant)
 /// costs zero, and when the graph does not lower, every node gets [`op_cycles`]'s estimate.
 /// This is the per-kernel prediction `tahoma bench` ranks against the emulator's per-op active
-/// cycles; it lowers the whole graph, so extraction (which costs every e-node) uses
-/// [`op_cycles`] instead.
+/// cycles; extraction gets the same kernels one node at a time
+/// ([`super::node_cost::NodeCoster`]), since it costs e-nodes that are in no graph yet.
 pub fn lowered_node_cycles(g: &crate::graph::Graph, precision: Precision) -> Vec<f64> {
     match crate::lower::lower(g, crate::lower::LowerOptions { precision }) {
         Ok(kp) => {

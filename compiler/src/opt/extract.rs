@@ -1,12 +1,19 @@
 //! Extraction by DAG cost, and the rebuilt graph.
 //!
-//! [`greedy_dag`] chooses one e-node per e-class. Each candidate's cost is the set of e-classes
-//! its choice would compute (itself plus the union of its children's sets), summed with each
-//! class counted once, so a subgraph shared by two consumers is paid for once (egg's
-//! `Extractor` counts tree cost and would pay twice). Classes are relaxed in rounds until no
-//! choice improves; a node whose children's sets contain its own class would be a cycle and is
-//! skipped. Ties keep the first node in egg's sorted order, so extraction is deterministic.
-//! (An exact ILP mode is future work: issue 5 item 4.)
+//! Every e-node has an own cost ([`own_costs`], from [`super::node_cost`]: the kernels its
+//! one-node graph lowers to). A choice of one e-node per needed e-class costs the sum of the
+//! own costs of the classes it computes, each counted once, so a subgraph shared by two
+//! consumers is paid for once (egg's `Extractor` counts tree cost and would pay twice).
+//!
+//! [`greedy_dag`] (the default) gives each candidate the set of e-classes its choice would
+//! compute (itself plus the union of its children's sets) and relaxes classes in rounds until
+//! no choice improves; a node whose children's sets contain its own class would be a cycle and
+//! is skipped. Ties keep the first node in egg's sorted order, so extraction is deterministic.
+//! Greedy can miss the optimum when sharing pays off only for a combination of choices.
+//!
+//! [`exact_dag`] (`--extract exact`) finds the optimum by branch and bound over the e-class
+//! choices ([`super::exact`]), starting from greedy's result as the bound, within a search
+//! budget; past it, it keeps the best found (never worse than greedy) and says so.
 //!
 //! [`to_graph`] rebuilds a [`Graph`] from the choice: graph inputs keep their order and names,
 //! constants their names, every node the name of the original node whose e-class it landed in
@@ -14,35 +21,29 @@
 //! their names. Nodes whose operands are all constants are folded with the interpreter.
 
 use super::analysis::{attrs_of, ConstSource, OptEGraph};
-use super::cost::op_cycles;
 use super::lang::{Names, TNode};
+use super::node_cost::INFEASIBLE;
 use crate::diag::{Code, Diagnostic};
-use crate::graph::{Graph, Op, TensorType, ValueDef, ValueId};
+use crate::graph::{Graph, Op, ValueDef, ValueId};
 use egg::{Id, Language};
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
-/// A cost high enough to never be chosen but finite, so sums never overflow into a loop.
-const INF: f64 = 1e30;
+pub use super::exact::{exact_dag, ExactLimits, ExactStats};
 
-/// The own cost of one e-node in class `class`.
-pub fn node_cost(eg: &OptEGraph, class: Id, node: &TNode) -> f64 {
-    let TNode::Op { op, children, .. } = node else {
-        return 0.0;
-    };
-    let data = &eg[class].data;
-    if data.tys.is_empty() || attrs_of(eg, children[0]).is_none() {
-        return INF;
-    }
-    let ins: Option<Vec<&TensorType>> = children[1..].iter().map(|&c| eg[c].data.ty()).collect();
-    let Some(ins) = ins else { return INF };
-    op_cycles(
-        *op,
-        &ins,
-        &data.tys,
-        data.weight_only,
-        eg.analysis.precision,
-    )
+/// Own cost of every e-node, by (canonical class, index in the class's node list).
+pub type OwnCosts = HashMap<(Id, usize), f64>;
+
+/// The own cost of every e-node of `eg` from `cost(class, node)`.
+pub fn own_costs(eg: &OptEGraph, cost: &dyn Fn(Id, &TNode) -> f64) -> OwnCosts {
+    eg.classes()
+        .flat_map(|c| {
+            c.nodes
+                .iter()
+                .enumerate()
+                .map(move |(i, n)| ((c.id, i), cost(c.id, n)))
+        })
+        .collect()
 }
 
 /// The chosen e-node per canonical class, and the DAG cost of what the roots need.
@@ -60,30 +61,19 @@ struct Cand {
     total: f64,
 }
 
-/// Greedy DAG-cost extraction for the given roots.
-pub fn greedy_dag(eg: &OptEGraph, roots: &[Id]) -> Result<Choice, Diagnostic> {
-    greedy_dag_with(eg, roots, &|_| 0.0)
+/// The error of an extraction that found no finite form of a graph output.
+pub(crate) fn no_form() -> Diagnostic {
+    Diagnostic::new(
+        Code::OptExtract,
+        "the optimizer found no acyclic, well-typed form of a graph output",
+    )
+    .help("run with -O0 and report the model")
 }
 
-/// Greedy DAG-cost extraction with `extra(node)` added to each node's own cost (the soundness
-/// tests penalise the original nodes to extract the rewritten side).
-pub fn greedy_dag_with(
-    eg: &OptEGraph,
-    roots: &[Id],
-    extra: &dyn Fn(&TNode) -> f64,
-) -> Result<Choice, Diagnostic> {
+/// Greedy DAG-cost extraction for the given roots with the e-nodes' own costs `own`.
+pub fn greedy_dag(eg: &OptEGraph, roots: &[Id], own: &OwnCosts) -> Result<Choice, Diagnostic> {
     let mut ids: Vec<Id> = eg.classes().map(|c| c.id).collect();
     ids.sort();
-    let own: HashMap<(Id, usize), f64> = ids
-        .iter()
-        .flat_map(|&c| {
-            eg[c]
-                .nodes
-                .iter()
-                .enumerate()
-                .map(move |(i, n)| ((c, i), node_cost(eg, c, n) + extra(n)))
-        })
-        .collect();
     let mut best: HashMap<Id, Cand> = HashMap::new();
     // Each round can only lower totals; the bound is a safety net for adversarial e-graphs.
     for _round in 0..ids.len() + 2 {
@@ -106,7 +96,7 @@ pub fn greedy_dag_with(
                         set.insert(cls, cost);
                     }
                 }
-                set.insert(c, own[&(c, i)]);
+                set.insert(c, own.get(&(c, i)).copied().unwrap_or(INFEASIBLE));
                 let total: f64 = set.values().sum();
                 let better = match best.get(&c) {
                     None => true,
@@ -129,30 +119,58 @@ pub fn greedy_dag_with(
             break;
         }
     }
-    let mut need: BTreeMap<Id, f64> = BTreeMap::new();
-    for &r in roots {
-        let r = eg.find(r);
-        let cand = best.get(&r).ok_or_else(|| {
-            Diagnostic::new(
-                Code::OptExtract,
-                "the optimizer found no acyclic, well-typed form of a graph output",
-            )
-            .help("run with -O0 and report the model")
-        })?;
-        need.extend(cand.set.iter().map(|(&k, &v)| (k, v)));
-    }
-    let cost = need.values().sum();
-    if cost >= INF {
+    let best: HashMap<Id, TNode> = best.into_iter().map(|(k, c)| (k, c.node)).collect();
+    let cost = dag_cost(eg, roots, &best, own).ok_or_else(no_form)?;
+    if cost >= INFEASIBLE {
         return Err(Diagnostic::new(
             Code::OptExtract,
             "the optimizer's best form of the graph contains an ill-typed node",
         )
         .help("run with -O0 and report the model"));
     }
-    Ok(Choice {
-        best: best.into_iter().map(|(k, c)| (k, c.node)).collect(),
-        cost,
-    })
+    Ok(Choice { best, cost })
+}
+
+/// The DAG cost of what `roots` need under the choice `best`: the own cost of every class
+/// reached from them, each once. `None` when a reached class has no chosen node or the choice
+/// has a cycle.
+pub fn dag_cost(
+    eg: &OptEGraph,
+    roots: &[Id],
+    best: &HashMap<Id, TNode>,
+    own: &OwnCosts,
+) -> Option<f64> {
+    // 0: unseen, 1: on the current path, 2: done.
+    let mut state: HashMap<Id, u8> = HashMap::new();
+    let mut cost = 0.0;
+    for &r in roots {
+        let mut stack: Vec<(Id, bool)> = vec![(eg.find(r), false)];
+        while let Some((c, leaving)) = stack.pop() {
+            if leaving {
+                state.insert(c, 2);
+                continue;
+            }
+            match state.get(&c) {
+                Some(2) => continue,
+                Some(_) => return None,
+                None => {}
+            }
+            state.insert(c, 1);
+            let node = best.get(&c)?;
+            let i = eg[c].nodes.iter().position(|n| n == node)?;
+            cost += own.get(&(c, i)).copied().unwrap_or(INFEASIBLE);
+            stack.push((c, true));
+            for &k in node.children() {
+                let k = eg.find(k);
+                match state.get(&k) {
+                    Some(2) => {}
+                    Some(_) => return None,
+                    None => stack.push((k, false)),
+                }
+            }
+        }
+    }
+    Some(cost)
 }
 
 /// Rebuilds a graph from a choice. `orig` gives the interface (inputs, output names).

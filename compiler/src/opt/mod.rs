@@ -1,18 +1,22 @@
 //! The e-graph optimizer (egg): the graph is added to an e-graph ([`lang`]), rewritten by
 //! staged runners ([`runner`]: canonicalise -> algebra -> fusion -> layout -> tiling, rules in
 //! [`rules`]) under an analysis of types, weight-only values and constants ([`analysis`]),
-//! and the cheapest form by the chip's cycle estimate ([`cost`]) is extracted by DAG cost
-//! ([`extract`]) back into a graph that keeps the original node names. [`report`] records what
-//! happened.
+//! and the cheapest form by the chip's cycle estimate is extracted by DAG cost ([`extract`],
+//! greedy by default, [`exact`] branch and bound on request) back into a graph that keeps the
+//! original node names. Every e-node is costed by the kernels its one-node graph lowers to
+//! ([`node_cost`], read off the kernel IR by [`kernel_cost`]; [`cost`] keeps the closed-form
+//! `op_cycles` for what does not lower). [`report`] records what happened.
 //!
 //! Levels: `-O0` skips the optimizer; `-O1` runs canonicalise and fusion; `-O2` (the default of
 //! the CLI) runs every phase.
 
 pub mod analysis;
 pub mod cost;
+pub mod exact;
 pub mod extract;
 pub mod kernel_cost;
 pub mod lang;
+pub mod node_cost;
 pub mod report;
 pub mod rules;
 pub mod runner;
@@ -21,6 +25,8 @@ use crate::diag::{Code, Diagnostic, Diagnostics};
 use crate::graph::{verify, Graph};
 use crate::lower::Precision;
 use analysis::TensorAnalysis;
+use exact::ExactLimits;
+use node_cost::NodeCoster;
 use report::OptReport;
 use rules::Phase;
 use runner::Limits;
@@ -57,10 +63,33 @@ impl OptLevel {
     }
 }
 
+/// How the optimized graph is extracted from the e-graph.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ExtractMode {
+    /// Greedy DAG cost ([`extract::greedy_dag`]).
+    #[default]
+    Greedy,
+    /// Branch and bound from greedy's result ([`extract::exact_dag`]) within
+    /// [`OptOptions::exact_limits`].
+    Exact,
+}
+
+impl ExtractMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            ExtractMode::Greedy => "greedy",
+            ExtractMode::Exact => "exact",
+        }
+    }
+}
+
 /// Options of [`optimize`].
 #[derive(Clone, Copy, Debug, Default)]
 pub struct OptOptions {
     pub level: OptLevel,
+    pub extract: ExtractMode,
+    /// The budget of exact extraction.
+    pub exact_limits: ExactLimits,
     /// The lowering precision the cost model assumes.
     pub precision: Precision,
     /// Budgets of each phase.
@@ -82,9 +111,11 @@ pub struct Optimized {
 /// (codes `E14xx`), never a property of the user's model, and `-O0` avoids it.
 pub fn optimize(g: &Graph, opts: &OptOptions) -> Result<Optimized, Diagnostics> {
     let t0 = Instant::now();
-    let before = cost::graph_cycles(g, opts.precision);
+    let coster = NodeCoster::new(opts.precision);
+    let before = coster.graph_cycles(g);
     let mut report = OptReport {
         level: opts.level.name().to_string(),
+        extraction: opts.extract.name().to_string(),
         nodes_before: g.nodes.len(),
         nodes_after: g.nodes.len(),
         predicted_cycles_before: before,
@@ -93,6 +124,7 @@ pub fn optimize(g: &Graph, opts: &OptOptions) -> Result<Optimized, Diagnostics> 
     };
     let phases = opts.level.phases();
     if phases.is_empty() {
+        report.cost_model = coster.stats();
         report.total_seconds = t0.elapsed().as_secs_f64();
         return Ok(Optimized {
             graph: g.clone(),
@@ -104,11 +136,21 @@ pub fn optimize(g: &Graph, opts: &OptOptions) -> Result<Optimized, Diagnostics> 
     let (roots, prov) = (added.roots, added.provenance);
     let mut eg = added.egraph;
     let mut phase_graphs = Vec::new();
-    let extract = |eg: &analysis::OptEGraph| -> Result<(Graph, f64), Diagnostic> {
-        let choice = extract::greedy_dag(eg, &roots)?;
+    let extract = |eg: &analysis::OptEGraph,
+                   mode: ExtractMode|
+     -> Result<(Graph, f64, Option<exact::ExactStats>), Diagnostic> {
+        let own = extract::own_costs(eg, &|c, n| coster.enode_cycles(eg, c, n, g));
+        let greedy = extract::greedy_dag(eg, &roots, &own)?;
+        let (choice, stats) = match mode {
+            ExtractMode::Greedy => (greedy, None),
+            ExtractMode::Exact => {
+                let (c, st) = extract::exact_dag(eg, &roots, &own, &greedy, opts.exact_limits)?;
+                (c, Some(st))
+            }
+        };
         let names = prov.canonical(eg);
         let graph = extract::to_graph(eg, &choice, &roots, &names, g)?;
-        Ok((graph, choice.cost))
+        Ok((graph, choice.cost, stats))
     };
     for &phase in phases {
         let (next, mut pr) = runner::run_phase(phase, eg, opts.limits);
@@ -117,16 +159,27 @@ pub fn optimize(g: &Graph, opts: &OptOptions) -> Result<Optimized, Diagnostics> 
             report.warnings.push(w.clone());
         }
         if opts.keep_phase_graphs {
-            let (pg, cost) = extract(&eg)?;
+            let (pg, cost, _) = extract(&eg, ExtractMode::Greedy)?;
             pr.predicted_cycles = Some(cost);
             phase_graphs.push((phase.name().to_string(), pg));
         }
         report.phases.push(pr);
     }
     let t1 = Instant::now();
-    let (graph, _) = extract(&eg)?;
+    let (graph, extracted, exact_stats) = extract(&eg, opts.extract)?;
     report.extract_seconds = t1.elapsed().as_secs_f64();
-    let after = cost::graph_cycles(&graph, opts.precision);
+    report.extracted_cycles = Some(extracted);
+    if let Some(st) = exact_stats {
+        if !st.optimal {
+            report.warnings.push(format!(
+                "exact extraction stopped at its budget ({} choices, {:.1} s) without proving \
+                 optimality; using the best graph found ({:.0} cycles, greedy {:.0})",
+                st.search_nodes, st.seconds, extracted, st.greedy_cost
+            ));
+        }
+        report.exact = Some(st);
+    }
+    let after = coster.graph_cycles(&graph);
     // A graph neither predicted faster nor smaller than the input is not worth its reordering:
     // keep the input (the rebuilt graph orders nodes and values by use, which the emulator
     // can feel).
@@ -134,6 +187,7 @@ pub fn optimize(g: &Graph, opts: &OptOptions) -> Result<Optimized, Diagnostics> 
     let graph = if better { graph } else { g.clone() };
     report.predicted_cycles_after = after.min(before);
     report.nodes_after = graph.nodes.len();
+    report.cost_model = coster.stats();
     verify(&graph).map_err(|d| {
         let mut v = vec![Diagnostic::new(
             Code::OptInvalid,
@@ -188,7 +242,9 @@ pub fn apply_rules_preferring_rewrites(
             0.0
         }
     };
-    let choice = extract::greedy_dag_with(&eg, &roots, &penalty)?;
+    let coster = NodeCoster::new(precision);
+    let own = extract::own_costs(&eg, &|c, n| coster.enode_cycles(&eg, c, n, g) + penalty(n));
+    let choice = extract::greedy_dag(&eg, &roots, &own)?;
     let names = prov.canonical(&eg);
     let out = extract::to_graph(&eg, &choice, &roots, &names, g)?;
     verify(&out)?;

@@ -1,7 +1,11 @@
 //! What the optimizer did, for `--opt-report`, `-v` and `tahoma run --report`: per phase the
 //! rules that fired, the e-graph size, the stop reason and the time; the predicted cycles of
-//! the graph before and after (the cost model of [`super::cost`]).
+//! the graph before and after and of the extracted choice (the kernel-IR model of
+//! [`super::node_cost`], the one extraction minimises), how many distinct nodes that model
+//! lowered and how many it had to cost with `op_cycles` instead, and what exact extraction did.
 
+use super::exact::ExactStats;
+use super::node_cost::CostStats;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -31,11 +35,20 @@ pub struct PhaseReport {
 pub struct OptReport {
     /// `O0`, `O1` or `O2`.
     pub level: String,
+    /// `greedy` or `exact`.
+    pub extraction: String,
     pub phases: Vec<PhaseReport>,
     pub nodes_before: usize,
     pub nodes_after: usize,
     pub predicted_cycles_before: f64,
     pub predicted_cycles_after: f64,
+    /// The DAG cost of the extracted choice (before the optimizer compares it with the
+    /// input graph).
+    pub extracted_cycles: Option<f64>,
+    /// Exact extraction's search, when it ran.
+    pub exact: Option<ExactStats>,
+    /// The per-node cost model's work (lowered nodes, `op_cycles` fallbacks, cache hits).
+    pub cost_model: CostStats,
     pub extract_seconds: f64,
     pub total_seconds: f64,
     pub warnings: Vec<String>,
@@ -75,6 +88,27 @@ impl OptReport {
             for (rule, n) in &p.applied {
                 let _ = writeln!(s, "    {rule:<24} fired {n}");
             }
+        }
+        let cm = &self.cost_model;
+        let _ = writeln!(
+            s,
+            "  cost model: kernel IR of each node lowered alone, {} distinct nodes lowered in {:.3} s ({} did not lower and got op_cycles), {} cache hits",
+            cm.lowered, cm.seconds, cm.fallbacks, cm.hits
+        );
+        if let Some(c) = self.extracted_cycles {
+            let _ = write!(s, "  extraction {}: {c:.0} cycles", self.extraction);
+            if let Some(e) = &self.exact {
+                let _ = write!(
+                    s,
+                    " (greedy {:.0}, {:.2}% lower; {} choices searched in {:.3} s, {})",
+                    e.greedy_cost,
+                    100.0 * (1.0 - c / e.greedy_cost.max(1e-9)),
+                    e.search_nodes,
+                    e.seconds,
+                    if e.optimal { "optimal" } else { "budget hit, not proved optimal" }
+                );
+            }
+            let _ = writeln!(s);
         }
         for w in &self.warnings {
             let _ = writeln!(s, "  warning: {w}");
