@@ -260,3 +260,108 @@ pub fn exact_dag(
         stats,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    //! Hand-built e-graphs: what greedy cannot do (share a class two outputs both need), cycles
+    //! refused, and a search stopped by its budget keeping the best found.
+    use super::*;
+    use crate::graph::{Attrs, Op};
+    use crate::opt::analysis::TensorAnalysis;
+    use crate::opt::extract::{dag_cost, greedy_dag, own_costs};
+
+    /// An e-graph over one input `x` with the own costs of its op nodes given by op.
+    struct Hand {
+        eg: OptEGraph,
+        attr: Id,
+        x: Id,
+    }
+
+    impl Hand {
+        fn new() -> Self {
+            let mut analysis = TensorAnalysis::default();
+            let k = analysis.intern(&Attrs::new());
+            let mut eg = OptEGraph::new(analysis);
+            let attr = eg.add(TNode::Attr(k));
+            let x = eg.add(TNode::Input(0));
+            Hand { eg, attr, x }
+        }
+        fn op(&mut self, op: Op, kid: Id) -> Id {
+            self.eg.add(TNode::op(op, self.attr, &[kid]))
+        }
+    }
+
+    fn cost_by_op(n: &TNode) -> f64 {
+        match n {
+            TNode::Op { op, .. } => match op {
+                Op::Neg => 5.0,
+                Op::Relu | Op::Tanh => 1.0,
+                Op::Sigmoid | Op::Exp => 4.0,
+                Op::Abs => 1.0,
+                _ => 0.0,
+            },
+            TNode::Input(_) => 10.0,
+            _ => 0.0,
+        }
+    }
+
+    /// Two outputs can each be computed alone for 4, or both from a shared Neg (5) for 1 each:
+    /// greedy decides each output alone (4 + 4), exact shares (5 + 1 + 1).
+    #[test]
+    fn exact_finds_the_sharing_greedy_misses() {
+        let mut h = Hand::new();
+        let x = h.x;
+        let s = h.op(Op::Neg, x);
+        let r1 = h.op(Op::Relu, s);
+        let r1b = h.op(Op::Sigmoid, x);
+        let r2 = h.op(Op::Tanh, s);
+        let r2b = h.op(Op::Exp, x);
+        h.eg.union(r1, r1b);
+        h.eg.union(r2, r2b);
+        h.eg.rebuild();
+        let eg = &h.eg;
+        let own = own_costs(eg, &|_, n| cost_by_op(n));
+        let roots = [r1, r2];
+        let greedy = greedy_dag(eg, &roots, &own).unwrap();
+        assert_eq!(greedy.cost, 10.0 + 4.0 + 4.0);
+        let (exact, st) = exact_dag(eg, &roots, &own, &greedy, ExactLimits::default()).unwrap();
+        assert!(st.optimal);
+        assert_eq!(exact.cost, 10.0 + 5.0 + 1.0 + 1.0);
+        assert_eq!(dag_cost(eg, &roots, &exact.best, &own), Some(exact.cost));
+        assert!(matches!(
+            exact.best[&eg.find(r1)],
+            TNode::Op { op: Op::Relu, .. }
+        ));
+        // A budget of one choice stops the search: not proved, and never worse than greedy.
+        let tight = ExactLimits {
+            search_nodes: 1,
+            ..Default::default()
+        };
+        let (stopped, st) = exact_dag(eg, &roots, &own, &greedy, tight).unwrap();
+        assert!(!st.optimal);
+        assert!(stopped.cost <= greedy.cost);
+        assert_eq!(dag_cost(eg, &roots, &stopped.best, &own), Some(stopped.cost));
+    }
+
+    /// A class whose cheap node reads a class that needs it back is a cycle: exact must take the
+    /// expensive leaf instead.
+    #[test]
+    fn exact_refuses_cycles() {
+        let mut h = Hand::new();
+        let x = h.x;
+        // a = {x, Abs(b)}, b = {Relu(a)}: choosing Abs(b) for a would make a depend on itself.
+        let b = h.op(Op::Relu, x);
+        let abs_b = h.op(Op::Abs, b);
+        h.eg.union(x, abs_b);
+        h.eg.rebuild();
+        let eg = &h.eg;
+        let own = own_costs(eg, &|_, n| cost_by_op(n));
+        let roots = [b];
+        let greedy = greedy_dag(eg, &roots, &own).unwrap();
+        let (exact, st) = exact_dag(eg, &roots, &own, &greedy, ExactLimits::default()).unwrap();
+        assert!(st.optimal);
+        assert_eq!(exact.cost, 10.0 + 1.0);
+        assert_eq!(exact.best[&eg.find(x)], TNode::Input(0));
+        assert_eq!(dag_cost(eg, &roots, &exact.best, &own), Some(11.0));
+    }
+}
