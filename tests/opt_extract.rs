@@ -91,9 +91,15 @@ fn greedy_is_within_a_few_percent_of_exact_on_the_snapshot_graphs() {
             greedy.report.extracted_cycles.unwrap(),
             exact.report.extracted_cycles.unwrap(),
         );
-        let st = exact.report.exact.unwrap_or_else(|| panic!("{name}: no exact stats"));
+        let st = exact
+            .report
+            .exact
+            .unwrap_or_else(|| panic!("{name}: no exact stats"));
         assert!(st.optimal, "{name}: exact search hit its budget: {st:?}");
-        assert_eq!(st.greedy_cost, gc, "{name}: both runs saturate the same e-graph");
+        assert_eq!(
+            st.greedy_cost, gc,
+            "{name}: both runs saturate the same e-graph"
+        );
         assert!(ec <= gc, "{name}: exact {ec} > greedy {gc}");
         assert!(ec > 0.0, "{name}");
         let gap = gc / ec - 1.0;

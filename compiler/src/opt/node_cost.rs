@@ -23,8 +23,8 @@
 
 use super::analysis::{attrs_of, ConstSource, OptEGraph};
 use super::cost::op_cycles;
-use super::lang::TNode;
 use super::kernel_cost::{kernel_work, schedule_cycles};
+use super::lang::TNode;
 use crate::graph::{Attrs, Graph, Op, TensorType, ValueId};
 use crate::lower::{lower, LowerOptions, Precision};
 use crate::tensor::Tensor;
@@ -135,14 +135,12 @@ impl NodeCoster {
                 .map(|(k, o)| {
                     let c = match o.constant {
                         None => ConstKey::Runtime,
-                        Some(Some(t)) if by_value(op, k, t) => {
-                            ConstKey::Values(
-                                t.to_f32_vec()
-                                    .iter()
-                                    .map(|&x| f64::from(x).to_bits())
-                                    .collect(),
-                            )
-                        }
+                        Some(Some(t)) if by_value(op, k, t) => ConstKey::Values(
+                            t.to_f32_vec()
+                                .iter()
+                                .map(|&x| f64::from(x).to_bits())
+                                .collect(),
+                        ),
                         Some(_) => ConstKey::Const,
                     };
                     (o.ty.clone(), o.same_as, c)
@@ -231,8 +229,7 @@ impl NodeCoster {
                         same_as: node.inputs.iter().position(|&w| w == v).unwrap_or(k),
                     })
                     .collect();
-                let outs: Vec<TensorType> =
-                    node.outputs.iter().map(|&v| g.ty(v).clone()).collect();
+                let outs: Vec<TensorType> = node.outputs.iter().map(|&v| g.ty(v).clone()).collect();
                 let key = format!("{:?}", node.attrs);
                 self.cycles(node.op, &node.attrs, &key, &ins, &outs)
             })
@@ -284,10 +281,7 @@ impl NodeCoster {
             };
             ins.push(Operand {
                 ty,
-                constant: eg[k]
-                    .data
-                    .weight_only
-                    .then(|| class_constant(eg, k, orig)),
+                constant: eg[k].data.weight_only.then(|| class_constant(eg, k, orig)),
                 same_as: kids.iter().position(|&j| j == k).unwrap_or(i),
             });
         }

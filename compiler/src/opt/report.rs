@@ -105,7 +105,11 @@ impl OptReport {
                     100.0 * (1.0 - c / e.greedy_cost.max(1e-9)),
                     e.search_nodes,
                     e.seconds,
-                    if e.optimal { "optimal" } else { "budget hit, not proved optimal" }
+                    if e.optimal {
+                        "optimal"
+                    } else {
+                        "budget hit, not proved optimal"
+                    }
                 );
             }
             let _ = writeln!(s);
