@@ -16,8 +16,8 @@ pub mod ort;
 pub mod stats;
 pub mod workloads;
 
-use super::isa::write_file_atomic;
 use super::compile::{compile_with, ExtractArg};
+use super::isa::write_file_atomic;
 use super::model::{diag_error, load_graph, ModelArgs};
 use super::CliError;
 use serde::Serialize;
@@ -216,8 +216,8 @@ fn run_level(
     let mut compiled = None;
     for _ in 0..repeat {
         let t0 = Instant::now();
-        let r = compile_with(g, &opts, extract)
-            .map_err(|d| format!("compile: {}", diag_error(d)))?;
+        let r =
+            compile_with(g, &opts, extract).map_err(|d| format!("compile: {}", diag_error(d)))?;
         compile_runs.push(t0.elapsed().as_secs_f64());
         compiled = Some(r);
     }

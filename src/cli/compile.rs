@@ -271,14 +271,13 @@ pub fn compile(path: &Path, model: &ModelArgs, opts: &CompileOptions) -> Result<
         }
         return write_or_print(&opts.output, graph_text(&o.graph, full));
     }
-    let (compiled, optimized, seconds) =
-        compile_input(
-            &input,
-            opts.precision,
-            opts.opt,
-            opts.extract,
-            opts.print_after_all,
-        )?;
+    let (compiled, optimized, seconds) = compile_input(
+        &input,
+        opts.precision,
+        opts.opt,
+        opts.extract,
+        opts.print_after_all,
+    )?;
     if let Some(o) = &optimized {
         print_opt_report(o, opts.opt_report, opts.verbose);
         if opts.print_after_all {

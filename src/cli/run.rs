@@ -101,7 +101,8 @@ pub fn run_program(
         (load_program(&args.program)?, None)
     } else {
         let input = read_input(&args.program, &args.model)?;
-        let (compiled, optimized, secs) = compile_input(&input, args.precision, args.opt, args.extract, false)?;
+        let (compiled, optimized, secs) =
+            compile_input(&input, args.precision, args.opt, args.extract, false)?;
         if let Some(o) = optimized {
             print_opt_report(&o, false, args.verbose);
             opt_report = Some(o.report);
