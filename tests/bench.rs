@@ -90,10 +90,18 @@ fn gemm512_table_and_json() {
         let active = k[0]["active_cycles"].as_f64().unwrap();
         assert!(active > 0.0 && active <= k[0]["span_cycles"].as_f64().unwrap());
         assert!(k[0]["predicted_cycles"].as_f64().unwrap() > 0.0);
+        // The optimizer's model lowers the node alone: for a one-node graph that is the
+        // kernel-IR model's prediction of the whole graph.
+        assert_eq!(
+            k[0]["extraction_cycles"].as_f64().unwrap(),
+            k[0]["predicted_cycles"].as_f64().unwrap()
+        );
     }
     assert!(w["o0_over_o2"].as_f64().unwrap() > 0.0);
     assert!(w["onnxruntime"]["median_seconds"].is_null());
     assert!(v["summary"]["spearman"].is_object());
+    assert!(v["summary"]["spearman_extraction"].is_object());
+    assert_eq!(v["extraction"], "greedy");
     assert_eq!(v["repeat"], 1);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -139,3 +139,46 @@ fn greedy_is_within_a_few_percent_of_exact_on_the_snapshot_graphs() {
         worst.1
     );
 }
+
+/// `--extract exact` on the CLI: the report names the extraction, its search and the greedy
+/// cost it started from, and the program is the same as greedy's when greedy is optimal.
+#[test]
+fn cli_extract_exact_reports_its_search() {
+    let model =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kernels/mlp_block.onnxtxt");
+    let run = |extract: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tahoma"))
+            .args([
+                "compile",
+                model.to_str().unwrap(),
+                "--opt-report",
+                "--emit",
+                "graph-opt",
+                "--extract",
+                extract,
+            ])
+            .output()
+            .expect("run the tahoma binary");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let (greedy, exact) = (run("greedy"), run("exact"));
+    assert!(greedy.contains("extraction greedy: "), "{greedy}");
+    assert!(greedy.contains("cost model: kernel IR"), "{greedy}");
+    assert!(
+        exact.contains("extraction exact: ") && exact.contains(", optimal)"),
+        "{exact}"
+    );
+    let graph = |s: &str| {
+        s.lines()
+            .skip_while(|l| !l.starts_with('<') && !l.starts_with("graph"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(graph(&greedy), graph(&exact));
+    assert!(!graph(&greedy).is_empty(), "{greedy}");
+}
