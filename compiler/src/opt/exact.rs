@@ -374,7 +374,7 @@ pub fn exact_dag(
             }
             stats.search_nodes += 1;
             if stats.search_nodes >= limits.search_nodes
-                || (stats.search_nodes % 1024 == 0 && t0.elapsed() >= limits.time)
+                || (stats.search_nodes.is_multiple_of(1024) && t0.elapsed() >= limits.time)
             {
                 stopped = true;
             }
