@@ -285,6 +285,12 @@ impl NodeCoster {
                 same_as: kids.iter().position(|&j| j == k).unwrap_or(i),
             });
         }
-        self.cycles(*op, attrs, &format!("{attrs:?}"), &ins, &data.tys)
+        let c = self.cycles(*op, attrs, &format!("{attrs:?}"), &ins, &data.tys);
+        // A tiling alternative must win by more than the model's error on products.
+        if attrs.get(super::rules::tiling::TILE_N).is_some() {
+            c * (1.0 + super::rules::tiling::TILE_N_MARGIN)
+        } else {
+            c
+        }
     }
 }
