@@ -189,13 +189,7 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
     let (epilogue, n_conv) = Epilogue::of_node(l, node)?;
     let conv_inputs = &node.inputs[..n_conv];
     let x = l.placed(node.inputs[0]);
-    let wshape: Vec<u64> = l
-        .graph
-        .ty(node.inputs[1])
-        .shape
-        .iter()
-        .map(|&d| d as u64)
-        .collect();
+    let wshape: Vec<u64> = l.shape_u64(node.inputs[1]);
     let rank = x.shape.len();
     if !(3..=4).contains(&rank) || !l.graph.ty(node.inputs[0]).dtype.is_float() {
         return Err(node_error(
@@ -214,13 +208,7 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
         .attrs
         .int("group")
         .map_err(|m| node_error(node, Code::BadAttribute, m))? as u64;
-    let y_shape: Vec<u64> = l
-        .graph
-        .ty(node.outputs[0])
-        .shape
-        .iter()
-        .map(|&d| d as u64)
-        .collect();
+    let y_shape: Vec<u64> = l.shape_u64(node.outputs[0]);
     let two = |v: &[i64], i: usize, one: i64| {
         if rank == 3 {
             if i == 0 {

@@ -65,13 +65,7 @@ fn shift_range(phases: &[AxisPhase]) -> (i64, i64) {
 pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
     let opd = l.opts.precision.operand_dtype();
     let x = l.placed(node.inputs[0]);
-    let wshape: Vec<u64> = l
-        .graph
-        .ty(node.inputs[1])
-        .shape
-        .iter()
-        .map(|&d| d as u64)
-        .collect();
+    let wshape: Vec<u64> = l.shape_u64(node.inputs[1]);
     let rank = x.shape.len();
     if !(3..=5).contains(&rank) || !l.graph.ty(node.inputs[0]).dtype.is_float() {
         return Err(node_error(
@@ -94,13 +88,7 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
         .int("group")
         .map_err(|m| node_error(node, Code::BadAttribute, m))?
         .max(1) as u64;
-    let y_shape: Vec<u64> = l
-        .graph
-        .ty(node.outputs[0])
-        .shape
-        .iter()
-        .map(|&d| d as u64)
-        .collect();
+    let y_shape: Vec<u64> = l.shape_u64(node.outputs[0]);
     let nsp = rank - 2;
     let deep = nsp == 3;
     // Canonical 3-D form (D, H, W): missing leading axes have size, kernel, stride and

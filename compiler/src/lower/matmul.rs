@@ -892,7 +892,7 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
     let b_km = !permuted && const2(ib) && flag("transB");
     let placed_km = |l: &mut Lowerer, v: ValueId| -> Option<super::Placed> {
         let tensor = kmajor_const(l, v, opd)?;
-        let shape = l.graph.ty(v).shape.iter().map(|&d| d as u64).collect();
+        let shape = l.shape_u64(v);
         Some(super::Placed {
             tensor,
             dtype: opd,

@@ -223,7 +223,7 @@ impl<'g> Lowerer<'g> {
                 ),
             )
         })?;
-        let shape: Vec<u64> = val.ty.shape.iter().map(|&d| d as u64).collect();
+        let shape: Vec<u64> = self.shape_u64(v);
         let kind = match self.graph.outputs.iter().position(|&o| o == v) {
             Some(_) => HbmKind::Output {
                 io: val.name.clone(),
@@ -240,10 +240,15 @@ impl<'g> Lowerer<'g> {
         Ok(p)
     }
 
+    /// The shape of graph value `v` in the `u64` extents the kernel IR uses.
+    pub fn shape_u64(&self, v: ValueId) -> Vec<u64> {
+        self.graph.ty(v).shape.iter().map(|&d| d as u64).collect()
+    }
+
     /// Makes `out` an alias of `input`'s storage with `out`'s shape (no kernel).
     pub fn alias(&mut self, out: ValueId, input: ValueId) {
         let mut p = self.placed(input);
-        p.shape = self.graph.ty(out).shape.iter().map(|&d| d as u64).collect();
+        p.shape = self.shape_u64(out);
         self.placed.insert(out, p);
     }
 
@@ -267,7 +272,7 @@ pub fn lower(graph: &Graph, opts: LowerOptions) -> Result<KernelProgram, Diagnos
         let val = graph.value(v);
         match chip_dtype(val.ty.dtype) {
             Some(dtype) => {
-                let shape: Vec<u64> = val.ty.shape.iter().map(|&d| d as u64).collect();
+                let shape: Vec<u64> = l.shape_u64(v);
                 let name = l.new_tensor(
                     &val.name.clone(),
                     dtype,

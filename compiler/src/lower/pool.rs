@@ -243,13 +243,7 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
         ),
     };
     let nsp = rank - 2;
-    let y_shape: Vec<u64> = l
-        .graph
-        .ty(node.outputs[0])
-        .shape
-        .iter()
-        .map(|&d| d as u64)
-        .collect();
+    let y_shape: Vec<u64> = l.shape_u64(node.outputs[0]);
     let axis = |k: usize| Axis {
         n: x.shape[2 + k] as i64,
         o: y_shape[2 + k] as i64,

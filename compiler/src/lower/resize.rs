@@ -385,13 +385,7 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
             ),
         ));
     }
-    let y_shape: Vec<u64> = l
-        .graph
-        .ty(node.outputs[0])
-        .shape
-        .iter()
-        .map(|&d| d as u64)
-        .collect();
+    let y_shape: Vec<u64> = l.shape_u64(node.outputs[0]);
     let list = axes(node, &x.shape, &y_shape)?;
     let out = l.place_output(node.outputs[0], node)?;
     let mut body = Vec::new();

@@ -291,13 +291,7 @@ fn resize(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
         ..Default::default()
     };
     let x = l.placed(node.inputs[0]);
-    let out_shape: Vec<u64> = l
-        .graph
-        .ty(node.outputs[0])
-        .shape
-        .iter()
-        .map(|&d| d as u64)
-        .collect();
+    let out_shape: Vec<u64> = l.shape_u64(node.outputs[0]);
     // The source index of every output position along each axis, as the interpreter picks it.
     let mut maps = Vec::new();
     for i in 0..x.shape.len() {
