@@ -33,6 +33,7 @@
 //! block-diagonal constant weights, so the array works on up to `pe_rows` channels at once.
 //! A layer whose band of one output row does not fit SBUF is a compile error (E1302).
 
+use super::conv_attrs::ConvAttrs;
 use super::epilogue::Epilogue;
 use super::{node_error, HbmKind, Lowerer};
 use crate::diag::{Code, Diagnostic};
@@ -127,14 +128,6 @@ fn grid(parts: u64, rows: u64, want: u64, max_rows: u64) -> Vec<((u64, u64), (u6
         .collect()
 }
 
-/// An ints attribute of a convolution-like node.
-pub(super) fn ints(node: &Node, name: &str) -> Result<Vec<i64>, Diagnostic> {
-    node.attrs
-        .ints(name)
-        .map(|v| v.to_vec())
-        .map_err(|m| node_error(node, Code::BadAttribute, m))
-}
-
 /// Geometry of a 2-D convolution (1-D ones have H = KH = 1).
 #[derive(Clone, Copy, Debug)]
 struct Geo {
@@ -189,7 +182,6 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
     let (epilogue, n_conv) = Epilogue::of_node(l, node)?;
     let conv_inputs = &node.inputs[..n_conv];
     let x = l.placed(node.inputs[0]);
-    let wshape: Vec<u64> = l.shape_u64(node.inputs[1]);
     let rank = x.shape.len();
     if !(3..=4).contains(&rank) || !l.graph.ty(node.inputs[0]).dtype.is_float() {
         return Err(node_error(
@@ -198,42 +190,21 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
             "only float 1-D and 2-D convolutions are lowered",
         ));
     }
-    let (ks, st, dl, pads) = (
-        ints(node, "kernel_shape")?,
-        ints(node, "strides")?,
-        ints(node, "dilations")?,
-        ints(node, "pads")?,
-    );
-    let groups = node
-        .attrs
-        .int("group")
-        .map_err(|m| node_error(node, Code::BadAttribute, m))? as u64;
-    let y_shape: Vec<u64> = l.shape_u64(node.outputs[0]);
-    let two = |v: &[i64], i: usize, one: i64| {
-        if rank == 3 {
-            if i == 0 {
-                one
-            } else {
-                v[0]
-            }
-        } else {
-            v[i]
-        }
-    };
-    let nsp = rank - 2;
+    let a = ConvAttrs::read(l, node)?;
+    let (groups, wshape) = (a.groups, &a.w_shape);
     let geo = Geo {
-        h: if rank == 3 { 1 } else { x.shape[2] },
-        w: x.shape[rank - 1],
-        oh: if rank == 3 { 1 } else { y_shape[2] },
-        ow: y_shape[rank - 1],
-        kh: two(&ks, 0, 1) as u64,
-        kw: two(&ks, 1, 1) as u64,
-        sh: two(&st, 0, 1) as u64,
-        sw: two(&st, 1, 1) as u64,
-        dh: two(&dl, 0, 1) as u64,
-        dw: two(&dl, 1, 1) as u64,
-        pt: if rank == 3 { 0 } else { pads[0] },
-        pl: pads[nsp - 1],
+        h: a.x[1],
+        w: a.x[2],
+        oh: a.y[1],
+        ow: a.y[2],
+        kh: a.kernel[1],
+        kw: a.kernel[2],
+        sh: a.strides[1],
+        sw: a.strides[2],
+        dh: a.dilations[1],
+        dw: a.dilations[2],
+        pt: a.pads[1],
+        pl: a.pads[2],
     };
     let (n, cin, cout) = (x.shape[0], x.shape[1], wshape[0]);
     let (mut cin_g, mut cout_g) = (cin / groups, cout / groups);

@@ -19,7 +19,8 @@
 //! depth positions when whole planes of phase positions fit one matmul; 1-D and 2-D are its
 //! special cases with leading axes of size 1 (their views keep two free dims).
 
-use super::conv::{buf, ints, v};
+use super::conv::{buf, v};
+use super::conv_attrs::ConvAttrs;
 use super::{node_error, HbmKind, Lowerer};
 use crate::diag::{Code, Diagnostic};
 use crate::graph::Node;
@@ -65,7 +66,6 @@ fn shift_range(phases: &[AxisPhase]) -> (i64, i64) {
 pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
     let opd = l.opts.precision.operand_dtype();
     let x = l.placed(node.inputs[0]);
-    let wshape: Vec<u64> = l.shape_u64(node.inputs[1]);
     let rank = x.shape.len();
     if !(3..=5).contains(&rank) || !l.graph.ty(node.inputs[0]).dtype.is_float() {
         return Err(node_error(
@@ -77,51 +77,15 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
             ),
         ));
     }
-    let (ks, st, dl, pads) = (
-        ints(node, "kernel_shape")?,
-        ints(node, "strides")?,
-        ints(node, "dilations")?,
-        ints(node, "pads")?,
-    );
-    let groups = node
-        .attrs
-        .int("group")
-        .map_err(|m| node_error(node, Code::BadAttribute, m))?
-        .max(1) as u64;
-    let y_shape: Vec<u64> = l.shape_u64(node.outputs[0]);
-    let nsp = rank - 2;
-    let deep = nsp == 3;
-    // Canonical 3-D form (D, H, W): missing leading axes have size, kernel, stride and
-    // dilation 1 and no padding.
-    let three = |v: &[i64], i: usize, one: i64| {
-        let lead = 3 - nsp;
-        if i < lead {
-            one
-        } else {
-            v[i - lead]
-        }
-    };
-    let sp = |s: &[u64], i: usize| {
-        three(&s[2..].iter().map(|&d| d as i64).collect::<Vec<_>>(), i, 1) as u64
-    };
-    let (d, h, w) = (sp(&x.shape, 0), sp(&x.shape, 1), sp(&x.shape, 2));
-    let (od, oh, ow) = (sp(&y_shape, 0), sp(&y_shape, 1), sp(&y_shape, 2));
-    let (kd, kh, kw) = (
-        three(&ks, 0, 1) as u64,
-        three(&ks, 1, 1) as u64,
-        three(&ks, 2, 1) as u64,
-    );
-    let (sd, sh, sw) = (
-        three(&st, 0, 1) as u64,
-        three(&st, 1, 1) as u64,
-        three(&st, 2, 1) as u64,
-    );
-    let (dd, dh, dw) = (
-        three(&dl, 0, 1) as u64,
-        three(&dl, 1, 1) as u64,
-        three(&dl, 2, 1) as u64,
-    );
-    let (pf, pt, pl) = (three(&pads, 0, 0), three(&pads, 1, 0), three(&pads, 2, 0));
+    let a = ConvAttrs::read(l, node)?;
+    let (groups, wshape) = (a.groups, &a.w_shape);
+    let deep = a.nsp == 3;
+    let [d, h, w] = a.x;
+    let [od, oh, ow] = a.y;
+    let [kd, kh, kw] = a.kernel;
+    let [sd, sh, sw] = a.strides;
+    let [dd, dh, dw] = a.dilations;
+    let [pf, pt, pl] = a.pads;
     let (n, cin) = (x.shape[0], x.shape[1]);
     let (cin_g, cout_g) = (cin / groups, wshape[1]);
     let cout = cout_g * groups;

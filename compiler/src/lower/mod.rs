@@ -9,7 +9,8 @@
 //! LogSoftmax, LayerNormalization, InstanceNormalization, BatchNormalization), [`reduce`]
 //! (Reduce* and global pools),
 //! [`conv`] (Conv as matmuls over kernel positions accumulating in PSUM), [`conv_transpose`]
-//! (ConvTranspose as one stride-1 correlation per output phase),
+//! (ConvTranspose as one stride-1 correlation per output phase; both read their attributes with
+//! [`conv_attrs`]),
 //! [`pool`] (MaxPool, AveragePool on the vector engine, separably), [`shape_ops`] (Concat,
 //! Split, Slice, Tile, Gather, nearest Resize, Pad as DMA access patterns), [`gather`] and
 //! [`gathernd`] (run-time-index gathers as one-hot matmuls), [`gather_elements`] (compare,
@@ -23,6 +24,7 @@
 
 pub mod argmax;
 pub mod conv;
+pub mod conv_attrs;
 pub mod conv_transpose;
 pub mod elementwise;
 pub mod epilogue;
