@@ -128,9 +128,15 @@ fn grid(parts: u64, rows: u64, want: u64, max_rows: u64) -> Vec<((u64, u64), (u6
         .collect()
 }
 
-/// Geometry of a 2-D convolution (1-D ones have H = KH = 1).
+/// Geometry of a 3-D convolution (2-D ones have D = KD = 1, 1-D ones also H = KH = 1).
 #[derive(Clone, Copy, Debug)]
 struct Geo {
+    d: u64,
+    od: u64,
+    kd: u64,
+    sd: u64,
+    dd: u64,
+    pf: i64,
     h: u64,
     w: u64,
     oh: u64,
@@ -146,6 +152,10 @@ struct Geo {
 }
 
 impl Geo {
+    /// Input depth planes a band of `planes` output depth planes reads.
+    fn slab_deps(&self, planes: u64) -> u64 {
+        (planes - 1) * self.sd + (self.kd - 1) * self.dd + 1
+    }
     /// Input rows a band of `rows` output rows reads.
     fn slab_rows(&self, rows: u64) -> u64 {
         (rows - 1) * self.sh + (self.kh - 1) * self.dh + 1
@@ -183,16 +193,27 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
     let conv_inputs = &node.inputs[..n_conv];
     let x = l.placed(node.inputs[0]);
     let rank = x.shape.len();
-    if !(3..=4).contains(&rank) || !l.graph.ty(node.inputs[0]).dtype.is_float() {
+    if !(3..=5).contains(&rank) || !l.graph.ty(node.inputs[0]).dtype.is_float() {
         return Err(node_error(
             node,
             Code::NotLowered,
-            "only float 1-D and 2-D convolutions are lowered",
+            format!(
+                "only float 1-D, 2-D and 3-D convolutions are lowered, this one has {} spatial axes",
+                rank.saturating_sub(2)
+            ),
         ));
     }
     let a = ConvAttrs::read(l, node)?;
     let (groups, wshape) = (a.groups, &a.w_shape);
+    // Views get a depth dim only in 3-D, so 1-D and 2-D kernels keep their two free dims.
+    let deep = a.nsp == 3;
     let geo = Geo {
+        d: a.x[0],
+        od: a.y[0],
+        kd: a.kernel[0],
+        sd: a.strides[0],
+        dd: a.dilations[0],
+        pf: a.pads[0],
         h: a.x[1],
         w: a.x[2],
         oh: a.y[1],
@@ -208,7 +229,8 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
     };
     let (n, cin, cout) = (x.shape[0], x.shape[1], wshape[0]);
     let (mut cin_g, mut cout_g) = (cin / groups, cout / groups);
-    let khkw = geo.kh * geo.kw;
+    // Kernel taps per (output, input) channel pair: kd x kh x kw.
+    let khkw = geo.kd * geo.kh * geo.kw;
     let p = machine::PARTITIONS;
     let wconst = l.graph.const_value(node.inputs[1]).map(|t| t.to_f32_vec());
     // Pack small groups into one tile with block-diagonal weights (needs constant weights).
@@ -328,36 +350,66 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
     } else {
         1
     };
+    // In 3-D, blocks take several whole output planes when a whole plane fits one matmul.
+    let planes_per_block = if rows_per_block >= geo.oh && geo.ow <= maxn {
+        (maxn / (geo.oh * geo.ow).max(1)).clamp(1, geo.od)
+    } else {
+        1
+    };
     let cols = geo.slab_cols();
     let xsz = x.dtype.size_bytes().max(esz);
-    // Bands of output rows: the whole image when it fits the budget, else halves.
-    let need = |rows: u64, bufs: u64| {
-        let slab = nci * geo.slab_rows(rows) * cols * esz;
-        let y = nco * rows * geo.ow * fp32 * if epilogue.residual.is_some() { 2 } else { 1 };
+    // Bands: `bz` whole output depth planes (the whole volume when it fits the budget, else
+    // halves); when one plane does not fit, bands of `band` rows of one plane (the whole image
+    // when it fits, else halves). 2-D convs have one plane.
+    let need = |planes: u64, rows: u64, bufs: u64| {
+        let slab = nci * geo.slab_deps(planes) * geo.slab_rows(rows) * cols * esz;
+        let y = nco
+            * planes
+            * rows
+            * geo.ow
+            * fp32
+            * if epilogue.residual.is_some() { 2 } else { 1 };
         w_bufs * w_free * esz + bufs * (slab + y) + groups * nco * fp32
     };
-    let mut band = geo.oh;
-    while band > 1 && need(band, if band < geo.oh { 2 } else { 1 }) > sbuf_budget() {
-        band = band.div_ceil(2);
-        if band > rows_per_block {
-            band -= band % rows_per_block;
+    let mut bz = geo.od;
+    while bz > 1 && need(bz, geo.oh, 2) > sbuf_budget() {
+        bz = bz.div_ceil(2);
+        if bz > planes_per_block {
+            bz -= bz % planes_per_block;
         }
     }
-    let nbands = geo.oh.div_ceil(band);
-    let xbufs = if n * nbands > 1 { 2 } else { 1 };
-    let slab_elems = geo.slab_rows(band) * cols;
+    let mut band = geo.oh;
+    if bz == 1 {
+        while band > 1
+            && need(1, band, if band < geo.oh || geo.od > 1 { 2 } else { 1 }) > sbuf_budget()
+        {
+            band = band.div_ceil(2);
+            if band > rows_per_block {
+                band -= band % rows_per_block;
+            }
+        }
+    }
+    let (nbz, nbands) = (geo.od.div_ceil(bz), geo.oh.div_ceil(band));
+    let xbufs = if n * nbz * nbands > 1 { 2 } else { 1 };
+    let slab_elems = geo.slab_deps(bz) * geo.slab_rows(band) * cols;
+    // Elements per output-channel tile in a band buffer of the result.
+    let band_elems = bz * band * geo.ow;
     let max_elems = machine::MAX_FREE_ELEMS_SBUF;
-    if need(band, xbufs) > machine::SBUF_PARTITION_BYTES || cols > max_elems || geo.ow > max_elems {
+    if need(bz, band, xbufs) > machine::SBUF_PARTITION_BYTES
+        || cols > max_elems
+        || geo.ow > max_elems
+    {
         return Err(node_error(
             node,
             Code::OnChipMemory,
             format!(
-                "a band of {band} output rows ({} x {cols} input window for {cin_g} channels, {} x {} outputs for {cout_g} channels) does not fit SBUF",
+                "a band of {bz} x {band} output rows ({} x {} x {cols} input window for {cin_g} channels, {} x {} outputs for {cout_g} channels) does not fit SBUF",
+                geo.slab_deps(bz),
                 geo.slab_rows(band),
-                band,
+                bz * band,
                 geo.ow
             ),
-        ).help("a smaller input (fewer columns) would fit; the conv lowering tiles rows, not columns"));
+        ).help("a smaller input (fewer columns) would fit; the conv lowering tiles planes and rows, not columns"));
     }
 
     let q = machine::DMA_QUEUES;
@@ -380,7 +432,7 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
     }
     // The first band's input and the resident weights share the queues in proportion to
     // their bytes; the input goes first (every matmul needs it), the weights after it.
-    let first_slab_bytes = nci * cimax * geo.slab_rows(band) * cols * xsz;
+    let first_slab_bytes = nci * cimax * slab_elems * xsz;
     let w_bytes = cimax * w_total * esz;
     let w_pieces = if resident {
         let share = (q * w_bytes)
@@ -456,13 +508,23 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
             }
         }
         for img in 0..n {
-            for b in 0..nbands {
-                let (r0, br) = (b * band, band.min(geo.oh - b * band));
+            for b in 0..nbz * nbands {
+                let (zi, ri) = (b / nbands, b % nbands);
+                let (z0, bzc) = (zi * bz, bz.min(geo.od - zi * bz));
+                let (r0, br) = (ri * band, band.min(geo.oh - ri * band));
                 let par = band_no % xbufs;
                 band_no += 1;
                 let (xs, ys) = (format!("x{par}"), format!("y{par}"));
-                // The band's input window: slab rows [s0, s0 + rows) of the padded input.
-                let rows = geo.slab_rows(br);
+                // The band's input window: slab planes [z0s, z0s + deps) and rows
+                // [s0, s0 + rows) of the padded input.
+                let (deps, rows) = (geo.slab_deps(bzc), geo.slab_rows(br));
+                let plane = rows * cols;
+                let z0s = (z0 * geo.sd) as i64 - geo.pf;
+                let zv0 = z0s.max(0);
+                let zv1 = (z0s + deps as i64).min(geo.d as i64);
+                let vz = (zv1 - zv0).max(0) as u64;
+                let front = ((zv0 - z0s) as u64).min(deps);
+                let back = deps - front - vz;
                 let s0 = (r0 * geo.sh) as i64 - geo.pt;
                 let rv0 = s0.max(0);
                 let rv1 = (s0 + rows as i64).min(geo.h as i64);
@@ -476,58 +538,114 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
                     dst: v(&xs, cimax, off, dims),
                     value: 0.0,
                 };
-                if top > 0 {
-                    emit(all(vec![(nci, slab_elems as i64), (top * cols, 1)], 0));
+                // Padding planes (3-D): whole planes of every channel tile, cut so that no
+                // access exceeds the free-element limit.
+                for (at, count) in [(0, front), (front + vz, back)] {
+                    let len = count * plane;
+                    if len == 0 {
+                        continue;
+                    }
+                    if nci * len <= max_elems {
+                        emit(all(vec![(nci, slab_elems as i64), (len, 1)], at * plane));
+                    } else {
+                        for j in 0..nci {
+                            for (c0, cn) in chunks(len, len.div_ceil(max_elems)) {
+                                emit(all(vec![(cn, 1)], j * slab_elems + at * plane + c0));
+                            }
+                        }
+                    }
                 }
-                if bottom > 0 {
+                // The valid planes' padding rows and columns (a plane dim in 3-D).
+                let pdims = |rest: &[(u64, i64)]| {
+                    let mut d = vec![(nci, slab_elems as i64)];
+                    if deep {
+                        d.push((vz, plane as i64));
+                    }
+                    d.extend_from_slice(rest);
+                    d
+                };
+                let pz = front * plane;
+                if vz > 0 && top > 0 {
+                    emit(all(pdims(&[(top * cols, 1)]), pz));
+                }
+                if vz > 0 && bottom > 0 {
+                    emit(all(pdims(&[(bottom * cols, 1)]), pz + (top + vrows) * cols));
+                }
+                if vz > 0 && vrows > 0 && left > 0 {
+                    emit(all(pdims(&[(vrows, cols as i64), (left, 1)]), pz + top * cols));
+                }
+                if vz > 0 && vrows > 0 && right > 0 {
                     emit(all(
-                        vec![(nci, slab_elems as i64), (bottom * cols, 1)],
-                        (top + vrows) * cols,
+                        pdims(&[(vrows, cols as i64), (right, 1)]),
+                        pz + top * cols + left + vcols,
                     ));
                 }
-                if vrows > 0 && left > 0 {
-                    emit(all(
-                        vec![(nci, slab_elems as i64), (vrows, cols as i64), (left, 1)],
-                        top * cols,
-                    ));
-                }
-                if vrows > 0 && right > 0 {
-                    emit(all(
-                        vec![(nci, slab_elems as i64), (vrows, cols as i64), (right, 1)],
-                        top * cols + left + vcols,
-                    ));
-                }
-                if vrows > 0 && vcols > 0 {
-                    let bytes = nci * cimax * vrows * vcols * xsz;
+                if vz > 0 && vrows > 0 && vcols > 0 {
+                    let bytes = nci * cimax * vz * vrows * vcols * xsz;
                     let want = if band_no == 1 && resident {
                         (q - w_pieces).max(pieces(bytes, q - w_pieces))
                     } else {
                         pieces(bytes, q)
                     };
                     let per_tile = (want / nci).max(1);
+                    let (dhw, hw) = (geo.d * geo.h * geo.w, geo.h * geo.w);
                     for (j, &(ci0, cit)) in ci_tiles.iter().enumerate() {
+                        let src0 = |p0: u64| ((img * cin + g * cin_g + ci0 + p0) * dhw) as i64;
+                        let dst0 = j as u64 * slab_elems + pz + top * cols + left;
+                        if deep && vrows * vcols <= max_elems {
+                            // Whole valid planes per DMA: partition groups x plane ranges.
+                            let max_planes = max_elems / (vrows * vcols);
+                            for ((p0, pc), (zz, zn)) in grid(cit, vz, per_tile, max_planes) {
+                                emit(KOp::Dma {
+                                    dst: vp(
+                                        &xs,
+                                        p0,
+                                        pc,
+                                        dst0 + zz * plane,
+                                        vec![(zn, plane as i64), (vrows, cols as i64), (vcols, 1)],
+                                    ),
+                                    src: View::hbm(
+                                        &x.tensor,
+                                        pc,
+                                        dhw as i64,
+                                        Expr::constant(
+                                            src0(p0)
+                                                + (zv0 + zz as i64) * hw as i64
+                                                + rv0 * geo.w as i64
+                                                + cv0,
+                                        ),
+                                        vec![(zn, hw as i64), (vrows, geo.w as i64), (vcols, 1)],
+                                    ),
+                                });
+                            }
+                            continue;
+                        }
+                        // Plane by plane (one plane in 2-D): partition groups x row ranges.
                         let max_rows = (max_elems / cols).max(1);
-                        for ((p0, pc), (rr, rn)) in grid(cit, vrows, per_tile, max_rows) {
-                            let c_abs = g * cin_g + ci0 + p0;
-                            let src_off = ((img * cin + c_abs) * geo.h * geo.w) as i64
-                                + (rv0 + rr as i64) * geo.w as i64
-                                + cv0;
-                            emit(KOp::Dma {
-                                dst: vp(
-                                    &xs,
-                                    p0,
-                                    pc,
-                                    j as u64 * slab_elems + (top + rr) * cols + left,
-                                    vec![(rn, cols as i64), (vcols, 1)],
-                                ),
-                                src: View::hbm(
-                                    &x.tensor,
-                                    pc,
-                                    (geo.h * geo.w) as i64,
-                                    Expr::constant(src_off),
-                                    vec![(rn, geo.w as i64), (vcols, 1)],
-                                ),
-                            });
+                        for zz in 0..vz {
+                            let per_plane = (per_tile / vz).max(1);
+                            for ((p0, pc), (rr, rn)) in grid(cit, vrows, per_plane, max_rows) {
+                                let src_off = src0(p0)
+                                    + (zv0 + zz as i64) * hw as i64
+                                    + (rv0 + rr as i64) * geo.w as i64
+                                    + cv0;
+                                emit(KOp::Dma {
+                                    dst: vp(
+                                        &xs,
+                                        p0,
+                                        pc,
+                                        dst0 + zz * plane + rr * cols,
+                                        vec![(rn, cols as i64), (vcols, 1)],
+                                    ),
+                                    src: View::hbm(
+                                        &x.tensor,
+                                        pc,
+                                        dhw as i64,
+                                        Expr::constant(src_off),
+                                        vec![(rn, geo.w as i64), (vcols, 1)],
+                                    ),
+                                });
+                            }
                         }
                     }
                 }
@@ -570,83 +688,98 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
                     // A fused residual arrives laid out like the result, a band at a time.
                     let rs = format!("r{par}");
                     if let Some((r, _)) = &epilogue.residual {
-                        let bytes = ct * br * geo.ow * fp32;
+                        let bytes = ct * bzc * br * geo.ow * fp32;
                         let max_rows = (max_elems / geo.ow).max(1);
-                        for ((p0, pc), (rr, rn)) in grid(ct, br, pieces(bytes, q), max_rows) {
-                            let off =
-                                ((img * cout + g * cout_g + co0 + p0) * geo.oh + r0 + rr) * geo.ow;
+                        for ((p0, pc), (rr, rn)) in grid(ct, bzc * br, pieces(bytes, q), max_rows) {
+                            let off = ((((img * cout + g * cout_g + co0 + p0) * geo.od + z0)
+                                * geo.oh
+                                + r0
+                                + rr)
+                                * geo.ow) as i64;
                             emit(KOp::Dma {
                                 dst: vp(
                                     &rs,
                                     p0,
                                     pc,
-                                    t as u64 * band * geo.ow + rr * geo.ow,
+                                    t as u64 * band_elems + rr * geo.ow,
                                     vec![(rn * geo.ow, 1)],
                                 ),
                                 src: View::hbm(
                                     r,
                                     pc,
-                                    (geo.oh * geo.ow) as i64,
-                                    Expr::constant(off as i64),
+                                    (geo.od * geo.oh * geo.ow) as i64,
+                                    Expr::constant(off),
                                     vec![(rn * geo.ow, 1)],
                                 ),
                             });
                         }
                     }
-                    let mut rb = 0;
-                    while rb < br {
-                        let hb = rows_per_block.min(br - rb);
+                    // Blocks walk the band's rows (plane after plane): whole planes when
+                    // several fit one matmul, else rows of one plane.
+                    let mut fr = 0;
+                    while fr < bzc * br {
+                        let (zz, rb) = (fr / br, fr % br);
+                        let (zb, hb) = if planes_per_block > 1 && rb == 0 {
+                            (planes_per_block.min(bzc - zz), br)
+                        } else {
+                            (1, rows_per_block.min(br - rb))
+                        };
                         let mut c0 = 0;
                         while c0 < geo.ow {
                             let wbk = owb.min(geo.ow - c0);
-                            let npix = hb * wbk;
+                            let npix = zb * hb * wbk;
                             let acc = format!("acc{}", blk_no % psum_accs());
                             let evac_scalar = blk_no.is_multiple_of(2);
                             blk_no += 1;
                             let mut first = true;
                             for (j, &(_, cit)) in ci_tiles.iter().enumerate() {
-                                for a in 0..geo.kh {
-                                    for bb in 0..geo.kw {
-                                        let pos = a * geo.kw + bb;
-                                        emit(KOp::LoadStationary {
-                                            src: v(
-                                                &wb,
-                                                cit,
-                                                wbase + (j as u64 * khkw + pos) * ctmax,
-                                                vec![(ct, 1)],
-                                            ),
-                                        });
-                                        let off = j as u64 * slab_elems
-                                            + (rb * geo.sh + a * geo.dh) * cols
-                                            + c0 * geo.sw
-                                            + bb * geo.dw;
-                                        emit(KOp::Matmul {
-                                            dst: v(&acc, ct, 0, vec![(npix, 1)]),
-                                            moving: v(
-                                                &xs,
-                                                cit,
-                                                off,
-                                                vec![
-                                                    (hb, (geo.sh * cols) as i64),
-                                                    (wbk, geo.sw as i64),
-                                                ],
-                                            ),
-                                            acc: if first {
-                                                Accumulate::Never
-                                            } else {
-                                                Accumulate::Always
-                                            },
-                                        });
-                                        first = false;
+                                // Taps (kd, kh, kw) in weight order.
+                                for pos in 0..khkw {
+                                    let (c, a, bb) = (
+                                        pos / (geo.kh * geo.kw),
+                                        pos / geo.kw % geo.kh,
+                                        pos % geo.kw,
+                                    );
+                                    emit(KOp::LoadStationary {
+                                        src: v(
+                                            &wb,
+                                            cit,
+                                            wbase + (j as u64 * khkw + pos) * ctmax,
+                                            vec![(ct, 1)],
+                                        ),
+                                    });
+                                    let off = j as u64 * slab_elems
+                                        + (zz * geo.sd + c * geo.dd) * plane
+                                        + (rb * geo.sh + a * geo.dh) * cols
+                                        + c0 * geo.sw
+                                        + bb * geo.dw;
+                                    let mut dims = vec![
+                                        (hb, (geo.sh * cols) as i64),
+                                        (wbk, geo.sw as i64),
+                                    ];
+                                    if deep {
+                                        dims.insert(0, (zb, (geo.sd * plane) as i64));
                                     }
+                                    emit(KOp::Matmul {
+                                        dst: v(&acc, ct, 0, vec![(npix, 1)]),
+                                        moving: v(&xs, cit, off, dims),
+                                        acc: if first {
+                                            Accumulate::Never
+                                        } else {
+                                            Accumulate::Always
+                                        },
+                                    });
+                                    first = false;
                                 }
                             }
-                            let src = v(&acc, ct, 0, vec![(hb, wbk as i64), (wbk, 1)]);
+                            // A block of several planes holds whole rows, so its pixels are
+                            // `zb * hb` consecutive rows of the band, as in PSUM.
+                            let src = v(&acc, ct, 0, vec![(zb * hb, wbk as i64), (wbk, 1)]);
                             let dst = v(
                                 &ys,
                                 ct,
-                                t as u64 * band * geo.ow + rb * geo.ow + c0,
-                                vec![(hb, geo.ow as i64), (wbk, 1)],
+                                t as u64 * band_elems + fr * geo.ow + c0,
+                                vec![(zb * hb, geo.ow as i64), (wbk, 1)],
                             );
                             let bias = has_bias.then(|| v("bias", ct, bias_col, vec![(1, 1)]));
                             let plain = epilogue.residual.is_none()
@@ -680,8 +813,8 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
                                     v(
                                         &rs,
                                         ct,
-                                        t as u64 * band * geo.ow + rb * geo.ow + c0,
-                                        vec![(hb, geo.ow as i64), (wbk, 1)],
+                                        t as u64 * band_elems + fr * geo.ow + c0,
+                                        vec![(zb * hb, geo.ow as i64), (wbk, 1)],
                                     )
                                 });
                                 let bias_arg = match bias {
@@ -694,28 +827,31 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
                             }
                             c0 += wbk;
                         }
-                        rb += hb;
+                        fr += zb * hb;
                     }
                     // Store this channel tile of the band.
-                    let bytes = ct * br * geo.ow * fp32;
+                    let bytes = ct * bzc * br * geo.ow * fp32;
                     let max_rows = (max_elems / geo.ow).max(1);
                     let tail = g + 1 == groups
                         && img + 1 == n
-                        && b + 1 == nbands
+                        && b + 1 == nbz * nbands
                         && t + 1 == co_tiles.len();
                     let want = if tail {
                         store_pieces(bytes, q)
                     } else {
                         pieces(bytes, q)
                     };
-                    for ((p0, pc), (rr, rn)) in grid(ct, br, want, max_rows) {
-                        let out_off =
-                            ((img * cout + g * cout_g + co0 + p0) * geo.oh + r0 + rr) * geo.ow;
+                    for ((p0, pc), (rr, rn)) in grid(ct, bzc * br, want, max_rows) {
+                        let out_off = (((img * cout + g * cout_g + co0 + p0) * geo.od + z0)
+                            * geo.oh
+                            + r0
+                            + rr)
+                            * geo.ow;
                         emit(KOp::Dma {
                             dst: View::hbm(
                                 &out.tensor,
                                 pc,
-                                (geo.oh * geo.ow) as i64,
+                                (geo.od * geo.oh * geo.ow) as i64,
                                 Expr::constant(out_off as i64),
                                 vec![(rn * geo.ow, 1)],
                             ),
@@ -723,7 +859,7 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
                                 &ys,
                                 p0,
                                 pc,
-                                t as u64 * band * geo.ow + rr * geo.ow,
+                                t as u64 * band_elems + rr * geo.ow,
                                 vec![(rn * geo.ow, 1)],
                             ),
                         });
@@ -732,7 +868,7 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
             }
         }
     }
-    let npix_max = rows_per_block * owb;
+    let npix_max = planes_per_block * rows_per_block * owb;
     let mut buffers = Vec::new();
     if resident {
         buffers.push(buf("w", Mem::Sbuf, opd, cimax, w_free));
@@ -754,7 +890,7 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
             Mem::Sbuf,
             Dtype::Fp32,
             ctmax,
-            nco * band * geo.ow,
+            nco * band_elems,
         ));
         if epilogue.residual.is_some() {
             buffers.push(buf(
@@ -762,7 +898,7 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
                 Mem::Sbuf,
                 Dtype::Fp32,
                 ctmax,
-                nco * band * geo.ow,
+                nco * band_elems,
             ));
         }
     }
