@@ -363,12 +363,8 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
     // when it fits, else halves). 2-D convs have one plane.
     let need = |planes: u64, rows: u64, bufs: u64| {
         let slab = nci * geo.slab_deps(planes) * geo.slab_rows(rows) * cols * esz;
-        let y = nco
-            * planes
-            * rows
-            * geo.ow
-            * fp32
-            * if epilogue.residual.is_some() { 2 } else { 1 };
+        let y =
+            nco * planes * rows * geo.ow * fp32 * if epilogue.residual.is_some() { 2 } else { 1 };
         w_bufs * w_free * esz + bufs * (slab + y) + groups * nco * fp32
     };
     let mut bz = geo.od;
@@ -572,7 +568,10 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
                     emit(all(pdims(&[(bottom * cols, 1)]), pz + (top + vrows) * cols));
                 }
                 if vz > 0 && vrows > 0 && left > 0 {
-                    emit(all(pdims(&[(vrows, cols as i64), (left, 1)]), pz + top * cols));
+                    emit(all(
+                        pdims(&[(vrows, cols as i64), (left, 1)]),
+                        pz + top * cols,
+                    ));
                 }
                 if vz > 0 && vrows > 0 && right > 0 {
                     emit(all(
@@ -753,10 +752,8 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
                                         + (rb * geo.sh + a * geo.dh) * cols
                                         + c0 * geo.sw
                                         + bb * geo.dw;
-                                    let mut dims = vec![
-                                        (hb, (geo.sh * cols) as i64),
-                                        (wbk, geo.sw as i64),
-                                    ];
+                                    let mut dims =
+                                        vec![(hb, (geo.sh * cols) as i64), (wbk, geo.sw as i64)];
                                     if deep {
                                         dims.insert(0, (zb, (geo.sd * plane) as i64));
                                     }
