@@ -1,5 +1,8 @@
-//! `Conv` (1-D and 2-D, NCHW; strides, pads, dilations, groups) on the tensor engine as matmuls
-//! over kernel positions accumulating in PSUM.
+//! `Conv` (1-D, 2-D and 3-D, NCHW/NCDHW; strides, pads, dilations, groups) on the tensor engine
+//! as matmuls over kernel positions accumulating in PSUM. 3-D adds a depth axis to the plan
+//! below (2-D is its case of one plane): a band is several whole output depth planes (or rows of
+//! one plane when a plane does not fit), its slab holds the input planes they read, every
+//! (kd, kh, kw) tap is a matmul, and a block spans whole planes when they fit one matmul.
 //!
 //! The plan, per node:
 //!
