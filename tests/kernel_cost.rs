@@ -35,7 +35,7 @@ fn program(rotating: bool) -> String {
 /// One tile's DMA (fp32, contiguous) and its activation, by isa-spec's rules.
 fn tile_costs() -> (f64, f64) {
     let p = machine::PARTITIONS;
-    let dma = costs::dma_cycles_alone(p * p * 4, 1) as f64;
+    let dma = costs::dma_cycles_alone(p * p * 4, p, 1) as f64;
     let act = costs::scalar_cycles(p, 1) as f64;
     (dma, act)
 }

@@ -9,11 +9,13 @@ use crate::{cost, machine, Ap, DmaAp, Dtype, Inst, Mem};
 pub enum Cost {
     /// Busy for this many cycles.
     Cycles(u64),
-    /// A DMA: after the trigger latency, `bytes` move at the queue's rate divided by `slowdown`
-    /// (the stride penalty, 1 when both sides stream), sharing HBM bandwidth with other queues
-    /// when `uses_hbm`.
+    /// A DMA: after the trigger latency (overlapping the transfers ahead in its queue) the queue
+    /// spends `dma_descriptor_cycles` per descriptor, then `bytes` move at the queue's rate
+    /// divided by `slowdown` (the stride penalty, 1 when both sides stream), sharing HBM
+    /// bandwidth with other queues when `uses_hbm`.
     Dma {
         bytes: u64,
+        descriptors: u64,
         uses_hbm: bool,
         slowdown: u64,
     },
@@ -88,11 +90,72 @@ pub fn gpsimd_cycles(part_start: u64, parts: u64, n: u64, ops: u64, stride_facto
     cost::GPSIMD_FIXED + steps * ops.max(1) * cost::GPSIMD_CYCLES_PER_OP * stride_factor
 }
 
-/// Cycles one DMA of `bytes` takes on an otherwise idle machine (`slowdown` from
-/// [`dma_slowdown`]).
-pub fn dma_cycles_alone(bytes: u64, slowdown: u64) -> u64 {
-    machine::DMA_TRIGGER_LATENCY
+/// Cycles one DMA of `bytes` over `descriptors` partitions occupies its queue on an otherwise idle
+/// machine, trigger latency excluded (`slowdown` from [`dma_slowdown`]).
+pub fn dma_queue_cycles(bytes: u64, descriptors: u64, slowdown: u64) -> u64 {
+    descriptors * machine::DMA_DESCRIPTOR_CYCLES
         + (bytes * slowdown.max(1)).div_ceil(machine::DMA_QUEUE_BYTES_PER_CYCLE)
+}
+
+/// Cycles from issue to completion of one DMA on an otherwise idle machine.
+pub fn dma_cycles_alone(bytes: u64, descriptors: u64, slowdown: u64) -> u64 {
+    machine::DMA_TRIGGER_LATENCY + dma_queue_cycles(bytes, descriptors, slowdown)
+}
+
+/// Elements of the contiguous runs a DMA access moves in its enumeration order: its inner free
+/// dims (`dims` outermost first, (size, stride) in elements) while each one's stride is the
+/// product of the sizes inside it (dims of one element skipped), then, when every free dim is
+/// contiguous, the partitions too if `hbm_parts` (HBM: partition count and stride) continues the
+/// run. Rows of different partitions of SBUF or PSUM are never contiguous.
+pub fn contiguous_elems(dims: &[(u64, i64)], hbm_parts: Option<(u64, i64)>) -> u64 {
+    let mut run = 1u64;
+    for &(size, stride) in dims.iter().rev() {
+        if size <= 1 {
+            continue;
+        }
+        if stride != run as i64 {
+            return run;
+        }
+        run *= size;
+    }
+    match hbm_parts {
+        Some((count, stride)) if count > 1 && stride == run as i64 => run * count,
+        _ => run,
+    }
+}
+
+/// [`contiguous_elems`] of a DMA access pattern.
+pub fn dma_contiguous_elems(ap: &DmaAp) -> u64 {
+    let hbm = (ap.mem == Mem::Hbm).then_some((ap.part_count, ap.part_stride));
+    contiguous_elems(&ap.dims(), hbm)
+}
+
+/// Descriptors of a DMA of `elems` elements of `esize` bytes whose sides move contiguous runs of
+/// `run_a` and `run_b` elements. A transfer is a scatter-gather list of contiguous buffers
+/// (research/trainium.md, section 2): one descriptor per run contiguous on both sides, counted
+/// as the shorter side's runs (exact when the shorter run divides the longer, as it does when
+/// both sides share their inner dim sizes). One exception, the DMA transpose of 2- and 4-byte
+/// types (same section): a side moving single elements against runs on the other side is
+/// transposed by the engine, one descriptor per run of the streaming side (its bytes still pay
+/// the stride penalty, [`dma_slowdown`]).
+pub fn descriptors(elems: u64, run_a: u64, run_b: u64, esize: u64) -> u64 {
+    let (short, long) = (run_a.min(run_b).max(1), run_a.max(run_b).max(1));
+    let run = if short == 1 && matches!(esize, 2 | 4) {
+        long
+    } else {
+        short
+    };
+    elems.div_ceil(run).max(1)
+}
+
+/// Descriptors of a DMA ([`descriptors`]): a row-major tile moves one per partition row.
+pub fn dma_descriptors(src: &DmaAp, dst: &DmaAp) -> u64 {
+    descriptors(
+        src.elems().max(dst.elems()),
+        dma_contiguous_elems(src),
+        dma_contiguous_elems(dst),
+        src.dtype.size_bytes().max(dst.dtype.size_bytes()),
+    )
 }
 
 /// The stride of consecutive elements of a DMA access in its enumeration order, in elements:
@@ -171,6 +234,7 @@ pub fn inst_cost(inst: &Inst, kernels: &[GpsimdKernel]) -> Cost {
             return Cost::Dma {
                 bytes: dma_bytes(&x.src).max(dma_bytes(&x.dst)),
                 uses_hbm: x.src.mem == Mem::Hbm || x.dst.mem == Mem::Hbm,
+                descriptors: dma_descriptors(&x.src, &x.dst),
                 slowdown: dma_slowdown(&x.src, &x.dst),
             }
         }
@@ -205,4 +269,39 @@ pub fn roofline_cycles(macs: u64, compulsory_hbm_bytes: u64, dtype: Dtype) -> u6
 /// Converts cycles to microseconds at the core clock.
 pub fn cycles_to_us(cycles: f64) -> f64 {
     cycles / (machine::CORE_CLOCK_GHZ * 1e3)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contiguous_runs_follow_the_inner_dims_and_hbm_partitions() {
+        // A row-major [rows, cols] tile: one run per partition on chip, one run in all in HBM.
+        assert_eq!(contiguous_elems(&[(64, 1)], None), 64);
+        assert_eq!(contiguous_elems(&[(64, 1)], Some((128, 64))), 64 * 128);
+        // Rows of a wider matrix: runs of the row length.
+        assert_eq!(contiguous_elems(&[(64, 1)], Some((128, 1024))), 64);
+        // Blocks of 32 out of rows of 1024; a unit dim does not break the run.
+        assert_eq!(contiguous_elems(&[(16, 1024), (1, 7), (32, 1)], None), 32);
+        // An element-strided access.
+        assert_eq!(contiguous_elems(&[(64, 128)], None), 1);
+    }
+
+    #[test]
+    fn descriptors_are_runs_contiguous_on_both_sides_and_dma_transposes_stream() {
+        // 128 partition rows of 512 elements into one contiguous HBM run: 128 descriptors.
+        assert_eq!(descriptors(128 * 512, 512, 128 * 512, 2), 128);
+        // 64-byte runs on one side: one descriptor per run.
+        assert_eq!(descriptors(128 * 512, 512, 32, 2), 128 * 16);
+        // A transpose of 2-byte elements: one per run of the streaming side; 1-byte elements
+        // have no DMA transpose and take one descriptor per element.
+        assert_eq!(descriptors(128 * 512, 512, 1, 2), 128);
+        assert_eq!(descriptors(128 * 512, 512, 1, 1), 128 * 512);
+        // Queue occupancy: 32 cycles per descriptor, then the bytes at the queue rate.
+        assert_eq!(
+            dma_queue_cycles(4096, 1, 1),
+            machine::DMA_DESCRIPTOR_CYCLES + 4096 / machine::DMA_QUEUE_BYTES_PER_CYCLE
+        );
+    }
 }

@@ -192,8 +192,7 @@ pub fn op_profile(program: &Program, slices: &[Slice]) -> Vec<OpProfile> {
                 p.hbm_bytes += sl.bytes;
             }
             if let StreamId::Dma(q) = sl.stream {
-                let transfer = (sl.end - sl.start - machine::DMA_TRIGGER_LATENCY as f64).max(0.0);
-                *queue_time.entry((p.name.clone(), q)).or_default() += transfer;
+                *queue_time.entry((p.name.clone(), q)).or_default() += sl.end - sl.start;
             }
         }
         if let Some(sem) = sl.waited_on {

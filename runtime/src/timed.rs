@@ -1,9 +1,11 @@
 //! Timed mode: event-driven per-engine timelines in core cycles. An instruction starts when its
 //! engine is free and its semaphore waits hold: start = max(engine free, waits satisfied); it
 //! ends after its `costs::inst_cost`, and its signal lands then. Effects apply at start (the
-//! semaphores order every legal program). DMA_COPY waits the trigger latency, then its bytes
-//! flow at min(queue rate, HBM rate / HBM transfers flowing), recomputed whenever a transfer
-//! starts or stops flowing (a fluid model). A LOAD_STATIONARY right after a MATMUL may start
+//! semaphores order every legal program). A DMA queue issues its next DMA_COPY as soon as the
+//! previous one is issued (and its waits hold); transfers of one queue complete in order. A
+//! transfer occupies its queue from max(issue + trigger latency, end of the transfer ahead of
+//! it): first its descriptors' cycles, then its bytes flow at min(queue rate, HBM rate / HBM
+//! transfers flowing), recomputed whenever a transfer starts or stops flowing (a fluid model). A LOAD_STATIONARY right after a MATMUL may start
 //! while that MATMUL streams (as soon as it started); the next instruction waits for both.
 
 use crate::engines::Core;
@@ -18,6 +20,7 @@ use tahoma_isa::{machine, Inst};
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TimingParams {
     pub dma_trigger_latency: f64,
+    pub dma_descriptor_cycles: u64,
     pub dma_queue_bytes_per_cycle: f64,
     pub hbm_bytes_per_cycle: f64,
 }
@@ -26,6 +29,7 @@ impl Default for TimingParams {
     fn default() -> Self {
         TimingParams {
             dma_trigger_latency: machine::DMA_TRIGGER_LATENCY as f64,
+            dma_descriptor_cycles: machine::DMA_DESCRIPTOR_CYCLES,
             dma_queue_bytes_per_cycle: machine::DMA_QUEUE_BYTES_PER_CYCLE as f64,
             hbm_bytes_per_cycle: machine::HBM_BYTES_PER_CYCLE as f64,
         }
@@ -59,11 +63,17 @@ struct Pending {
     pc: usize,
 }
 
-/// A DMA in flight.
+/// A DMA in flight, in issue order (per queue, only the first one occupies the queue).
 struct Xfer {
     lane: usize,
     pc: usize,
+    /// Issue + trigger latency: the earliest its queue may start on it.
+    ready_at: f64,
+    /// Queue cycles of its descriptors, spent before the bytes flow.
+    descriptor_cycles: f64,
+    /// When it took its queue (infinite while a transfer ahead of it occupies the queue).
     start: f64,
+    /// When its bytes start to flow (`start` + descriptor cycles).
     flow_at: f64,
     remaining: f64,
     rate: f64,
@@ -136,13 +146,16 @@ pub fn run(
         while k < xfers.len() {
             let x = &xfers[k];
             if clock + EPS >= x.flow_at && x.remaining <= EPS {
-                let x = xfers.swap_remove(k);
+                let x = xfers.remove(k);
+                // The next transfer of this queue takes it.
+                if let Some(next) = xfers.iter_mut().find(|n| n.lane == x.lane) {
+                    next.start = next.ready_at.max(clock);
+                    next.flow_at = next.start + next.descriptor_cycles;
+                }
                 if let Some(inst) = streams[x.lane].insts.get(x.pc) {
                     sems.signal(inst.sync());
                 }
                 let lane = &mut lanes[x.lane];
-                lane.busy_until = clock;
-                lane.ready_at = clock;
                 add_busy(&mut stats, lane, x.lane, x.start, clock);
                 last_end = last_end.max(clock);
                 if keep_slices {
@@ -195,7 +208,14 @@ pub fn run(
                     .execute(inst)
                     .map_err(|f| exec_error(program, s, pc, f))?;
                 stats.record(i, &eff);
-                let stall = (clock - lane.ready_at).max(0.0);
+                // Stalled: idle since the engine was ready (a DMA queue is not idle while a transfer it
+                // issued earlier occupies it).
+                let idle_from = lane.ready_at.max(lane.covered);
+                let idle_to = xfers
+                    .iter()
+                    .find(|x| x.lane == i)
+                    .map_or(clock, |x| x.start.min(clock));
+                let stall = (idle_to - idle_from).max(0.0);
                 stats.lane(i).stall_cycles += stall;
                 let waited_on = lane.blocked_on.take().filter(|_| stall > EPS);
                 match inst_cost(inst, &program.kernels) {
@@ -231,15 +251,22 @@ pub fn run(
                     }
                     Cost::Dma {
                         bytes,
+                        descriptors,
                         uses_hbm,
                         slowdown,
                     } => {
-                        lane.busy_until = f64::INFINITY;
+                        lane.busy_until = clock;
+                        let ready_at = clock + params.dma_trigger_latency;
+                        let descriptor_cycles = (descriptors * params.dma_descriptor_cycles) as f64;
+                        let queued = xfers.iter().any(|x| x.lane == i);
+                        let start = if queued { f64::INFINITY } else { ready_at };
                         xfers.push(Xfer {
                             lane: i,
                             pc,
-                            start: clock,
-                            flow_at: clock + params.dma_trigger_latency,
+                            ready_at,
+                            descriptor_cycles,
+                            start,
+                            flow_at: start + descriptor_cycles,
                             remaining: bytes as f64,
                             rate: 0.0,
                             uses_hbm,

@@ -213,8 +213,13 @@ fn one_dma_program(
     program(streams, vec![])
 }
 
+/// Queue cycles of the descriptors of a transfer over every partition.
+fn all_partition_descriptors() -> u64 {
+    machine::PARTITIONS * machine::DMA_DESCRIPTOR_CYCLES
+}
+
 #[test]
-fn one_dma_takes_latency_plus_bytes_over_queue_bandwidth() {
+fn one_dma_takes_latency_then_descriptors_plus_bytes_over_queue_bandwidth() {
     let bytes = machine::PARTITIONS * machine::DMA_QUEUE_BYTES_PER_CYCLE * 64;
     let p = one_dma_program(1, bytes, true);
     if let Inst::DmaCopy(_) = &p.streams[0].insts[0] {
@@ -222,6 +227,7 @@ fn one_dma_takes_latency_plus_bytes_over_queue_bandwidth() {
             inst_cost(&p.streams[0].insts[0], &p.kernels),
             Cost::Dma {
                 bytes,
+                descriptors: machine::PARTITIONS,
                 uses_hbm: true,
                 slowdown: 1,
             }
@@ -229,11 +235,60 @@ fn one_dma_takes_latency_plus_bytes_over_queue_bandwidth() {
     }
     let (res, sl) = run_timed(p, TimingParams::default());
     let s = find(&sl, StreamId::Dma(0), 0);
-    let want = machine::DMA_TRIGGER_LATENCY + bytes / machine::DMA_QUEUE_BYTES_PER_CYCLE;
-    assert_eq!(s.end - s.start, want as f64);
+    // The slice is the queue's occupancy; the trigger latency precedes it.
+    let occupied = all_partition_descriptors() + bytes / machine::DMA_QUEUE_BYTES_PER_CYCLE;
+    assert_eq!(s.start, machine::DMA_TRIGGER_LATENCY as f64);
+    assert_eq!(s.end - s.start, occupied as f64);
     assert_eq!(s.bytes, bytes);
     assert_eq!(res.hbm_bytes, bytes);
-    assert_eq!(res.cycles, want + cost::CONTROL_CYCLES);
+    assert_eq!(res.cycles, machine::DMA_TRIGGER_LATENCY + occupied);
+}
+
+#[test]
+fn a_queue_overlaps_the_next_trigger_latency_with_the_transfer_ahead_and_stays_in_order() {
+    // Two transfers on one queue, issued back to back: the second's latency runs while the
+    // first moves its bytes, so it starts the moment the first ends (it is long enough to hide
+    // the latency); the signals land in order.
+    let parts = machine::PARTITIONS;
+    let free = machine::DMA_TRIGGER_LATENCY; // fp32 elements per partition: > latency cycles
+    let bytes = parts * free * Dtype::Fp32.size_bytes();
+    let mk = |k: u64| {
+        dma(
+            0,
+            hbm_rows(Dtype::Fp32, parts, free, k * bytes),
+            sbuf_rows(Dtype::Fp32, parts, free, k * free * 4),
+            signal(1, 1),
+        )
+    };
+    let (res, sl) = run_timed(
+        program(vec![(StreamId::Dma(0), vec![mk(0), mk(1)])], vec![]),
+        TimingParams::default(),
+    );
+    let (a, b) = (
+        find(&sl, StreamId::Dma(0), 0),
+        find(&sl, StreamId::Dma(0), 1),
+    );
+    let occupied =
+        (all_partition_descriptors() + bytes / machine::DMA_QUEUE_BYTES_PER_CYCLE) as f64;
+    assert_eq!(a.start, machine::DMA_TRIGGER_LATENCY as f64);
+    assert_eq!(b.start, a.end);
+    assert_eq!(b.end - b.start, occupied);
+    assert_eq!(res.cycles as f64, b.end);
+}
+
+#[test]
+fn small_rows_per_partition_are_overhead_bound_and_large_ones_stream() {
+    // The research figures the descriptor cost is fitted to: < 256 B per partition is severely
+    // overhead-bound, >= 4 KiB per partition runs near the queue rate.
+    let eff = |row_bytes: u64| {
+        let bytes = machine::PARTITIONS * row_bytes;
+        bytes as f64
+            / machine::DMA_QUEUE_BYTES_PER_CYCLE as f64
+            / costs::dma_queue_cycles(bytes, machine::PARTITIONS, 1) as f64
+    };
+    assert!(eff(128) < 0.25, "{}", eff(128));
+    assert!(eff(2048) > 0.75, "{}", eff(2048));
+    assert!(eff(4096) > 0.85, "{}", eff(4096));
 }
 
 #[test]
@@ -243,7 +298,7 @@ fn all_queues_in_parallel_are_capped_by_hbm_bandwidth() {
     let (_, sl) = run_timed(one_dma_program(q, bytes, true), TimingParams::default());
     let rate = (machine::DMA_QUEUE_BYTES_PER_CYCLE as f64)
         .min(machine::HBM_BYTES_PER_CYCLE as f64 / q as f64);
-    let want = machine::DMA_TRIGGER_LATENCY as f64 + bytes as f64 / rate;
+    let want = all_partition_descriptors() as f64 + bytes as f64 / rate;
     for i in 0..q {
         let s = find(&sl, StreamId::Dma(i as u8), 0);
         assert!(
@@ -265,14 +320,14 @@ fn a_narrower_hbm_caps_parallel_queues_and_spares_on_chip_copies() {
         ..TimingParams::default()
     };
     let (_, sl) = run_timed(one_dma_program(q, bytes, true), timing);
-    let want = machine::DMA_TRIGGER_LATENCY as f64 + (q * bytes) as f64 / hbm;
+    let want = all_partition_descriptors() as f64 + (q * bytes) as f64 / hbm;
     for i in 0..q {
         let s = find(&sl, StreamId::Dma(i as u8), 0);
         assert!((s.end - s.start - want).abs() < 1e-6);
     }
     // SBUF-to-SBUF copies do not touch HBM and keep the queue rate.
     let (_, sl) = run_timed(one_dma_program(q, bytes, false), timing);
-    let want = (machine::DMA_TRIGGER_LATENCY + bytes / machine::DMA_QUEUE_BYTES_PER_CYCLE) as f64;
+    let want = (all_partition_descriptors() + bytes / machine::DMA_QUEUE_BYTES_PER_CYCLE) as f64;
     for i in 0..q {
         let s = find(&sl, StreamId::Dma(i as u8), 0);
         assert!((s.end - s.start - want).abs() < 1e-6);
@@ -315,7 +370,7 @@ fn hbm_shares_are_recomputed_when_a_transfer_finishes() {
         ..TimingParams::default()
     };
     let (_, sl) = run_timed(p, timing);
-    let lat = machine::DMA_TRIGGER_LATENCY as f64;
+    let lat = (machine::DMA_TRIGGER_LATENCY + all_partition_descriptors()) as f64;
     let short_end = lat + b1 as f64 / (qbw / 2.0);
     let long_end = short_end + (b2 - b1) as f64 / qbw;
     let (s0, s1) = (
@@ -420,6 +475,7 @@ fn a_transposing_dma_pays_the_stride_penalty_and_a_streaming_one_does_not() {
             inst_cost(&inst, &[]),
             Cost::Dma {
                 bytes,
+                descriptors: parts,
                 uses_hbm: true,
                 slowdown
             }
@@ -431,7 +487,7 @@ fn a_transposing_dma_pays_the_stride_penalty_and_a_streaming_one_does_not() {
         let s = find(&sl, StreamId::Dma(0), 0);
         assert_eq!(
             s.end - s.start,
-            costs::dma_cycles_alone(bytes, slowdown) as f64
+            costs::dma_queue_cycles(bytes, parts, slowdown) as f64
         );
     }
 }

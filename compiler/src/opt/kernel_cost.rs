@@ -2,12 +2,14 @@
 //! prediction follows the lowering's own tiling, DMA pieces, buffers and per-tile instructions
 //! instead of re-deriving them. Every op costs isa-spec's rule for the instruction it becomes
 //! ([`costs`]: an engine op pays its fixed cost plus its free size, so a kernel of many small
-//! tiles pays the fixed costs per tile; a DMA piece pays its trigger latency plus its bytes at
-//! one queue's rate, halved when either side is strided).
+//! tiles pays the fixed costs per tile; a DMA piece occupies its queue for its descriptors (one
+//! per contiguous run) plus its bytes at one queue's rate, halved when either side is strided,
+//! its trigger latency overlapping the pieces ahead of it in the queue).
 //!
 //! [`schedule_cycles`] list-schedules a kernel alone on the machine: ops in program order with
 //! loops unrolled, each on its engine (DMA pieces on the queue that frees first, as codegen's
-//! least-loaded round robin does; a LOAD_STATIONARY after a MATMUL in the background as the
+//! least-loaded round robin does, its data starting a trigger latency after it could issue and
+//! not before the queue's previous piece ends; a LOAD_STATIONARY after a MATMUL in the background as the
 //! timed emulator runs it), starting when its engine is free and the on-chip bytes it reads
 //! and writes are no longer in use by earlier ops (the dependencies codegen turns into
 //! semaphores). So a loop that reuses one buffer every iteration runs at the pace that buffer
@@ -29,7 +31,7 @@ pub struct KernelWork {
     pub vector: f64,
     pub scalar: f64,
     pub gpsimd: f64,
-    /// Queue cycles of every DMA piece (trigger latency plus transfer), summed.
+    /// Queue occupancy of every DMA piece (descriptors plus transfer, latency excluded), summed.
     pub dma_queue: f64,
     pub dma_pieces: f64,
     pub hbm_bytes: f64,
@@ -48,7 +50,7 @@ impl KernelWork {
             return compute;
         }
         // The first load's latency comes before any compute and the last store's after it;
-        // the queue time already holds one latency per queue.
+        // the latencies of later pieces overlap the pieces ahead of them in their queues.
         let lat = machine::DMA_TRIGGER_LATENCY as f64;
         (compute + 2.0 * lat).max(dma + lat).max(hbm + 2.0 * lat)
     }
@@ -117,7 +119,17 @@ fn op_work(p: &KernelProgram, k: &Kernel, op: &KOp) -> KernelWork {
             } else {
                 1
             };
-            w.dma_queue = costs::dma_cycles_alone(bytes, slow) as f64;
+            let run = |v: &View, m: Mem| {
+                let hbm = (m == Mem::Hbm).then_some((v.part_count, v.part_stride));
+                costs::contiguous_elems(&v.dims, hbm)
+            };
+            let desc = costs::descriptors(
+                elems(src).max(elems(dst)),
+                run(src, sm),
+                run(dst, dm),
+                sd.size_bytes().max(dd.size_bytes()),
+            );
+            w.dma_queue = costs::dma_queue_cycles(bytes, desc, slow) as f64;
             w.dma_pieces = 1.0;
             if sm == Mem::Hbm || dm == Mem::Hbm {
                 w.hbm_bytes = bytes as f64;
@@ -359,7 +371,8 @@ pub fn schedule_cycles(p: &KernelProgram, k: &Kernel) -> Option<f64> {
                             let q = (0..st.queues.len())
                                 .min_by(|&x, &y| st.queues[x].total_cmp(&st.queues[y]))
                                 .unwrap_or(0);
-                            let start = ready.max(st.queues[q]);
+                            let lat = machine::DMA_TRIGGER_LATENCY as f64;
+                            let start = (ready + lat).max(st.queues[q]);
                             st.queues[q] = start + w.dma_queue;
                             (start, w.dma_queue)
                         }
