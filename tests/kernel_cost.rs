@@ -35,7 +35,7 @@ fn program(rotating: bool) -> String {
 /// One tile's DMA (fp32, contiguous) and its activation, by isa-spec's rules.
 fn tile_costs() -> (f64, f64) {
     let p = machine::PARTITIONS;
-    let dma = costs::dma_cycles_alone(p * p * 4, p, 1) as f64;
+    let dma = costs::dma_work_of(p * p * 4, p, 100, (0, p), true).cycles_alone() as f64;
     let act = costs::scalar_cycles(p, 1) as f64;
     (dma, act)
 }
@@ -50,13 +50,17 @@ fn a_loop_reusing_one_tile_runs_its_iterations_in_sequence() {
 }
 
 #[test]
-fn a_loop_over_distinct_slices_overlaps_its_loads_over_the_queues() {
+fn a_loop_over_distinct_slices_overlaps_its_loads_with_the_dma_engines_busy() {
     let kp = parse(&program(true)).unwrap();
     let (dma, act) = tile_costs();
-    // Every load starts at once on its own queue; the activations queue up on the scalar
-    // engine behind the loads; the last store follows the last activation.
+    // Every load is issued at once on its own queue, but they share the DMA engines (each
+    // covers all partitions), so they land one transfer time apart; each activation follows
+    // its load, and the last store follows the last activation.
+    let lat = machine::DMA_TRIGGER_LATENCY as f64;
+    let transfer = dma - lat;
+    assert!(transfer > act);
     let got = schedule_cycles(&kp, &kp.kernels[0]).unwrap();
-    assert_eq!(got, dma + TILES as f64 * act + dma);
+    assert_eq!(got, lat + TILES as f64 * transfer + act + dma);
     // The resource bound agrees on the work: the scalar engine's time is the activations'.
     let w = kernel_work(&kp, &kp.kernels[0]);
     assert_eq!(w.scalar, TILES as f64 * act);

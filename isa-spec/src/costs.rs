@@ -9,16 +9,135 @@ use crate::{cost, machine, Ap, DmaAp, Dtype, Inst, Mem};
 pub enum Cost {
     /// Busy for this many cycles.
     Cycles(u64),
-    /// A DMA: after the trigger latency (overlapping the transfers ahead in its queue) the queue
-    /// spends `dma_descriptor_cycles` per descriptor, then `bytes` move at the queue's rate
-    /// divided by `slowdown` (the stride penalty, 1 when both sides stream), sharing HBM
-    /// bandwidth with other queues when `uses_hbm`.
-    Dma {
-        bytes: u64,
-        descriptors: u64,
-        uses_hbm: bool,
-        slowdown: u64,
-    },
+    /// A DMA ([`DmaWork`]): its data starts moving the trigger latency after issue (overlapping
+    /// the transfers ahead in its queue), once the transfer ahead of it in its queue is done.
+    Dma(DmaWork),
+}
+
+/// What one DMA asks of the DMA engines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DmaWork {
+    /// Bytes moved.
+    pub bytes: u64,
+    /// Engine-bytes of work: the bytes divided by the access's rate share (stride penalty, DMA
+    /// transpose) plus, per descriptor, the bytes an engine could have moved in
+    /// `dma_descriptor_cycles`.
+    pub work: u64,
+    /// The first DMA engine the transfer uses and how many (the engines of the partitions it
+    /// touches, each serving `partitions / dma_engines` of them).
+    pub first_engine: u64,
+    pub engines: u64,
+    /// Whether a side is in HBM (the transfer then shares `hbm_bytes_per_cycle`).
+    pub uses_hbm: bool,
+}
+
+impl DmaWork {
+    /// Cycles the transfer's engines take for it on an otherwise idle machine, trigger latency
+    /// excluded.
+    pub fn cycles(&self) -> u64 {
+        let rate = self.engines.max(1) * machine::DMA_ENGINE_BYTES_PER_CYCLE;
+        let rate = if self.uses_hbm {
+            rate.min(machine::HBM_BYTES_PER_CYCLE)
+        } else {
+            rate
+        };
+        self.work.div_ceil(rate.max(1))
+    }
+
+    /// Cycles from issue to completion on an otherwise idle machine.
+    pub fn cycles_alone(&self) -> u64 {
+        machine::DMA_TRIGGER_LATENCY + self.cycles()
+    }
+}
+
+/// Partitions each DMA engine serves.
+pub fn dma_engine_partitions() -> u64 {
+    machine::PARTITIONS.div_ceil(machine::DMA_ENGINES).max(1)
+}
+
+/// The DMA engines (first, count) serving partitions `part_start .. part_start + part_count`.
+pub fn dma_engines_of(part_start: u64, part_count: u64) -> (u64, u64) {
+    let per = dma_engine_partitions();
+    let first = (part_start / per).min(machine::DMA_ENGINES - 1);
+    let last = ((part_start + part_count.max(1) - 1) / per).min(machine::DMA_ENGINES - 1);
+    (first, last - first + 1)
+}
+
+/// The work of a DMA of `bytes` in `descriptors` descriptors at `rate_percent` of the engine
+/// rate, over the engines of partitions `parts` (start, count).
+pub fn dma_work_of(
+    bytes: u64,
+    descriptors: u64,
+    rate_percent: u64,
+    parts: (u64, u64),
+    uses_hbm: bool,
+) -> DmaWork {
+    let (first_engine, engines) = dma_engines_of(parts.0, parts.1);
+    DmaWork {
+        bytes,
+        work: (bytes * 100).div_ceil(rate_percent.clamp(1, 100))
+            + descriptors * machine::DMA_DESCRIPTOR_CYCLES * machine::DMA_ENGINE_BYTES_PER_CYCLE,
+        first_engine,
+        engines,
+        uses_hbm,
+    }
+}
+
+/// The partitions (start, count) whose engines serve a DMA: its on-chip side (the destination
+/// when both are), or all partitions for a copy within HBM.
+pub fn dma_parts(src: &DmaAp, dst: &DmaAp) -> (u64, u64) {
+    if dst.mem != Mem::Hbm {
+        (dst.part_start, dst.part_count)
+    } else if src.mem != Mem::Hbm {
+        (src.part_start, src.part_count)
+    } else {
+        (0, machine::PARTITIONS)
+    }
+}
+
+/// [`DmaWork`] of a DMA instruction's access patterns.
+pub fn dma_work(src: &DmaAp, dst: &DmaAp) -> DmaWork {
+    let (run_a, run_b) = (dma_contiguous_elems(src), dma_contiguous_elems(dst));
+    let esize = src.dtype.size_bytes().max(dst.dtype.size_bytes());
+    let uses_hbm = src.mem == Mem::Hbm || dst.mem == Mem::Hbm;
+    dma_work_of(
+        dma_bytes(src).max(dma_bytes(dst)),
+        descriptors(src.elems().max(dst.elems()), run_a, run_b, esize),
+        dma_rate_percent(
+            dma_strided(src) || dma_strided(dst),
+            is_dma_transpose(run_a, run_b, esize),
+            uses_hbm,
+        ),
+        dma_parts(src, dst),
+        uses_hbm,
+    )
+}
+
+/// Whether a DMA whose sides move runs of `run_a` and `run_b` elements of `esize` bytes is a DMA
+/// transpose: single elements against runs, 2- or 4-byte types (research/trainium.md, section 2).
+pub fn is_dma_transpose(run_a: u64, run_b: u64, esize: u64) -> bool {
+    run_a.min(run_b) <= 1 && run_a.max(run_b) > 1 && dma_transposes(esize)
+}
+
+/// Whether the DMA engines transpose elements of `esize` bytes (2- and 4-byte types).
+pub fn dma_transposes(esize: u64) -> bool {
+    matches!(esize, 2 | 4)
+}
+
+/// The share (percent) of the engine rate a DMA reaches: a DMA transpose its spec percentage
+/// (HBM or on chip), another access that does not stream 1 / `stride_penalty_factor`, else all.
+pub fn dma_rate_percent(strided: bool, transpose: bool, uses_hbm: bool) -> u64 {
+    if transpose {
+        if uses_hbm {
+            machine::DMA_TRANSPOSE_HBM_RATE_PERCENT
+        } else {
+            machine::DMA_TRANSPOSE_SBUF_RATE_PERCENT
+        }
+    } else if strided {
+        100 / machine::STRIDE_PENALTY_FACTOR.max(1)
+    } else {
+        100
+    }
 }
 
 fn ceil(x: f64) -> u64 {
@@ -90,18 +209,6 @@ pub fn gpsimd_cycles(part_start: u64, parts: u64, n: u64, ops: u64, stride_facto
     cost::GPSIMD_FIXED + steps * ops.max(1) * cost::GPSIMD_CYCLES_PER_OP * stride_factor
 }
 
-/// Cycles one DMA of `bytes` over `descriptors` partitions occupies its queue on an otherwise idle
-/// machine, trigger latency excluded (`slowdown` from [`dma_slowdown`]).
-pub fn dma_queue_cycles(bytes: u64, descriptors: u64, slowdown: u64) -> u64 {
-    descriptors * machine::DMA_DESCRIPTOR_CYCLES
-        + (bytes * slowdown.max(1)).div_ceil(machine::DMA_QUEUE_BYTES_PER_CYCLE)
-}
-
-/// Cycles from issue to completion of one DMA on an otherwise idle machine.
-pub fn dma_cycles_alone(bytes: u64, descriptors: u64, slowdown: u64) -> u64 {
-    machine::DMA_TRIGGER_LATENCY + dma_queue_cycles(bytes, descriptors, slowdown)
-}
-
 /// Elements of the contiguous runs a DMA access moves in its enumeration order: its inner free
 /// dims (`dims` outermost first, (size, stride) in elements) while each one's stride is the
 /// product of the sizes inside it (dims of one element skipped), then, when every free dim is
@@ -136,26 +243,16 @@ pub fn dma_contiguous_elems(ap: &DmaAp) -> u64 {
 /// as the shorter side's runs (exact when the shorter run divides the longer, as it does when
 /// both sides share their inner dim sizes). One exception, the DMA transpose of 2- and 4-byte
 /// types (same section): a side moving single elements against runs on the other side is
-/// transposed by the engine, one descriptor per run of the streaming side (its bytes still pay
-/// the stride penalty, [`dma_slowdown`]).
+/// transposed by the engine, one descriptor per run of the streaming side (at the transpose's
+/// rate, [`dma_rate_percent`]).
 pub fn descriptors(elems: u64, run_a: u64, run_b: u64, esize: u64) -> u64 {
     let (short, long) = (run_a.min(run_b).max(1), run_a.max(run_b).max(1));
-    let run = if short == 1 && matches!(esize, 2 | 4) {
+    let run = if is_dma_transpose(run_a, run_b, esize) {
         long
     } else {
         short
     };
     elems.div_ceil(run).max(1)
-}
-
-/// Descriptors of a DMA ([`descriptors`]): a row-major tile moves one per partition row.
-pub fn dma_descriptors(src: &DmaAp, dst: &DmaAp) -> u64 {
-    descriptors(
-        src.elems().max(dst.elems()),
-        dma_contiguous_elems(src),
-        dma_contiguous_elems(dst),
-        src.dtype.size_bytes().max(dst.dtype.size_bytes()),
-    )
 }
 
 /// The stride of consecutive elements of a DMA access in its enumeration order, in elements:
@@ -173,15 +270,6 @@ pub fn dma_inner_stride(ap: &DmaAp) -> Option<i64> {
 pub fn dma_strided(ap: &DmaAp) -> bool {
     dma_inner_stride(ap)
         .is_some_and(|st| st.unsigned_abs() * ap.dtype.size_bytes() > machine::STRIDE_PENALTY_BYTES)
-}
-
-/// The rate divisor of a DMA: `stride_penalty_factor` when either side does not stream, else 1.
-pub fn dma_slowdown(src: &DmaAp, dst: &DmaAp) -> u64 {
-    if dma_strided(src) || dma_strided(dst) {
-        machine::STRIDE_PENALTY_FACTOR
-    } else {
-        1
-    }
 }
 
 /// Bytes a DMA access moves.
@@ -230,14 +318,7 @@ pub fn inst_cost(inst: &Inst, kernels: &[GpsimdKernel]) -> Cost {
             )
         }
         Inst::Activate(x) => scalar_cycles(x.dst.free_elems(), stride_factor(&[&x.dst, &x.src])),
-        Inst::DmaCopy(x) => {
-            return Cost::Dma {
-                bytes: dma_bytes(&x.src).max(dma_bytes(&x.dst)),
-                uses_hbm: x.src.mem == Mem::Hbm || x.dst.mem == Mem::Hbm,
-                descriptors: dma_descriptors(&x.src, &x.dst),
-                slowdown: dma_slowdown(&x.src, &x.dst),
-            }
-        }
+        Inst::DmaCopy(x) => return Cost::Dma(dma_work(&x.src, &x.dst)),
     })
 }
 
@@ -298,10 +379,32 @@ mod tests {
         // have no DMA transpose and take one descriptor per element.
         assert_eq!(descriptors(128 * 512, 512, 1, 2), 128);
         assert_eq!(descriptors(128 * 512, 512, 1, 1), 128 * 512);
-        // Queue occupancy: 32 cycles per descriptor, then the bytes at the queue rate.
+    }
+
+    #[test]
+    fn a_dma_uses_the_engines_of_its_partitions() {
+        let per = dma_engine_partitions();
         assert_eq!(
-            dma_queue_cycles(4096, 1, 1),
-            machine::DMA_DESCRIPTOR_CYCLES + 4096 / machine::DMA_QUEUE_BYTES_PER_CYCLE
+            dma_engines_of(0, machine::PARTITIONS),
+            (0, machine::DMA_ENGINES)
         );
+        assert_eq!(dma_engines_of(per, 1), (1, 1));
+        assert_eq!(dma_engines_of(per - 1, 2), (0, 2));
+        // One engine: 32 cycles per descriptor, then the bytes at the engine rate.
+        let w = dma_work_of(4096, 1, 100, (0, 1), true);
+        assert_eq!(
+            w.cycles(),
+            machine::DMA_DESCRIPTOR_CYCLES + 4096 / machine::DMA_ENGINE_BYTES_PER_CYCLE
+        );
+        // All engines share one transfer's work; a stride-penalised one does twice the work.
+        let all = dma_work_of(1 << 20, 0, 100, (0, machine::PARTITIONS), true);
+        let slow = dma_work_of(
+            1 << 20,
+            0,
+            dma_rate_percent(true, false, true),
+            (0, machine::PARTITIONS),
+            true,
+        );
+        assert_eq!(slow.cycles(), all.cycles() * machine::STRIDE_PENALTY_FACTOR);
     }
 }

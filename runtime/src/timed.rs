@@ -1,12 +1,17 @@
 //! Timed mode: event-driven per-engine timelines in core cycles. An instruction starts when its
 //! engine is free and its semaphore waits hold: start = max(engine free, waits satisfied); it
 //! ends after its `costs::inst_cost`, and its signal lands then. Effects apply at start (the
-//! semaphores order every legal program). A DMA queue issues its next DMA_COPY as soon as the
-//! previous one is issued (and its waits hold); transfers of one queue complete in order. A
-//! transfer occupies its queue from max(issue + trigger latency, end of the transfer ahead of
-//! it): first its descriptors' cycles, then its bytes flow at min(queue rate, HBM rate / HBM
-//! transfers flowing), recomputed whenever a transfer starts or stops flowing (a fluid model). A LOAD_STATIONARY right after a MATMUL may start
-//! while that MATMUL streams (as soon as it started); the next instruction waits for both.
+//! semaphores order every legal program). A LOAD_STATIONARY right after a MATMUL may start while
+//! that MATMUL streams (as soon as it started); the next instruction waits for both.
+//!
+//! DMA: a queue issues its next DMA_COPY as soon as the previous one is issued (and its waits
+//! hold); its transfers complete in order. A transfer starts moving at max(issue + trigger
+//! latency, end of the transfer ahead of it in its queue), so the latency overlaps the transfers
+//! ahead. It then does its work (`costs::DmaWork`, engine-bytes: bytes at its rate share plus
+//! its descriptors) on the DMA engines of the partitions it touches. Each engine's rate is
+//! shared max-min fairly among the transfers using it, and the transfers touching HBM together
+//! move at most the HBM rate; the shares are recomputed whenever a transfer starts or ends (a
+//! fluid model).
 
 use crate::engines::Core;
 use crate::error::RunError;
@@ -20,8 +25,8 @@ use tahoma_isa::{machine, Inst};
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TimingParams {
     pub dma_trigger_latency: f64,
-    pub dma_descriptor_cycles: u64,
-    pub dma_queue_bytes_per_cycle: f64,
+    /// Bytes per cycle of each DMA engine.
+    pub dma_engine_bytes_per_cycle: f64,
     pub hbm_bytes_per_cycle: f64,
 }
 
@@ -29,8 +34,7 @@ impl Default for TimingParams {
     fn default() -> Self {
         TimingParams {
             dma_trigger_latency: machine::DMA_TRIGGER_LATENCY as f64,
-            dma_descriptor_cycles: machine::DMA_DESCRIPTOR_CYCLES,
-            dma_queue_bytes_per_cycle: machine::DMA_QUEUE_BYTES_PER_CYCLE as f64,
+            dma_engine_bytes_per_cycle: machine::DMA_ENGINE_BYTES_PER_CYCLE as f64,
             hbm_bytes_per_cycle: machine::HBM_BYTES_PER_CYCLE as f64,
         }
     }
@@ -63,26 +67,76 @@ struct Pending {
     pc: usize,
 }
 
-/// A DMA in flight, in issue order (per queue, only the first one occupies the queue).
+/// A DMA in flight, in issue order (per queue, only the first one moves).
 struct Xfer {
     lane: usize,
     pc: usize,
-    /// Issue + trigger latency: the earliest its queue may start on it.
+    /// Issue + trigger latency: the earliest it may start moving.
     ready_at: f64,
-    /// Queue cycles of its descriptors, spent before the bytes flow.
-    descriptor_cycles: f64,
-    /// When it took its queue (infinite while a transfer ahead of it occupies the queue).
+    /// When it started moving (infinite while a transfer ahead of it in its queue moves).
     start: f64,
-    /// When its bytes start to flow (`start` + descriptor cycles).
-    flow_at: f64,
+    /// Engine-bytes of work left.
     remaining: f64,
+    /// Engine-bytes per cycle now.
     rate: f64,
-    uses_hbm: bool,
-    /// The queue's rate divided by the stride penalty.
-    cap: f64,
+    /// DMA engines it uses: first and count.
+    engines: (usize, usize),
+    /// HBM bytes per engine-byte of work (0 when it does not touch HBM).
+    hbm_per_work: f64,
     bytes: u64,
     stall: f64,
     waited_on: Option<u64>,
+}
+
+/// Max-min fair shares of the DMA engines among the transfers moving now (progressive filling):
+/// every unfrozen transfer gets the same rate per engine it uses until one of its engines is
+/// full, or HBM is when it touches HBM.
+fn share_engines(xfers: &mut [Xfer], clock: f64, params: &TimingParams) {
+    let n_engines = xfers
+        .iter()
+        .map(|x| x.engines.0 + x.engines.1)
+        .max()
+        .unwrap_or(0);
+    let mut load = vec![0.0f64; n_engines];
+    let mut hbm_load = 0.0f64;
+    let mut active: Vec<usize> = Vec::new();
+    for (k, x) in xfers.iter_mut().enumerate() {
+        x.rate = 0.0;
+        if clock + EPS >= x.start && x.remaining > EPS {
+            active.push(k);
+        }
+    }
+    let cap = params.dma_engine_bytes_per_cycle;
+    while !active.is_empty() {
+        let mut users = vec![0usize; n_engines];
+        let mut hbm_weight = 0.0;
+        for &k in &active {
+            let (f, c) = xfers[k].engines;
+            users[f..f + c].iter_mut().for_each(|u| *u += 1);
+            hbm_weight += c as f64 * xfers[k].hbm_per_work;
+        }
+        let mut step = f64::INFINITY;
+        for e in 0..n_engines {
+            if users[e] > 0 {
+                step = step.min((cap - load[e]).max(0.0) / users[e] as f64);
+            }
+        }
+        if hbm_weight > 0.0 {
+            step = step.min((params.hbm_bytes_per_cycle - hbm_load).max(0.0) / hbm_weight);
+        }
+        for &k in &active {
+            let (f, c) = xfers[k].engines;
+            xfers[k].rate += step * c as f64;
+            load[f..f + c].iter_mut().for_each(|l| *l += step);
+            hbm_load += step * c as f64 * xfers[k].hbm_per_work;
+        }
+        let hbm_full = hbm_load >= params.hbm_bytes_per_cycle - EPS;
+        active.retain(|&k| {
+            let (f, c) = xfers[k].engines;
+            let engine_full = load[f..f + c].iter().any(|&l| l >= cap - EPS);
+            !(engine_full || hbm_full && xfers[k].hbm_per_work > 0.0)
+        });
+    }
 }
 
 /// What a timed run produces besides the stats.
@@ -145,12 +199,11 @@ pub fn run(
         let mut k = 0;
         while k < xfers.len() {
             let x = &xfers[k];
-            if clock + EPS >= x.flow_at && x.remaining <= EPS {
+            if clock + EPS >= x.start && x.remaining <= EPS {
                 let x = xfers.remove(k);
-                // The next transfer of this queue takes it.
+                // The next transfer of this queue starts moving.
                 if let Some(next) = xfers.iter_mut().find(|n| n.lane == x.lane) {
                     next.start = next.ready_at.max(clock);
-                    next.flow_at = next.start + next.descriptor_cycles;
                 }
                 if let Some(inst) = streams[x.lane].insts.get(x.pc) {
                     sems.signal(inst.sync());
@@ -249,29 +302,26 @@ pub fn run(
                             });
                         }
                     }
-                    Cost::Dma {
-                        bytes,
-                        descriptors,
-                        uses_hbm,
-                        slowdown,
-                    } => {
+                    Cost::Dma(w) => {
                         lane.busy_until = clock;
                         let ready_at = clock + params.dma_trigger_latency;
-                        let descriptor_cycles = (descriptors * params.dma_descriptor_cycles) as f64;
                         let queued = xfers.iter().any(|x| x.lane == i);
                         let start = if queued { f64::INFINITY } else { ready_at };
+                        let work = w.work.max(1) as f64;
                         xfers.push(Xfer {
                             lane: i,
                             pc,
                             ready_at,
-                            descriptor_cycles,
                             start,
-                            flow_at: start + descriptor_cycles,
-                            remaining: bytes as f64,
+                            remaining: work,
                             rate: 0.0,
-                            uses_hbm,
-                            cap: params.dma_queue_bytes_per_cycle / slowdown.max(1) as f64,
-                            bytes,
+                            engines: (w.first_engine as usize, w.engines.max(1) as usize),
+                            hbm_per_work: if w.uses_hbm {
+                                w.bytes as f64 / work
+                            } else {
+                                0.0
+                            },
+                            bytes: w.bytes,
                             stall,
                             waited_on,
                         });
@@ -300,25 +350,7 @@ pub fn run(
             break;
         }
 
-        // Share HBM bandwidth among the transfers flowing now: max-min fair, each transfer
-        // capped by its queue's (possibly stride-penalised) rate.
-        let mut flowing: Vec<usize> = (0..xfers.len())
-            .filter(|&k| xfers[k].uses_hbm && clock + EPS >= xfers[k].flow_at)
-            .collect();
-        flowing.sort_by(|&a, &b| xfers[a].cap.total_cmp(&xfers[b].cap));
-        let mut left = params.hbm_bytes_per_cycle;
-        for (done, &k) in flowing.iter().enumerate() {
-            let share = left / (flowing.len() - done) as f64;
-            xfers[k].rate = xfers[k].cap.min(share);
-            left -= xfers[k].rate;
-        }
-        for x in xfers.iter_mut() {
-            if clock + EPS < x.flow_at {
-                x.rate = 0.0;
-            } else if !x.uses_hbm {
-                x.rate = x.cap;
-            }
-        }
+        share_engines(&mut xfers, clock, params);
 
         // Advance to the next event.
         let mut next = f64::INFINITY;
@@ -327,7 +359,11 @@ pub fn run(
         }
         for x in &xfers {
             let t = if x.rate == 0.0 {
-                x.flow_at
+                if x.start > clock + EPS {
+                    x.start
+                } else {
+                    f64::INFINITY
+                }
             } else {
                 clock + x.remaining / x.rate
             };

@@ -213,35 +213,73 @@ fn one_dma_program(
     program(streams, vec![])
 }
 
-/// Queue cycles of the descriptors of a transfer over every partition.
+/// Engine-bytes of the descriptors of a row-major transfer over every partition (one per row).
 fn all_partition_descriptors() -> u64 {
-    machine::PARTITIONS * machine::DMA_DESCRIPTOR_CYCLES
+    machine::PARTITIONS * machine::DMA_DESCRIPTOR_CYCLES * machine::DMA_ENGINE_BYTES_PER_CYCLE
+}
+
+/// Bytes per cycle of all the DMA engines together.
+fn all_engines() -> f64 {
+    (machine::DMA_ENGINES * machine::DMA_ENGINE_BYTES_PER_CYCLE) as f64
 }
 
 #[test]
-fn one_dma_takes_latency_then_descriptors_plus_bytes_over_queue_bandwidth() {
-    let bytes = machine::PARTITIONS * machine::DMA_QUEUE_BYTES_PER_CYCLE * 64;
+fn one_dma_takes_latency_then_descriptors_plus_bytes_over_its_engines() {
+    let bytes = machine::PARTITIONS * machine::DMA_ENGINE_BYTES_PER_CYCLE * 64;
     let p = one_dma_program(1, bytes, true);
-    if let Inst::DmaCopy(_) = &p.streams[0].insts[0] {
-        assert_eq!(
-            inst_cost(&p.streams[0].insts[0], &p.kernels),
-            Cost::Dma {
-                bytes,
-                descriptors: machine::PARTITIONS,
-                uses_hbm: true,
-                slowdown: 1,
-            }
-        );
-    }
+    let work = bytes + all_partition_descriptors();
+    assert_eq!(
+        inst_cost(&p.streams[0].insts[0], &p.kernels),
+        Cost::Dma(costs::DmaWork {
+            bytes,
+            work,
+            first_engine: 0,
+            engines: machine::DMA_ENGINES,
+            uses_hbm: true,
+        })
+    );
     let (res, sl) = run_timed(p, TimingParams::default());
     let s = find(&sl, StreamId::Dma(0), 0);
-    // The slice is the queue's occupancy; the trigger latency precedes it.
-    let occupied = all_partition_descriptors() + bytes / machine::DMA_QUEUE_BYTES_PER_CYCLE;
+    // The slice is the transfer moving; the trigger latency precedes it.
+    let moving = work as f64 / all_engines();
     assert_eq!(s.start, machine::DMA_TRIGGER_LATENCY as f64);
-    assert_eq!(s.end - s.start, occupied as f64);
+    assert!((s.end - s.start - moving).abs() < 1e-6);
     assert_eq!(s.bytes, bytes);
     assert_eq!(res.hbm_bytes, bytes);
-    assert_eq!(res.cycles, machine::DMA_TRIGGER_LATENCY + occupied);
+    assert_eq!(
+        res.cycles,
+        machine::DMA_TRIGGER_LATENCY + moving.ceil() as u64
+    );
+}
+
+#[test]
+fn a_transfer_over_fewer_partitions_uses_fewer_engines() {
+    // A quarter of the partitions: a quarter of the engines, so the same bytes per partition
+    // take as long as over all of them, and four such transfers run side by side.
+    let parts = machine::PARTITIONS / 4;
+    let free = 1024u64;
+    let bytes = parts * free * Dtype::Fp32.size_bytes();
+    let streams = (0..4u64)
+        .map(|q| {
+            let src = hbm_rows(Dtype::Fp32, parts, free, q * bytes);
+            let mut dst = sbuf_rows(Dtype::Fp32, parts, free, 0);
+            dst.part_start = q * parts;
+            (
+                StreamId::Dma(q as u8),
+                vec![dma(q, src, dst, Header::default())],
+            )
+        })
+        .collect();
+    let (_, sl) = run_timed(program(streams, vec![]), TimingParams::default());
+    let w = costs::dma_work_of(bytes, parts, 100, (0, parts), true);
+    assert_eq!(w.engines, machine::DMA_ENGINES / 4);
+    for q in 0..4u8 {
+        let s = find(&sl, StreamId::Dma(q), 0);
+        assert!(
+            (s.end - s.start - w.cycles() as f64).abs() < 1.0,
+            "queue {q}"
+        );
+    }
 }
 
 #[test]
@@ -250,7 +288,7 @@ fn a_queue_overlaps_the_next_trigger_latency_with_the_transfer_ahead_and_stays_i
     // first moves its bytes, so it starts the moment the first ends (it is long enough to hide
     // the latency); the signals land in order.
     let parts = machine::PARTITIONS;
-    let free = machine::DMA_TRIGGER_LATENCY; // fp32 elements per partition: > latency cycles
+    let free = machine::DMA_TRIGGER_LATENCY; // fp32 elements per partition: hides the latency
     let bytes = parts * free * Dtype::Fp32.size_bytes();
     let mk = |k: u64| {
         dma(
@@ -268,23 +306,27 @@ fn a_queue_overlaps_the_next_trigger_latency_with_the_transfer_ahead_and_stays_i
         find(&sl, StreamId::Dma(0), 0),
         find(&sl, StreamId::Dma(0), 1),
     );
-    let occupied =
-        (all_partition_descriptors() + bytes / machine::DMA_QUEUE_BYTES_PER_CYCLE) as f64;
+    let moving = (all_partition_descriptors() + bytes) as f64 / all_engines();
     assert_eq!(a.start, machine::DMA_TRIGGER_LATENCY as f64);
     assert_eq!(b.start, a.end);
-    assert_eq!(b.end - b.start, occupied);
-    assert_eq!(res.cycles as f64, b.end);
+    assert!((b.end - b.start - moving).abs() < 1e-6);
+    assert_eq!(res.cycles as f64, b.end.ceil());
 }
 
 #[test]
 fn small_rows_per_partition_are_overhead_bound_and_large_ones_stream() {
     // The research figures the descriptor cost is fitted to: < 256 B per partition is severely
-    // overhead-bound, >= 4 KiB per partition runs near the queue rate.
+    // overhead-bound, >= 4 KiB per partition runs near the engine rate.
     let eff = |row_bytes: u64| {
         let bytes = machine::PARTITIONS * row_bytes;
-        bytes as f64
-            / machine::DMA_QUEUE_BYTES_PER_CYCLE as f64
-            / costs::dma_queue_cycles(bytes, machine::PARTITIONS, 1) as f64
+        let w = costs::dma_work_of(
+            bytes,
+            machine::PARTITIONS,
+            100,
+            (0, machine::PARTITIONS),
+            true,
+        );
+        bytes as f64 / all_engines() / w.cycles() as f64
     };
     assert!(eff(128) < 0.25, "{}", eff(128));
     assert!(eff(2048) > 0.75, "{}", eff(2048));
@@ -292,13 +334,13 @@ fn small_rows_per_partition_are_overhead_bound_and_large_ones_stream() {
 }
 
 #[test]
-fn all_queues_in_parallel_are_capped_by_hbm_bandwidth() {
+fn transfers_on_the_same_engines_share_them() {
+    // Every queue moves a transfer over all partitions at once: each gets a sixteenth of every
+    // engine, so all end together, as one queue moving them one after another would.
     let q = machine::DMA_QUEUES;
-    let bytes = machine::PARTITIONS * machine::DMA_QUEUE_BYTES_PER_CYCLE * 32;
+    let bytes = machine::PARTITIONS * machine::DMA_ENGINE_BYTES_PER_CYCLE * 32;
     let (_, sl) = run_timed(one_dma_program(q, bytes, true), TimingParams::default());
-    let rate = (machine::DMA_QUEUE_BYTES_PER_CYCLE as f64)
-        .min(machine::HBM_BYTES_PER_CYCLE as f64 / q as f64);
-    let want = all_partition_descriptors() as f64 + bytes as f64 / rate;
+    let want = (q * (bytes + all_partition_descriptors())) as f64 / all_engines();
     for i in 0..q {
         let s = find(&sl, StreamId::Dma(i as u8), 0);
         assert!(
@@ -310,24 +352,24 @@ fn all_queues_in_parallel_are_capped_by_hbm_bandwidth() {
 }
 
 #[test]
-fn a_narrower_hbm_caps_parallel_queues_and_spares_on_chip_copies() {
+fn a_narrower_hbm_caps_hbm_transfers_and_spares_on_chip_copies() {
     let q = machine::DMA_QUEUES;
-    let bytes = machine::PARTITIONS * machine::DMA_QUEUE_BYTES_PER_CYCLE * 32;
-    // An HBM a quarter as wide as all queues together: the cap binds.
-    let hbm = (machine::DMA_QUEUE_BYTES_PER_CYCLE * q) as f64 / 4.0;
+    let bytes = machine::PARTITIONS * machine::DMA_ENGINE_BYTES_PER_CYCLE * 32;
+    // An HBM a quarter as wide as all engines together: the cap binds on the bytes.
+    let hbm = all_engines() / 4.0;
     let timing = TimingParams {
         hbm_bytes_per_cycle: hbm,
         ..TimingParams::default()
     };
     let (_, sl) = run_timed(one_dma_program(q, bytes, true), timing);
-    let want = all_partition_descriptors() as f64 + (q * bytes) as f64 / hbm;
+    let want = (q * bytes) as f64 / hbm;
     for i in 0..q {
         let s = find(&sl, StreamId::Dma(i as u8), 0);
         assert!((s.end - s.start - want).abs() < 1e-6);
     }
-    // SBUF-to-SBUF copies do not touch HBM and keep the queue rate.
+    // SBUF-to-SBUF copies do not touch HBM: the engines alone bound them.
     let (_, sl) = run_timed(one_dma_program(q, bytes, false), timing);
-    let want = (all_partition_descriptors() + bytes / machine::DMA_QUEUE_BYTES_PER_CYCLE) as f64;
+    let want = (q * (bytes + all_partition_descriptors())) as f64 / all_engines();
     for i in 0..q {
         let s = find(&sl, StreamId::Dma(i as u8), 0);
         assert!((s.end - s.start - want).abs() < 1e-6);
@@ -336,7 +378,7 @@ fn a_narrower_hbm_caps_parallel_queues_and_spares_on_chip_copies() {
 
 #[test]
 fn hbm_shares_are_recomputed_when_a_transfer_finishes() {
-    // HBM as wide as one queue: two flowing transfers get half each until the short one ends.
+    // HBM as wide as one engine: two moving transfers share it until the short one ends.
     let parts = machine::PARTITIONS;
     let es = Dtype::Fp32.size_bytes();
     let (f1, f2) = (64u64, 256u64);
@@ -364,15 +406,21 @@ fn hbm_shares_are_recomputed_when_a_transfer_finishes() {
         ],
         vec![],
     );
-    let qbw = machine::DMA_QUEUE_BYTES_PER_CYCLE as f64;
+    let hbm = machine::DMA_ENGINE_BYTES_PER_CYCLE as f64;
     let timing = TimingParams {
-        hbm_bytes_per_cycle: qbw,
+        hbm_bytes_per_cycle: hbm,
         ..TimingParams::default()
     };
     let (_, sl) = run_timed(p, timing);
-    let lat = (machine::DMA_TRIGGER_LATENCY + all_partition_descriptors()) as f64;
-    let short_end = lat + b1 as f64 / (qbw / 2.0);
-    let long_end = short_end + (b2 - b1) as f64 / qbw;
+    let lat = machine::DMA_TRIGGER_LATENCY as f64;
+    let (w1, w2) = (
+        (b1 + all_partition_descriptors()) as f64,
+        (b2 + all_partition_descriptors()) as f64,
+    );
+    // Equal work rates r while both move, their bytes together at the HBM rate.
+    let r = hbm / (b1 as f64 / w1 + b2 as f64 / w2);
+    let short_end = lat + w1 / r;
+    let long_end = short_end + (w2 - w1) / (hbm * w2 / b2 as f64);
     let (s0, s1) = (
         find(&sl, StreamId::Dma(0), 0),
         find(&sl, StreamId::Dma(1), 0),
@@ -452,12 +500,13 @@ fn the_tiled_gemm_overlaps_dma_tensor_and_scalar_work() {
 }
 
 #[test]
-fn a_transposing_dma_pays_the_stride_penalty_and_a_streaming_one_does_not() {
-    // [parts, free] fp32 rows of HBM read column-major (a transposing load): consecutive
-    // elements lie a whole row apart, so the queue runs at 1/stride_penalty_factor.
+fn a_dma_transpose_streams_at_its_rate_and_an_element_strided_copy_pays_per_element() {
+    // [parts, free] fp32 rows of HBM read column-major into SBUF rows: a DMA transpose, one
+    // descriptor per SBUF row at the transpose's share of the engine rate.
     let parts = machine::PARTITIONS;
     let free = parts;
     let bytes = parts * free * Dtype::Fp32.size_bytes();
+    let all = (0, parts);
     let transposed = DmaAp::new(
         Mem::Hbm,
         Dtype::Fp32,
@@ -469,25 +518,46 @@ fn a_transposing_dma_pays_the_stride_penalty_and_a_streaming_one_does_not() {
     );
     let streaming = hbm_rows(Dtype::Fp32, parts, free, 0);
     let dst = sbuf_rows(Dtype::Fp32, parts, free, 0);
-    for (src, slowdown) in [(transposed, machine::STRIDE_PENALTY_FACTOR), (streaming, 1)] {
-        let inst = dma(0, src, dst, Header::default());
-        assert_eq!(
-            inst_cost(&inst, &[]),
-            Cost::Dma {
+    // Both sides element-strided (every other element): one descriptor per element, half rate.
+    let every_other = |mem| DmaAp::new(mem, Dtype::Fp32, 0, parts, 0, 0, &[(free / 2, 8)]);
+    let half = bytes / 2;
+    let cases = [
+        (
+            transposed,
+            dst,
+            costs::dma_work_of(
                 bytes,
-                descriptors: parts,
-                uses_hbm: true,
-                slowdown
-            }
-        );
+                parts,
+                machine::DMA_TRANSPOSE_HBM_RATE_PERCENT,
+                all,
+                true,
+            ),
+        ),
+        (
+            streaming,
+            dst,
+            costs::dma_work_of(bytes, parts, 100, all, true),
+        ),
+        (
+            every_other(Mem::Sbuf),
+            every_other(Mem::Sbuf),
+            costs::dma_work_of(
+                half,
+                parts * free / 2,
+                100 / machine::STRIDE_PENALTY_FACTOR,
+                all,
+                false,
+            ),
+        ),
+    ];
+    for (src, dst, want) in cases {
+        let inst = dma(0, src, dst, Header::default());
+        assert_eq!(inst_cost(&inst, &[]), Cost::Dma(want));
         let (_, sl) = run_timed(
             program(vec![(StreamId::Dma(0), vec![inst])], vec![]),
             TimingParams::default(),
         );
         let s = find(&sl, StreamId::Dma(0), 0);
-        assert_eq!(
-            s.end - s.start,
-            costs::dma_queue_cycles(bytes, parts, slowdown) as f64
-        );
+        assert!((s.end - s.start - want.cycles() as f64).abs() < 1.0);
     }
 }

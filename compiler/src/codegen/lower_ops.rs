@@ -1,8 +1,8 @@
 //! Kernel ops -> instructions: unrolls loops, resolves views into access patterns (checking that
 //! each view stays inside its buffer or tensor), chooses the engine stream of each op and
 //! spreads DMAs over the queues round robin, skipping queues that have a trigger latency more
-//! work than the least loaded (work: the queue occupancy `costs::dma_queue_cycles`). Output: one
-//! flat list in program order.
+//! work than the least loaded (work: the cycles of each DMA on an idle machine,
+//! `costs::DmaWork::cycles`). Output: one flat list in program order.
 
 use super::layout::Layout;
 use crate::diag::{Code, Diagnostic};
@@ -190,12 +190,7 @@ impl Cx<'_> {
                     .find(|&q| self.queue_load[q] <= least + lat)
                     .unwrap_or(0);
                 self.next_queue = (queue + 1) % nq;
-                let bytes = costs::dma_bytes(&src).max(costs::dma_bytes(&dst));
-                self.queue_load[queue] += costs::dma_queue_cycles(
-                    bytes,
-                    costs::dma_descriptors(&src, &dst),
-                    costs::dma_slowdown(&src, &dst),
-                );
+                self.queue_load[queue] += costs::dma_work(&src, &dst).cycles();
                 let queue = queue as u64;
                 let inst = Inst::DmaCopy(DmaCopy {
                     sync,

@@ -60,7 +60,7 @@ fn psum_accs() -> u64 {
 /// The smallest DMA worth a queue of its own: one whose transfer lasts at least its trigger
 /// latency.
 fn min_dma_bytes() -> u64 {
-    machine::DMA_TRIGGER_LATENCY * machine::DMA_QUEUE_BYTES_PER_CYCLE
+    machine::DMA_TRIGGER_LATENCY * machine::DMA_ENGINE_BYTES_PER_CYCLE
 }
 
 /// How many DMAs to split a transfer of `bytes` into: enough to use the queues, none smaller

@@ -55,7 +55,7 @@ use crate::kernel::{
     Accumulate, Buffer, Expr, HbmKind, HbmTensor, KOp, Kernel, ScalarArg, Stmt, View,
 };
 use crate::opt::rules::layout::{PERM_A, PERM_B, PERM_Y};
-use tahoma_isa::{machine, Act, Alu, Dtype, Mem};
+use tahoma_isa::{costs, machine, Act, Alu, Dtype, Mem};
 
 /// Most products of a batch whose operands are on chip at once (a tiling choice).
 const MAX_PRODUCT_SLOTS: u64 = 8;
@@ -1090,8 +1090,11 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
     }
     let (a_tensor, a_dt, b_tensor, b_dt) = (a.tensor.clone(), a.dtype, b.tensor.clone(), b.dtype);
     let blk = machine::VECTOR_TRANSPOSE_BLOCK;
-    let t32 = |x_stride: i64, k_stride: i64, x: u64| {
-        k_stride == 1
+    // TRANSPOSE32 only for element types the DMA engines cannot transpose (a DMA transpose
+    // streams at most of the engine rate; 64-byte block loads pay a descriptor per block row).
+    let t32 = |x_stride: i64, k_stride: i64, x: u64, dt: Dtype| {
+        !costs::dma_transposes(dt.size_bytes().max(opd.size_bytes()))
+            && k_stride == 1
             && x_stride != 1
             && k.is_multiple_of(blk)
             && x.is_multiple_of(blk)
@@ -1103,13 +1106,13 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
             tensor: &a_tensor,
             x_stride: am.row,
             k_stride: am.col,
-            transpose32: t32(am.row, am.col, m),
+            transpose32: t32(am.row, am.col, m, a_dt),
         },
         b: Src {
             tensor: &b_tensor,
             x_stride: bm.col,
             k_stride: bm.row,
-            transpose32: t32(bm.col, bm.row, n),
+            transpose32: t32(bm.col, bm.row, n, b_dt),
         },
         y: &y.tensor,
         ym,

@@ -2,15 +2,15 @@
 //! prediction follows the lowering's own tiling, DMA pieces, buffers and per-tile instructions
 //! instead of re-deriving them. Every op costs isa-spec's rule for the instruction it becomes
 //! ([`costs`]: an engine op pays its fixed cost plus its free size, so a kernel of many small
-//! tiles pays the fixed costs per tile; a DMA piece occupies its queue for its descriptors (one
-//! per contiguous run) plus its bytes at one queue's rate, halved when either side is strided,
-//! its trigger latency overlapping the pieces ahead of it in the queue).
+//! tiles pays the fixed costs per tile; a DMA piece is its [`costs::DmaWork`]: descriptors (one
+//! per contiguous run) plus its bytes at its rate share, done by the DMA engines of the
+//! partitions it touches, its trigger latency overlapping the pieces ahead of it in its queue).
 //!
 //! [`schedule_cycles`] list-schedules a kernel alone on the machine: ops in program order with
 //! loops unrolled, each on its engine (DMA pieces on the queue that frees first, as codegen's
 //! least-loaded round robin does, its data starting a trigger latency after it could issue and
-//! not before the queue's previous piece ends; a LOAD_STATIONARY after a MATMUL in the background as the
-//! timed emulator runs it), starting when its engine is free and the on-chip bytes it reads
+//! not before the queue's previous piece and its DMA engines' previous pieces end; a
+//! LOAD_STATIONARY after a MATMUL in the background as the timed emulator runs it), starting when its engine is free and the on-chip bytes it reads
 //! and writes are no longer in use by earlier ops (the dependencies codegen turns into
 //! semaphores). So a loop that reuses one buffer every iteration runs at the pace that buffer
 //! allows, and one that rotates buffers overlaps its iterations. It knows nothing of other
@@ -18,8 +18,8 @@
 //!
 //! Kernels too long to unroll (over [`SCHEDULE_MAX_OPS`] ops) get the bound of
 //! [`KernelWork::cycles`] instead: their busiest resource (tensor, vector or scalar engine
-//! time, DMA queue time spread over `min(DMA_QUEUES, pieces)` queues, HBM bandwidth) plus the
-//! trigger latencies no resource overlaps.
+//! time, DMA engine time spread over all the engines, HBM bandwidth) plus the trigger latencies
+//! no resource overlaps.
 
 use crate::kernel::{Base, KOp, Kernel, KernelProgram, Stmt, View};
 use tahoma_isa::{costs, machine, Dtype, Mem};
@@ -31,8 +31,8 @@ pub struct KernelWork {
     pub vector: f64,
     pub scalar: f64,
     pub gpsimd: f64,
-    /// Queue occupancy of every DMA piece (descriptors plus transfer, latency excluded), summed.
-    pub dma_queue: f64,
+    /// Engine-bytes of work of every DMA piece ([`costs::DmaWork::work`]), summed.
+    pub dma_work: f64,
     pub dma_pieces: f64,
     pub hbm_bytes: f64,
 }
@@ -40,8 +40,8 @@ pub struct KernelWork {
 impl KernelWork {
     /// The kernel's predicted cycles (see the module doc).
     pub fn cycles(&self) -> f64 {
-        let queues = self.dma_pieces.clamp(1.0, machine::DMA_QUEUES as f64);
-        let dma = self.dma_queue / queues;
+        let dma =
+            self.dma_work / (machine::DMA_ENGINES * machine::DMA_ENGINE_BYTES_PER_CYCLE) as f64;
         let hbm = self.hbm_bytes / machine::HBM_BYTES_PER_CYCLE as f64;
         let compute = [self.tensor, self.vector, self.scalar, self.gpsimd]
             .into_iter()
@@ -60,7 +60,7 @@ impl KernelWork {
         self.vector += o.vector;
         self.scalar += o.scalar;
         self.gpsimd += o.gpsimd;
-        self.dma_queue += o.dma_queue;
+        self.dma_work += o.dma_work;
         self.dma_pieces += o.dma_pieces;
         self.hbm_bytes += o.hbm_bytes;
     }
@@ -71,7 +71,7 @@ impl KernelWork {
             vector: self.vector * k,
             scalar: self.scalar * k,
             gpsimd: self.gpsimd * k,
-            dma_queue: self.dma_queue * k,
+            dma_work: self.dma_work * k,
             dma_pieces: self.dma_pieces * k,
             hbm_bytes: self.hbm_bytes * k,
         }
@@ -106,33 +106,50 @@ fn strided(v: &View, dtype: Dtype) -> bool {
     inner.is_some_and(|s| s.unsigned_abs() * dtype.size_bytes() > machine::STRIDE_PENALTY_BYTES)
 }
 
+/// The [`costs::DmaWork`] of a DMA op, by the rule codegen's access patterns will be costed by
+/// (partition starts that depend on loop variables taken at their constant part).
+fn dma_work(p: &KernelProgram, k: &Kernel, dst: &View, src: &View) -> costs::DmaWork {
+    let (sm, sd) = mem_dtype(p, k, src);
+    let (dm, dd) = mem_dtype(p, k, dst);
+    let bytes = (elems(src) * sd.size_bytes()).max(elems(dst) * dd.size_bytes());
+    let run = |v: &View, m: Mem| {
+        let hbm = (m == Mem::Hbm).then_some((v.part_count, v.part_stride));
+        costs::contiguous_elems(&v.dims, hbm)
+    };
+    let (run_a, run_b) = (run(src, sm), run(dst, dm));
+    let esize = sd.size_bytes().max(dd.size_bytes());
+    let uses_hbm = sm == Mem::Hbm || dm == Mem::Hbm;
+    let on_chip = |v: &View| (v.part_start.constant.max(0) as u64, v.part_count);
+    let parts = if dm != Mem::Hbm {
+        on_chip(dst)
+    } else if sm != Mem::Hbm {
+        on_chip(src)
+    } else {
+        (0, machine::PARTITIONS)
+    };
+    costs::dma_work_of(
+        bytes,
+        costs::descriptors(elems(src).max(elems(dst)), run_a, run_b, esize),
+        costs::dma_rate_percent(
+            strided(src, sd) || strided(dst, dd),
+            costs::is_dma_transpose(run_a, run_b, esize),
+            uses_hbm,
+        ),
+        parts,
+        uses_hbm,
+    )
+}
+
 fn op_work(p: &KernelProgram, k: &Kernel, op: &KOp) -> KernelWork {
     let mut w = KernelWork::default();
     let n = |v: &View| v.free_elems();
     match op {
         KOp::Dma { dst, src } => {
-            let (sm, sd) = mem_dtype(p, k, src);
-            let (dm, dd) = mem_dtype(p, k, dst);
-            let bytes = (elems(src) * sd.size_bytes()).max(elems(dst) * dd.size_bytes());
-            let slow = if strided(src, sd) || strided(dst, dd) {
-                machine::STRIDE_PENALTY_FACTOR
-            } else {
-                1
-            };
-            let run = |v: &View, m: Mem| {
-                let hbm = (m == Mem::Hbm).then_some((v.part_count, v.part_stride));
-                costs::contiguous_elems(&v.dims, hbm)
-            };
-            let desc = costs::descriptors(
-                elems(src).max(elems(dst)),
-                run(src, sm),
-                run(dst, dm),
-                sd.size_bytes().max(dd.size_bytes()),
-            );
-            w.dma_queue = costs::dma_queue_cycles(bytes, desc, slow) as f64;
+            let d = dma_work(p, k, dst, src);
+            w.dma_work = d.work as f64;
             w.dma_pieces = 1.0;
-            if sm == Mem::Hbm || dm == Mem::Hbm {
-                w.hbm_bytes = bytes as f64;
+            if d.uses_hbm {
+                w.hbm_bytes = d.bytes as f64;
             }
         }
         KOp::LoadStationary { .. } => {}
@@ -302,6 +319,38 @@ fn overlaps(a: &Access, b: &Access) -> bool {
     a.parts.0 < b.parts.1 && b.parts.0 < a.parts.1 && a.elems.0 < b.elems.1 && b.elems.0 < a.elems.1
 }
 
+/// One resource's busy intervals, sorted and disjoint (a DMA engine: later pieces may fill a gap
+/// earlier pieces left, as the engines serve whichever queue has data ready).
+#[derive(Clone, Default)]
+struct Busy(Vec<(f64, f64)>);
+
+impl Busy {
+    /// The end of the interval overlapping `[t, t + len)`, if one does.
+    fn conflict(&self, t: f64, len: f64) -> Option<f64> {
+        let i = self.0.partition_point(|iv| iv.1 <= t);
+        self.0.get(i).filter(|iv| iv.0 < t + len).map(|iv| iv.1)
+    }
+
+    fn insert(&mut self, start: f64, end: f64) {
+        let i = self.0.partition_point(|iv| iv.0 < start);
+        self.0.insert(i, (start, end));
+    }
+}
+
+/// The earliest time from `t` at which every resource in `rs` is free for `len` cycles.
+fn first_gap(rs: &[Busy], mut t: f64, len: f64) -> f64 {
+    loop {
+        match rs
+            .iter()
+            .filter_map(|r| r.conflict(t, len))
+            .reduce(f64::max)
+        {
+            Some(end) => t = end,
+            None => return t,
+        }
+    }
+}
+
 /// A list schedule of kernel `k` on an otherwise idle machine: ops in program order (loops
 /// unrolled), each on its engine (DMA pieces on the queue that frees first, as codegen's
 /// least-loaded round robin does), starting when its engine is free and the on-chip bytes it
@@ -323,6 +372,8 @@ pub fn schedule_cycles(p: &KernelProgram, k: &Kernel) -> Option<f64> {
         prev_matmul: bool,
         mm_start: f64,
         queues: Vec<f64>,
+        /// Each DMA engine's busy intervals.
+        dma_engines: Vec<Busy>,
         history: HashMap<String, Vec<Access>>,
         ops: usize,
         end: f64,
@@ -367,14 +418,19 @@ pub fn schedule_cycles(p: &KernelProgram, k: &Kernel) -> Option<f64> {
                         }
                     }
                     let (start, cycles) = match op {
-                        KOp::Dma { .. } => {
+                        KOp::Dma { dst, src } => {
+                            let d = dma_work(st.p, st.k, dst, src);
                             let q = (0..st.queues.len())
                                 .min_by(|&x, &y| st.queues[x].total_cmp(&st.queues[y]))
                                 .unwrap_or(0);
                             let lat = machine::DMA_TRIGGER_LATENCY as f64;
-                            let start = (ready + lat).max(st.queues[q]);
-                            st.queues[q] = start + w.dma_queue;
-                            (start, w.dma_queue)
+                            let engines = &mut st.dma_engines
+                                [d.first_engine as usize..(d.first_engine + d.engines) as usize];
+                            let c = d.cycles() as f64;
+                            let start = first_gap(engines, (ready + lat).max(st.queues[q]), c);
+                            engines.iter_mut().for_each(|e| e.insert(start, start + c));
+                            st.queues[q] = start + c;
+                            (start, c)
                         }
                         KOp::LoadStationary { src } => {
                             let (_, d) = mem_dtype(st.p, st.k, src);
@@ -436,6 +492,7 @@ pub fn schedule_cycles(p: &KernelProgram, k: &Kernel) -> Option<f64> {
         prev_matmul: false,
         mm_start: 0.0,
         queues: vec![0.0; machine::DMA_QUEUES as usize],
+        dma_engines: vec![Busy::default(); machine::DMA_ENGINES as usize],
         history: HashMap::new(),
         ops: 0,
         end: 0.0,
