@@ -1,8 +1,7 @@
 //! Kernel ops -> instructions: unrolls loops, resolves views into access patterns (checking that
-//! each view stays inside its buffer or tensor), chooses the engine stream of each op and
-//! spreads DMAs over the queues round robin, skipping queues that have a trigger latency more
-//! work than the least loaded (work: the cycles of each DMA on an idle machine,
-//! `costs::DmaWork::cycles`). Output: one flat list in program order.
+//! each view stays inside its buffer or tensor), chooses the engine stream of each op and the
+//! queue of each DMA ([`dma_queues_for`]: by direction and DMA engines, the least loaded of the
+//! group). Output: one flat list in program order.
 
 use super::layout::Layout;
 use crate::diag::{Code, Diagnostic};
@@ -179,18 +178,11 @@ impl Cx<'_> {
         match op {
             KOp::Dma { dst, src } => {
                 let (src, dst) = (self.dma_ap(src, op)?, self.dma_ap(dst, op)?);
-                // Round robin over the queues whose load is within a trigger latency of the
-                // least loaded: consecutive pieces of one load go to distinct queues, and no
-                // queue falls far behind the others.
-                let nq = self.queue_load.len();
-                let lat = machine::DMA_TRIGGER_LATENCY;
-                let least = self.queue_load.iter().copied().min().unwrap_or(0);
-                let queue = (0..nq)
-                    .map(|i| (self.next_queue + i) % nq)
-                    .find(|&q| self.queue_load[q] <= least + lat)
-                    .unwrap_or(0);
-                self.next_queue = (queue + 1) % nq;
-                self.queue_load[queue] += costs::dma_work(&src, &dst).cycles();
+                let w = costs::dma_work(&src, &dst);
+                let queue = dma_queues_for(w.first_engine, src.mem, dst.mem)
+                    .min_by_key(|&q| (self.queue_load[q as usize], q))
+                    .unwrap_or(0) as usize;
+                self.queue_load[queue] += w.cycles();
                 let queue = queue as u64;
                 let inst = Inst::DmaCopy(DmaCopy {
                     sync,
@@ -416,6 +408,29 @@ impl Cx<'_> {
         }
         Ok(())
     }
+}
+
+/// The queues a DMA over DMA engines from `first_engine` may go to, from `src` to `dst` memory.
+/// Queues are in order and a transfer over all partitions already uses every engine, so DMAs
+/// are not spread for bandwidth: each direction has its own queues (HBM -> chip half of them,
+/// chip -> HBM a quarter, on chip and HBM -> HBM an eighth each), cut into one group per quarter
+/// of the engines, and DMAs over the same engines share their group, so they move mostly in
+/// program order, the data needed first arriving first (spread over every queue, they would
+/// share the engines and delay the first). A load group has two queues, so a load that waits
+/// for its buffer to be free holds up only half of the loads behind it.
+pub fn dma_queues_for(first_engine: u64, src: Mem, dst: Mem) -> std::ops::Range<u64> {
+    let nq = machine::DMA_QUEUES;
+    let (start, len) = match (src == Mem::Hbm, dst == Mem::Hbm) {
+        (true, false) => (0, nq / 2),
+        (false, true) => (nq / 2, nq / 4),
+        (false, false) => (nq * 3 / 4, nq / 8),
+        (true, true) => (nq * 7 / 8, nq / 8),
+    };
+    let groups = len.clamp(1, 4);
+    let per = (len / groups).max(1);
+    let g = (first_engine * groups / machine::DMA_ENGINES.max(1)).min(groups - 1);
+    let lo = (start + g * per).min(nq - 1);
+    lo..(lo + per).min(nq)
 }
 
 /// Unrolls and resolves every kernel, in order.

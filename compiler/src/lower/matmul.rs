@@ -614,6 +614,9 @@ impl Gen<'_> {
         if self.p.k == 0 {
             return;
         }
+        // A resident A^T loads all its M tiles with the first group's K steps: each K tile's
+        // rows then move in one run over all of M (one descriptor per row, not per group).
+        let step_tiles = if self.c.a_resident { mt_n } else { gm };
         if gm > 0 {
             for kt in 0..ktt {
                 let t = if kt == 0 {
@@ -622,12 +625,12 @@ impl Gen<'_> {
                     DMA_PIECE_BYTES
                 };
                 self.b_panel(pr, 0, b_slot, (kt, kt + 1), t);
-                self.a_panels(pr, 0, gm, a_base, (kt, kt + 1), t);
+                self.a_panels(pr, 0, step_tiles, a_base, (kt, kt + 1), t);
             }
         } else {
             self.b_panel(pr, 0, b_slot, (0, ktt), DMA_PIECE_BYTES);
         }
-        let first_rest = gm;
+        let first_rest = if gm > 0 { step_tiles } else { 0 };
         let upto = if self.c.a_resident {
             mt_n
         } else {

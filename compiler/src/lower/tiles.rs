@@ -4,7 +4,7 @@
 //! DMAs cut into pieces over the queues ([`split_dma`]).
 
 use crate::kernel::{Base, Buffer, Expr, KOp, Stmt, View};
-use tahoma_isa::{machine, Dtype, Mem};
+use tahoma_isa::{costs, machine, Dtype, Mem};
 
 /// Largest free size of one row tile of a per-row op (softmax, normalisations, reductions), in
 /// fp32 elements (a tiling choice of the compiler).
@@ -351,6 +351,12 @@ pub fn dma_strided(
 /// queue's time, small enough that the pieces of one load spread over several queues (a tiling
 /// choice of the compiler).
 pub const DMA_PIECE_BYTES: u64 = 64 * 1024;
+/// The shortest contiguous run worth cutting a transfer into: one whose descriptor costs the DMA
+/// engines at most a quarter of its bytes' time.
+pub fn min_run_bytes() -> u64 {
+    4 * machine::DMA_DESCRIPTOR_CYCLES * machine::DMA_ENGINE_BYTES_PER_CYCLE
+}
+
 /// Most pieces one DMA is cut into (a tiling choice; codegen balances pieces over the queues).
 const MAX_PIECES: u64 = 16;
 
@@ -402,12 +408,31 @@ pub fn split_dma(dst: View, src: View, bytes: u64, target: u64, ops: &mut Vec<KO
             }
         }
     }
-    let fp = want.div_ceil(pg);
+    let mut fp = want.div_ceil(pg);
     let d = dst
         .dims
         .iter()
         .position(|x| x.0 >= fp)
         .or_else(|| (0..dst.dims.len()).max_by_key(|&i| dst.dims[i].0));
+    // Each piece moves one descriptor per contiguous run: cut no run shorter than
+    // min_run_bytes (or than it was, when it already was).
+    if let Some(d) = d {
+        let esize = bytes / (dst.part_count.max(1) * dst.free_elems()).max(1);
+        let run = |v: &View, size: u64| {
+            let mut dims = v.dims.clone();
+            dims[d].0 = size;
+            costs::contiguous_elems(&dims, None) * esize.max(1)
+        };
+        let size = dst.dims[d].0;
+        let whole = run(&dst, size).min(run(&src, size));
+        while fp > 1 {
+            let piece = run(&dst, size.div_ceil(fp)).min(run(&src, size.div_ceil(fp)));
+            if piece >= whole || piece >= min_run_bytes() {
+                break;
+            }
+            fp -= 1;
+        }
+    }
     let gs = parts / pg;
     for g in 0..pg {
         let rs = match d {

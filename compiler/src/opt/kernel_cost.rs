@@ -7,8 +7,8 @@
 //! partitions it touches, its trigger latency overlapping the pieces ahead of it in its queue).
 //!
 //! [`schedule_cycles`] list-schedules a kernel alone on the machine: ops in program order with
-//! loops unrolled, each on its engine (DMA pieces on the queue that frees first, as codegen's
-//! least-loaded round robin does, its data starting a trigger latency after it could issue and
+//! loops unrolled, each on its engine (DMA pieces on the queue of their group that frees first,
+//! as codegen chooses, its data starting a trigger latency after it could issue and
 //! not before the queue's previous piece and its DMA engines' previous pieces end; a
 //! LOAD_STATIONARY after a MATMUL in the background as the timed emulator runs it), starting when its engine is free and the on-chip bytes it reads
 //! and writes are no longer in use by earlier ops (the dependencies codegen turns into
@@ -21,6 +21,7 @@
 //! time, DMA engine time spread over all the engines, HBM bandwidth) plus the trigger latencies
 //! no resource overlaps.
 
+use crate::codegen::lower_ops::dma_queues_for;
 use crate::kernel::{Base, KOp, Kernel, KernelProgram, Stmt, View};
 use tahoma_isa::{costs, machine, Dtype, Mem};
 
@@ -352,8 +353,8 @@ fn first_gap(rs: &[Busy], mut t: f64, len: f64) -> f64 {
 }
 
 /// A list schedule of kernel `k` on an otherwise idle machine: ops in program order (loops
-/// unrolled), each on its engine (DMA pieces on the queue that frees first, as codegen's
-/// least-loaded round robin does), starting when its engine is free and the on-chip bytes it
+/// unrolled), each on its engine (DMA pieces on the queue of their group that frees first, as
+/// codegen chooses), starting when its engine is free and the on-chip bytes it
 /// reads were written (and the bytes it writes were read and written) by the ops before it —
 /// the dependencies codegen turns into semaphores. Costs are isa-spec's per instruction.
 /// Returns when the last op ends, or `None` when the kernel unrolls to more than
@@ -420,7 +421,10 @@ pub fn schedule_cycles(p: &KernelProgram, k: &Kernel) -> Option<f64> {
                     let (start, cycles) = match op {
                         KOp::Dma { dst, src } => {
                             let d = dma_work(st.p, st.k, dst, src);
-                            let q = (0..st.queues.len())
+                            let (sm, _) = mem_dtype(st.p, st.k, src);
+                            let (dm, _) = mem_dtype(st.p, st.k, dst);
+                            let q = dma_queues_for(d.first_engine, sm, dm)
+                                .map(|q| q as usize)
                                 .min_by(|&x, &y| st.queues[x].total_cmp(&st.queues[y]))
                                 .unwrap_or(0);
                             let lat = machine::DMA_TRIGGER_LATENCY as f64;
