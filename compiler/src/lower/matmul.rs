@@ -208,6 +208,23 @@ struct Gen<'p> {
     bank_next: u64,
     evac_on_vector: bool,
     tiles_left: u64,
+    /// The output store being gathered: consecutive full chunks of one M tile, evacuated into
+    /// consecutive Y slots, leave as one DMA whose rows are contiguous over all of them.
+    store: Option<PendingStore>,
+}
+
+/// A store of chunks `..=c` of M tile `i`, N block `j`, not emitted yet.
+struct PendingStore {
+    i: u64,
+    j: u64,
+    c: u64,
+    /// The Y slot after the last one it covers and the column after its last.
+    ys_end: u64,
+    n_end: u64,
+    /// Every chunk so far filled its slot (so the next slot continues the rows).
+    full: bool,
+    dst: View,
+    y: View,
 }
 
 impl Gen<'_> {
@@ -585,13 +602,49 @@ impl Gen<'_> {
             vec![(nt, ym.col)],
         );
         self.tiles_left = self.tiles_left.saturating_sub(1);
-        let target = if self.tiles_left < FINE_TAIL_TILES {
-            DMA_PIECE_BYTES / FINE_DIVISOR
-        } else {
-            DMA_PIECE_BYTES
-        };
-        split_dma(dst, y, mt * nt * self.y_esz, target, &mut ops);
+        let extends = self.store.as_ref().is_some_and(|p| {
+            p.full && (p.i, p.j, p.c + 1, p.ys_end, p.n_end) == (i, j, c, ys, n0) && ym.col == 1
+        });
+        match self.store.as_mut().filter(|_| extends) {
+            Some(p) => {
+                p.dst.dims[0].0 += nt;
+                p.y.dims[0].0 += nt;
+                (p.c, p.ys_end, p.n_end) = (c, ys + 1, n0 + nt);
+                p.full = nt as i64 == ch;
+            }
+            None => {
+                self.flush_store(&mut ops);
+                self.store = Some(PendingStore {
+                    i,
+                    j,
+                    c,
+                    ys_end: ys + 1,
+                    n_end: n0 + nt,
+                    full: nt as i64 == ch,
+                    dst,
+                    y,
+                });
+            }
+        }
+        // A row of chunks ends with its block's last chunk (or a chunk short of its slot).
+        let last = c + 1 == self.chunks_in(j) || self.store.as_ref().is_some_and(|p| !p.full);
+        if last {
+            self.flush_store(&mut ops);
+        }
         self.ops(ops);
+    }
+
+    /// Emits the gathered output store, if any.
+    fn flush_store(&mut self, ops: &mut Vec<KOp>) {
+        if let Some(p) = self.store.take() {
+            let target = if self.tiles_left < FINE_TAIL_TILES {
+                DMA_PIECE_BYTES / FINE_DIVISOR
+            } else {
+                DMA_PIECE_BYTES
+            };
+            let bytes = p.y.part_count * p.y.free_elems() * self.y_esz;
+            split_dma(p.dst, p.y, bytes, target, ops);
+        }
     }
 
     fn next_y(&mut self) -> u64 {
@@ -1159,6 +1212,7 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
             bank_next: 0,
             evac_on_vector: false,
             tiles_left: cfg.mtiles * cfg.nch * prods.len() as u64,
+            store: None,
         };
         if cfg.pslots > 1 {
             let r = cfg.pslots as usize;
