@@ -55,6 +55,7 @@ pub fn onchip_operands(inst: &Inst) -> Vec<(String, Ap)> {
     let mut add = |n: &str, a: &Ap| v.push((n.to_string(), *a));
     match inst {
         Inst::Nop(_) | Inst::End(_) | Inst::DmaCopy(_) => {}
+        Inst::DmaGather(x) => add("index", &x.index),
         Inst::LoadStationary(x) => add("src", &x.src),
         Inst::Matmul(x) => {
             add("moving", &x.moving);
@@ -515,6 +516,83 @@ fn check_constraint(name: &str, inst: &Inst, stream: StreamId) -> Result<(), Vio
             }
             Ok(())
         }
+        ("dma_queue", Inst::DmaGather(x)) => {
+            if x.queue >= machine::DMA_QUEUES || stream != StreamId::Dma(x.queue as u8) {
+                return fail("queue", format!("queue {} in stream {stream}", x.queue));
+            }
+            Ok(())
+        }
+        ("gather_table", Inst::DmaGather(x)) => {
+            if x.src.mem != Mem::Hbm || x.src.part_count != 1 {
+                return fail("src", "must be one row in HBM".into());
+            }
+            if x.rows == 0 || x.src.part_stride < 0 {
+                return fail(
+                    "rows",
+                    format!("{} rows at stride {}", x.rows, x.src.part_stride),
+                );
+            }
+            let mut table = x.src;
+            table.part_count = x.rows;
+            check_dma_bounds("src", &table)
+        }
+        ("gather_index", Inst::DmaGather(x)) => {
+            let i = &x.index;
+            if i.mem != Mem::Sbuf || !matches!(i.dtype, Dtype::I32 | Dtype::Fp32) {
+                return fail("index", "must be int32 or fp32 in SBUF".into());
+            }
+            if i.part_count != x.dst.part_count || i.free_elems() != 1 {
+                return fail(
+                    "index",
+                    format!(
+                        "[{}, {}] is not one element on each of dst's {} partitions",
+                        i.part_count,
+                        i.free_elems(),
+                        x.dst.part_count
+                    ),
+                );
+            }
+            Ok(())
+        }
+        ("gather_row", Inst::DmaGather(x)) => {
+            if x.dst.mem != Mem::Sbuf || x.dst.part_stride != 0 {
+                return fail("dst", "must be in SBUF".into());
+            }
+            if x.dst.free_elems() != x.src.free_elems() {
+                return fail(
+                    "dst",
+                    format!(
+                        "{} elements per partition but a row has {}",
+                        x.dst.free_elems(),
+                        x.src.free_elems()
+                    ),
+                );
+            }
+            Ok(())
+        }
+        ("partition_rule", Inst::DmaGather(x)) => {
+            let (d, i) = (&x.dst, &x.index);
+            check_partitions(
+                "dst",
+                d.mem,
+                d.part_start,
+                d.part_count,
+                d.ndims,
+                d.free_elems(),
+            )?;
+            check_partitions(
+                "index",
+                i.mem,
+                i.part_start,
+                i.part_count,
+                i.ndims,
+                i.free_elems(),
+            )
+        }
+        ("in_bounds", Inst::DmaGather(x)) => {
+            check_dma_bounds("dst", &x.dst)?;
+            check_ap_bounds("index", &x.index)
+        }
         ("dma_dst_not_psum", Inst::DmaCopy(x)) if x.dst.mem == Mem::Psum => {
             fail("dst", "DMA cannot write PSUM".into())
         }
@@ -594,6 +672,9 @@ pub const KNOWN: &[&str] = &[
     "dma_dst_not_psum",
     "dma_same_elems",
     "dma_part_stride",
+    "gather_table",
+    "gather_index",
+    "gather_row",
     "partition_rule",
     "in_bounds",
 ];

@@ -113,6 +113,23 @@ pub fn dma_work(src: &DmaAp, dst: &DmaAp) -> DmaWork {
     )
 }
 
+/// [`DmaWork`] of a DMA_GATHER: one descriptor per gathered row (its elements contiguous on
+/// both sides; a strided row one per run), over the engines of dst's partitions.
+pub fn dma_gather_work(x: &crate::DmaGather) -> DmaWork {
+    let rows = x.dst.part_count.max(1);
+    let (run_a, run_b) = (dma_contiguous_elems(&x.src), dma_contiguous_elems(&x.dst));
+    let esize = x.src.dtype.size_bytes().max(x.dst.dtype.size_bytes());
+    let row = x.src.free_elems();
+    let strided = dma_strided(&x.src) || dma_strided(&x.dst);
+    dma_work_of(
+        rows * row * esize,
+        rows * descriptors(row, run_a, run_b, esize),
+        dma_rate_percent(strided, false, true),
+        (x.dst.part_start, x.dst.part_count),
+        true,
+    )
+}
+
 /// Whether a DMA whose sides move runs of `run_a` and `run_b` elements of `esize` bytes is a DMA
 /// transpose: single elements against runs, 2- or 4-byte types (research/trainium.md, section 2).
 pub fn is_dma_transpose(run_a: u64, run_b: u64, esize: u64) -> bool {
@@ -319,6 +336,7 @@ pub fn inst_cost(inst: &Inst, kernels: &[GpsimdKernel]) -> Cost {
         }
         Inst::Activate(x) => scalar_cycles(x.dst.free_elems(), stride_factor(&[&x.dst, &x.src])),
         Inst::DmaCopy(x) => return Cost::Dma(dma_work(&x.src, &x.dst)),
+        Inst::DmaGather(x) => return Cost::Dma(dma_gather_work(x)),
     })
 }
 

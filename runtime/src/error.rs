@@ -11,6 +11,7 @@
 //! | E4005 | semaphore deadlock |
 //! | E4006 | an access enumerates more elements than the emulator handles |
 //! | E4007 | operand shapes disagree at run time |
+//! | E4008 | a DMA_GATHER index is not a row of its table |
 //! | E4101 | unknown program input |
 //! | E4102 | input shape differs from the I/O table |
 //! | E4103 | input values cannot be converted to the input's dtype |

@@ -93,6 +93,9 @@ fn host_limits(inst: &Inst) -> Result<(), Fault> {
         limit("src", checked_elems(x.src.part_count, &x.src.dims()))?;
         limit("dst", checked_elems(x.dst.part_count, &x.dst.dims()))?;
     }
+    if let Inst::DmaGather(x) = inst {
+        limit("dst", checked_elems(x.dst.part_count, &x.dst.dims()))?;
+    }
     for (name, ap) in onchip_operands(inst) {
         limit(&name, checked_elems(ap.part_count, &ap.dims()))?;
     }

@@ -12,7 +12,7 @@
 use crate::trace::Slice;
 use std::collections::{BTreeMap, BTreeSet};
 use tahoma_isa::program::{Program, StreamId};
-use tahoma_isa::{costs, machine, Inst, Mem};
+use tahoma_isa::{costs, machine, Inst};
 
 /// Descriptor overhead beyond the HBM time still counted as HBM-bound (a reporting choice: a
 /// transfer of 4 KiB rows pays about this much).
@@ -198,11 +198,15 @@ pub fn op_profile(program: &Program, slices: &[Slice]) -> Vec<OpProfile> {
         if sl.stream == StreamId::Tensor && !sl.stationary {
             p.tensor_cycles += sl.end - sl.start;
         }
-        if let Some(Inst::DmaCopy(x)) = stream.insts.get(sl.pc) {
-            if x.src.mem == Mem::Hbm || x.dst.mem == Mem::Hbm {
+        let dma = match stream.insts.get(sl.pc) {
+            Some(Inst::DmaCopy(x)) => Some(costs::dma_work(&x.src, &x.dst)),
+            Some(Inst::DmaGather(x)) => Some(costs::dma_gather_work(x)),
+            _ => None,
+        };
+        if let Some(w) = dma {
+            if w.uses_hbm {
                 p.hbm_bytes += sl.bytes;
             }
-            let w = costs::dma_work(&x.src, &x.dst);
             let per_engine = w.work as f64 / w.engines.max(1) as f64;
             let work = engine_work
                 .entry(p.name.clone())

@@ -171,6 +171,25 @@ fn tame(mut inst: Inst, r: &mut Rng, queue: u64) -> Inst {
             x.dst = dma_ap(r, &s);
             x.queue = queue;
         }
+        Inst::DmaGather(x) => {
+            let row = Shape {
+                parts: 1,
+                start: 0,
+                dims: s.dims.clone(),
+            };
+            x.src = dma_ap(r, &row);
+            x.dst = dma_ap(r, &s);
+            x.index = ap(
+                r,
+                &Shape {
+                    parts: s.parts,
+                    start: s.start,
+                    dims: vec![(1, 1)],
+                },
+            );
+            x.rows = pick(r, &[0, 1, 7, 300]);
+            x.queue = queue;
+        }
         Inst::GpsimdKernel(x) => {
             // Kernel k of `fuzz_kernels` takes k fp32 inputs.
             x.inputs = r.below(4);

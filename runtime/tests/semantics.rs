@@ -668,3 +668,93 @@ fn f64_conversions_round_correctly() {
         assert_eq!(f64_to_f16(f64::from(v)), half::f16::from_f32(v), "{v:e}");
     }
 }
+
+/// A DMA_GATHER program: a `[rows, F]` fp32 table `t` in HBM, one index per partition from the
+/// `[P, 1]` input `i`, the gathered `[P, F]` rows stored to `y`.
+fn gather_prog(rows: u64) -> tahoma_isa::program::Program {
+    use tahoma_isa::{DmaGather, Mem};
+    let (t_addr, i_addr, y_addr) = (0, HBM_STRIDE, 2 * HBM_STRIDE);
+    let io_table = vec![
+        io("t", IoKind::Input, Dtype::Fp32, &[rows, F], t_addr),
+        io("i", IoKind::Input, Dtype::Fp32, &[P, 1], i_addr),
+        io("y", IoKind::Output, Dtype::Fp32, &[P, F], y_addr),
+    ];
+    let load = dma(
+        0,
+        hbm_rows(Dtype::Fp32, P, 1, i_addr),
+        sbuf_rows(Dtype::Fp32, P, 1, 0),
+        signal(1, 1),
+    );
+    let gather = Inst::DmaGather(DmaGather {
+        sync: {
+            let mut h = wait(1, 1);
+            h.signal_sem = 2;
+            h.signal_inc = 1;
+            h
+        },
+        src: tahoma_isa::DmaAp::new(Mem::Hbm, Dtype::Fp32, 0, 1, F as i64, t_addr, &[(F, 1)]),
+        dst: sbuf_rows(Dtype::Fp32, P, F, 64),
+        index: sbuf(Dtype::Fp32, P, 0, &[(1, 1)]),
+        queue: 1,
+        rows,
+    });
+    let store = dma(
+        2,
+        sbuf_rows(Dtype::Fp32, P, F, 64),
+        hbm_rows(Dtype::Fp32, P, F, y_addr),
+        wait(2, 1),
+    );
+    program(
+        vec![
+            (StreamId::Dma(0), vec![load]),
+            (StreamId::Dma(1), vec![gather]),
+            (StreamId::Dma(2), vec![store]),
+        ],
+        io_table,
+    )
+}
+
+#[test]
+fn dma_gather_brings_the_indexed_rows() {
+    let rows = 300;
+    let table = randoms(rows * F, 11, -2.0, 2.0);
+    let idx: Vec<f32> = (0..P).map(|p| ((p * 37 + 5) % rows) as f32).collect();
+    for mode in [RunOptions::functional(), RunOptions::timed()] {
+        let mut emu = Emulator::new(gather_prog(rows)).unwrap();
+        emu.set_input("t", &Tensor::new(Dtype::Fp32, vec![rows, F], table.clone()))
+            .unwrap();
+        emu.set_input("i", &Tensor::new(Dtype::Fp32, vec![P, 1], idx.clone()))
+            .unwrap();
+        let res = emu.run(&mode).unwrap();
+        let y = &res.outputs["y"].data;
+        for p in 0..P as usize {
+            let r = idx[p] as usize;
+            assert_eq!(
+                &y[p * F as usize..(p + 1) * F as usize],
+                &table[r * F as usize..(r + 1) * F as usize],
+                "partition {p}"
+            );
+        }
+    }
+}
+
+#[test]
+fn dma_gather_refuses_an_index_outside_its_table() {
+    let rows = 300;
+    for bad in [rows as f32, -1.0, 2.5] {
+        let mut idx = vec![0.0; P as usize];
+        idx[7] = bad;
+        for mode in [RunOptions::functional(), RunOptions::timed()] {
+            let mut emu = Emulator::new(gather_prog(rows)).unwrap();
+            emu.set_input("i", &Tensor::new(Dtype::Fp32, vec![P, 1], idx.clone()))
+                .unwrap();
+            let e = emu.run(&mode).unwrap_err();
+            assert_eq!(e.code(), "E4008", "{e}");
+            let text = e.to_string();
+            assert!(
+                text.contains("DMA_GATHER") && text.contains("partition 7"),
+                "{text}"
+            );
+        }
+    }
+}

@@ -192,6 +192,32 @@ impl Cx<'_> {
                 });
                 self.emit(StreamId::Dma(queue as u8), inst);
             }
+            KOp::DmaGather {
+                dst,
+                src,
+                index,
+                rows,
+            } => {
+                // The whole table must lie inside its tensor.
+                let mut table = src.clone();
+                table.part_count = *rows;
+                self.dma_ap(&table, op)?;
+                let mut g = DmaGather {
+                    sync,
+                    src: self.dma_ap(src, op)?,
+                    dst: self.dma_ap(dst, op)?,
+                    index: self.ap(index, op)?,
+                    queue: 0,
+                    rows: *rows,
+                };
+                let w = costs::dma_gather_work(&g);
+                let queue = dma_queues_for(w.first_engine, Mem::Hbm, g.dst.mem)
+                    .min_by_key(|&q| (self.queue_load[q as usize], q))
+                    .unwrap_or(0);
+                self.queue_load[queue as usize] += w.cycles();
+                g.queue = queue;
+                self.emit(StreamId::Dma(queue as u8), Inst::DmaGather(g));
+            }
             KOp::LoadStationary { src } => {
                 let inst = Inst::LoadStationary(LoadStationary {
                     sync,

@@ -108,6 +108,19 @@ fn regions(inst: &Inst) -> Vec<Region> {
             .flatten()
             .collect();
     }
+    if let Inst::DmaGather(d) = inst {
+        // The whole table may be read.
+        let mut table = d.src;
+        table.part_count = d.rows;
+        return [
+            dma_region(&table, false),
+            dma_region(&d.dst, true),
+            ap_region(&d.index, false),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+    }
     onchip_operands(inst)
         .iter()
         .filter_map(|(name, ap)| ap_region(ap, name == "dst" || name == "acc"))

@@ -239,6 +239,14 @@ pub enum KOp {
         dst: View,
         src: View,
     },
+    /// An indirect DMA: partition p of `dst` receives row `index[p]` of a table of `rows` rows
+    /// in HBM, `src` being row 0 (its partition stride the row stride).
+    DmaGather {
+        dst: View,
+        src: View,
+        index: View,
+        rows: u64,
+    },
     LoadStationary {
         src: View,
     },

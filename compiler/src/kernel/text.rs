@@ -73,6 +73,17 @@ pub fn op_text(op: &KOp) -> String {
     let v = view_text;
     match op {
         KOp::Dma { dst, src } => format!("dma dst={} src={}", v(dst), v(src)),
+        KOp::DmaGather {
+            dst,
+            src,
+            index,
+            rows,
+        } => format!(
+            "dma_gather dst={} src={} index={} rows={rows}",
+            v(dst),
+            v(src),
+            v(index)
+        ),
         KOp::LoadStationary { src } => format!("load_stationary src={}", v(src)),
         KOp::Matmul { dst, moving, acc } => {
             let acc = match acc {
@@ -387,6 +398,12 @@ fn parse_op(toks: &[(String, usize)], line: usize) -> Result<KOp, Diagnostic> {
         "dma" => KOp::Dma {
             dst: f.view("dst")?,
             src: f.view("src")?,
+        },
+        "dma_gather" => KOp::DmaGather {
+            dst: f.view("dst")?,
+            src: f.view("src")?,
+            index: f.view("index")?,
+            rows: f.value("rows")?,
         },
         "load_stationary" => KOp::LoadStationary {
             src: f.view("src")?,

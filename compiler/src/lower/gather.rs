@@ -16,7 +16,8 @@
 //! (bf16 by default), integer data stays fp32 (exact below 2^24).
 //!
 //! `Gather` along axis `a` of `data[pre.., A, post..]` is `prod(pre)` blocks of `A` rows of
-//! `prod(post)` elements, each indexed by the same `indices` (an embedding lookup is one block).
+//! `prod(post)` elements, each indexed by the same `indices`. A single block (an embedding
+//! lookup) is gathered by indirect DMA instead ([`super::gather_rows`]).
 
 use super::{node_error, Lowerer, EXACT_INT_LIMIT};
 use crate::diag::{Code, Diagnostic};
@@ -279,8 +280,8 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
     } else {
         Dtype::Fp32
     };
-    let data = l.operand(node.inputs[0], dtype);
-    let rank = data.shape.len();
+    let shape = l.shape_u64(node.inputs[0]);
+    let rank = shape.len();
     let axis = node
         .attrs
         .int("axis")
@@ -290,12 +291,42 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
         return Err(node_error(
             node,
             Code::BadAttribute,
-            format!("axis {axis} is outside data shape {:?}", data.shape),
+            format!("axis {axis} is outside data shape {shape:?}"),
         ));
     }
     let axis = axis as usize;
     let ids = l.placed(node.inputs[1]);
-    let a = data.shape[axis];
+    let a = shape[axis];
+    if shape[..axis].iter().all(|&s| s == 1) {
+        // One table: gather its rows by indirect DMA (a float table stored at the compiled
+        // operand precision, as the one-hot product stores it).
+        let table = l.operand(node.inputs[0], dtype);
+        let d = shape[axis + 1..].iter().product();
+        let out = l.place_output(node.outputs[0], node)?;
+        let g = super::gather_rows::RowGather {
+            table: &table.tensor,
+            dtype: table.dtype,
+            rows: a,
+            d,
+            ids: &ids.tensor,
+            n: ids.elems(),
+            out: &out.tensor,
+            out_dtype: out.dtype,
+        };
+        if a as f32 > EXACT_INT_LIMIT {
+            return Err(node_error(
+                node,
+                Code::NotLowered,
+                format!(
+                    "a table of {a} rows (data {shape:?}) is indexed beyond the chip's exact integers"
+                ),
+            ));
+        }
+        let k = g.kernel(node);
+        l.push_kernel(k);
+        return Ok(());
+    }
+    let data = l.operand(node.inputs[0], dtype);
     let g = OneHot {
         table: &data.tensor,
         out: "",

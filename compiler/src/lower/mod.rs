@@ -30,6 +30,7 @@ pub mod elementwise;
 pub mod epilogue;
 pub mod gather;
 pub mod gather_elements;
+pub mod gather_rows;
 pub mod gathernd;
 pub mod gpsimd;
 pub mod lrn;

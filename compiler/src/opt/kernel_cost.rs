@@ -141,6 +141,15 @@ fn dma_work(p: &KernelProgram, k: &Kernel, dst: &View, src: &View) -> costs::Dma
     )
 }
 
+/// The [`costs::DmaWork`] of a row gather: a copy of its rows, one descriptor per row.
+fn dma_gather_work(p: &KernelProgram, k: &Kernel, dst: &View, src: &View) -> costs::DmaWork {
+    // The rows are scattered: no partition stride continues a run.
+    let mut rows = src.clone();
+    rows.part_count = dst.part_count;
+    rows.part_stride = 0;
+    dma_work(p, k, dst, &rows)
+}
+
 fn op_work(p: &KernelProgram, k: &Kernel, op: &KOp) -> KernelWork {
     let mut w = KernelWork::default();
     let n = |v: &View| v.free_elems();
@@ -152,6 +161,12 @@ fn op_work(p: &KernelProgram, k: &Kernel, op: &KOp) -> KernelWork {
             if d.uses_hbm {
                 w.hbm_bytes = d.bytes as f64;
             }
+        }
+        KOp::DmaGather { dst, src, .. } => {
+            let d = dma_gather_work(p, k, dst, src);
+            w.dma_work = d.work as f64;
+            w.dma_pieces = 1.0;
+            w.hbm_bytes = d.bytes as f64;
         }
         KOp::LoadStationary { .. } => {}
         KOp::Matmul { moving, .. } => {
@@ -206,6 +221,7 @@ fn touches_of(op: &KOp) -> Vec<(&View, bool)> {
         KOp::Dma { dst, src } | KOp::Copy { dst, src } | KOp::Transpose32 { dst, src } => {
             vec![(src, false), (dst, true)]
         }
+        KOp::DmaGather { dst, index, .. } => vec![(index, false), (dst, true)],
         KOp::LoadStationary { src } => vec![(src, false)],
         KOp::Matmul { dst, moving, .. } => vec![(moving, false), (dst, true)],
         KOp::Activate {
@@ -419,8 +435,11 @@ pub fn schedule_cycles(p: &KernelProgram, k: &Kernel) -> Option<f64> {
                         }
                     }
                     let (start, cycles) = match op {
-                        KOp::Dma { dst, src } => {
-                            let d = dma_work(st.p, st.k, dst, src);
+                        KOp::Dma { dst, src } | KOp::DmaGather { dst, src, .. } => {
+                            let d = match op {
+                                KOp::DmaGather { .. } => dma_gather_work(st.p, st.k, dst, src),
+                                _ => dma_work(st.p, st.k, dst, src),
+                            };
                             let (sm, _) = mem_dtype(st.p, st.k, src);
                             let (dm, _) = mem_dtype(st.p, st.k, dst);
                             let q = dma_queues_for(d.first_engine, sm, dm)

@@ -1,13 +1,14 @@
 //! DMA engine: DMA_COPY moves src to dst element by element in access order between any of
 //! HBM, SBUF and PSUM (PSUM only as a source). Same-dtype copies move bytes exactly; others
-//! convert through fp32 with round-to-nearest-even on write.
+//! convert through fp32 with round-to-nearest-even on write. DMA_GATHER copies, into each
+//! partition of dst, the HBM table row its index names (an indirect DMA), as DMA_COPY would.
 
 use super::Effects;
 use crate::access::{copy_raw, gather, write_plan, Plan};
 use crate::error::Fault;
 use crate::memory::Memories;
 use tahoma_isa::costs::dma_bytes;
-use tahoma_isa::{DmaCopy, Mem};
+use tahoma_isa::{DmaCopy, DmaGather, Mem};
 
 pub fn dma_copy(mem: &mut Memories, x: &DmaCopy) -> Result<Effects, Fault> {
     if x.dst.mem == Mem::Psum {
@@ -36,6 +37,40 @@ pub fn dma_copy(mem: &mut Memories, x: &DmaCopy) -> Result<Effects, Fault> {
     }
     if x.dst.mem == Mem::Hbm {
         hbm += dma_bytes(&x.dst);
+    }
+    Ok(Effects {
+        hbm_bytes: hbm,
+        ..Effects::default()
+    })
+}
+
+pub fn dma_gather(mem: &mut Memories, x: &DmaGather) -> Result<Effects, Fault> {
+    let index = super::read(mem, "index", &x.index)?;
+    let esize = x.src.dtype.size_bytes();
+    let mut hbm = 0;
+    for (p, &r) in index.iter().enumerate() {
+        if !(r >= 0.0 && r < x.rows as f32 && r.fract() == 0.0) {
+            return Err(Fault::new(
+                "E4008",
+                "index",
+                format!("partition {p} asks for row {r} of a {}-row table", x.rows),
+            ));
+        }
+        let mut src = x.src;
+        src.offset += r as u64 * x.src.part_stride as u64 * esize;
+        let mut dst = x.dst;
+        dst.part_start += p as u64;
+        dst.part_count = 1;
+        dma_copy(
+            mem,
+            &DmaCopy {
+                sync: x.sync,
+                src,
+                dst,
+                queue: x.queue,
+            },
+        )?;
+        hbm += dma_bytes(&src);
     }
     Ok(Effects {
         hbm_bytes: hbm,

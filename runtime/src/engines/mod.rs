@@ -57,6 +57,7 @@ impl Core {
                 gpsimd::gpsimd_kernel(&mut self.mem, &self.kernels, x).map(|()| Effects::default())
             }
             Inst::DmaCopy(x) => dma::dma_copy(&mut self.mem, x),
+            Inst::DmaGather(x) => dma::dma_gather(&mut self.mem, x),
         }
     }
 }
