@@ -38,11 +38,12 @@
 
 use super::conv_attrs::ConvAttrs;
 use super::epilogue::Epilogue;
+use super::tiles::min_run_bytes;
 use super::{node_error, HbmKind, Lowerer};
 use crate::diag::{Code, Diagnostic};
 use crate::graph::Node;
 use crate::kernel::{Accumulate, Alu, Buffer, Expr, KOp, Kernel, ScalarArg, Stmt, View};
-use tahoma_isa::{machine, Act, Dtype, Mem};
+use tahoma_isa::{costs, machine, Act, Dtype, Mem};
 
 /// SBUF bytes per partition one conv kernel aims to stay within: half a partition, so that
 /// consecutive kernels land in different halves of the rotating allocator and overlap (a tiling
@@ -120,11 +121,23 @@ fn part_groups(parts: u64, want: u64) -> Vec<(u64, u64)> {
 
 /// A transfer of `rows` rows on `parts` partitions split into about `want` DMAs: partition
 /// groups x row ranges, each range at most `max_rows` rows.
-fn grid(parts: u64, rows: u64, want: u64, max_rows: u64) -> Vec<((u64, u64), (u64, u64))> {
+fn grid(
+    parts: u64,
+    rows: u64,
+    want: u64,
+    max_rows: u64,
+    row_bytes: u64,
+) -> Vec<((u64, u64), (u64, u64))> {
     let pg = part_groups(parts, want);
-    let per = (want / pg.len() as u64)
-        .max(1)
-        .max(rows.div_ceil(max_rows.max(1)));
+    let least = rows.div_ceil(max_rows.max(1));
+    // Rows contiguous with each other (`row_bytes` > 0) are one descriptor's run: cut them into
+    // no runs shorter than min_run_bytes.
+    let most = if row_bytes > 0 {
+        (rows * row_bytes / min_run_bytes()).max(1)
+    } else {
+        u64::MAX
+    };
+    let per = (want / pg.len() as u64).max(1).min(most).max(least);
     let rc = chunks(rows, per);
     pg.iter()
         .flat_map(|&p| rc.iter().map(move |&r| (p, r)))
@@ -361,6 +374,14 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
     };
     let cols = geo.slab_cols();
     let xsz = x.dtype.size_bytes().max(esz);
+    // Padded rows arrive one descriptor each; when that costs the DMA engines more than one
+    // vector-engine copy per plane, a channel tile's valid rows land contiguously in a staging
+    // buffer `xt` (one run per partition) and the copy places them in the padded window.
+    let stage = |rows: u64| {
+        let descriptors = cimax * rows * machine::DMA_DESCRIPTOR_CYCLES / machine::DMA_ENGINES;
+        cols > geo.w && descriptors > costs::vector_cycles(rows * geo.w, 1, 1)
+    };
+    let stage_elems = |rows: u64| if stage(rows) { rows * geo.w } else { 0 };
     // Bands: `bz` whole output depth planes (the whole volume when it fits the budget, else
     // halves); when one plane does not fit, bands of `band` rows of one plane (the whole image
     // when it fits, else halves). 2-D convs have one plane.
@@ -368,7 +389,10 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
         let slab = nci * geo.slab_deps(planes) * geo.slab_rows(rows) * cols * esz;
         let y =
             nco * planes * rows * geo.ow * fp32 * if epilogue.residual.is_some() { 2 } else { 1 };
-        w_bufs * w_free * esz + bufs * (slab + y) + groups * nco * fp32
+        w_bufs * w_free * esz
+            + bufs * (slab + y)
+            + groups * nco * fp32
+            + stage_elems(geo.slab_rows(rows)) * esz
     };
     let mut bz = geo.od;
     while bz > 1 && need(bz, geo.oh, 2) > sbuf_budget() {
@@ -462,7 +486,7 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
         match &w_pre {
             Some(wt) => {
                 let max_rows = max_elems;
-                for ((p0, pc), (f0, fnum)) in grid(cimax, w_total, w_pieces, max_rows) {
+                for ((p0, pc), (f0, fnum)) in grid(cimax, w_total, w_pieces, max_rows, esz) {
                     wdmas.push(KOp::Dma {
                         dst: vp("w", p0, pc, f0, vec![(fnum, 1)]),
                         src: View::hbm(
@@ -597,7 +621,7 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
                         if deep && vrows * vcols <= max_elems {
                             // Whole valid planes per DMA: partition groups x plane ranges.
                             let max_planes = max_elems / (vrows * vcols);
-                            for ((p0, pc), (zz, zn)) in grid(cit, vz, per_tile, max_planes) {
+                            for ((p0, pc), (zz, zn)) in grid(cit, vz, per_tile, max_planes, 0) {
                                 emit(KOp::Dma {
                                     dst: vp(
                                         &xs,
@@ -624,9 +648,48 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
                         }
                         // Plane by plane (one plane in 2-D): partition groups x row ranges.
                         let max_rows = (max_elems / cols).max(1);
+                        if stage(vrows) && vcols == geo.w && vrows * vcols <= max_elems {
+                            for zz in 0..vz {
+                                let per_plane = (per_tile / vz).max(1);
+                                for ((p0, pc), (rr, rn)) in
+                                    grid(cit, vrows, per_plane, vrows, vcols * xsz)
+                                {
+                                    let src_off = src0(p0)
+                                        + (zv0 + zz as i64) * hw as i64
+                                        + (rv0 + rr as i64) * geo.w as i64;
+                                    emit(KOp::Dma {
+                                        dst: vp("xt", p0, pc, rr * vcols, vec![(rn * vcols, 1)]),
+                                        src: View::hbm(
+                                            &x.tensor,
+                                            pc,
+                                            dhw as i64,
+                                            Expr::constant(src_off),
+                                            vec![(rn * vcols, 1)],
+                                        ),
+                                    });
+                                }
+                                emit(KOp::Copy {
+                                    dst: vp(
+                                        &xs,
+                                        0,
+                                        cit,
+                                        dst0 + zz * plane,
+                                        vec![(vrows, cols as i64), (vcols, 1)],
+                                    ),
+                                    src: vp(
+                                        "xt",
+                                        0,
+                                        cit,
+                                        0,
+                                        vec![(vrows, vcols as i64), (vcols, 1)],
+                                    ),
+                                });
+                            }
+                            continue;
+                        }
                         for zz in 0..vz {
                             let per_plane = (per_tile / vz).max(1);
-                            for ((p0, pc), (rr, rn)) in grid(cit, vrows, per_plane, max_rows) {
+                            for ((p0, pc), (rr, rn)) in grid(cit, vrows, per_plane, max_rows, 0) {
                                 let src_off = src0(p0)
                                     + (zv0 + zz as i64) * hw as i64
                                     + (rv0 + rr as i64) * geo.w as i64
@@ -665,7 +728,8 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
                                 let f0 = (g * nco + t as u64) * nci * wblock;
                                 let len = nci * wblock;
                                 let want = pieces(cimax * len * esz, q);
-                                for ((p0, pc), (a, fnum)) in grid(cimax, len, want, max_elems) {
+                                for ((p0, pc), (a, fnum)) in grid(cimax, len, want, max_elems, esz)
+                                {
                                     emit(KOp::Dma {
                                         dst: vp(&wb, p0, pc, a, vec![(fnum, 1)]),
                                         src: View::hbm(
@@ -692,7 +756,9 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
                     if let Some((r, _)) = &epilogue.residual {
                         let bytes = ct * bzc * br * geo.ow * fp32;
                         let max_rows = (max_elems / geo.ow).max(1);
-                        for ((p0, pc), (rr, rn)) in grid(ct, bzc * br, pieces(bytes, q), max_rows) {
+                        for ((p0, pc), (rr, rn)) in
+                            grid(ct, bzc * br, pieces(bytes, q), max_rows, geo.ow * fp32)
+                        {
                             let off = ((((img * cout + g * cout_g + co0 + p0) * geo.od + z0)
                                 * geo.oh
                                 + r0
@@ -841,7 +907,7 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
                     } else {
                         pieces(bytes, q)
                     };
-                    for ((p0, pc), (rr, rn)) in grid(ct, bzc * br, want, max_rows) {
+                    for ((p0, pc), (rr, rn)) in grid(ct, bzc * br, want, max_rows, geo.ow * fp32) {
                         let out_off = (((img * cout + g * cout_g + co0 + p0) * geo.od + z0)
                             * geo.oh
                             + r0
@@ -876,6 +942,15 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
         for i in 0..w_bufs {
             buffers.push(buf(&format!("w{i}"), Mem::Sbuf, opd, cimax, w_free));
         }
+    }
+    if stage_elems(geo.slab_rows(band)) > 0 {
+        buffers.push(buf(
+            "xt",
+            Mem::Sbuf,
+            opd,
+            cimax,
+            stage_elems(geo.slab_rows(band)),
+        ));
     }
     for i in 0..xbufs {
         buffers.push(buf(
