@@ -16,9 +16,12 @@
 //! * **Input** is loaded per *band* of output rows (the whole image when it fits): the band's
 //!   zero-padded input window (a slab of rows x full padded width) per input-channel tile, the
 //!   padding `MEMSET` on the vector engine and the valid part DMAed in, converted to the operand
-//!   precision, in chunks of partition groups x rows large enough to amortise the DMA trigger
-//!   latency and numerous enough to use every queue. Bands alternate between two slab buffers so
-//!   the next band loads while this one computes.
+//!   precision, in chunks of partition groups x rows. A padded row is a DMA descriptor of its own,
+//!   so when those descriptors cost the DMA engines more than a vector-engine copy of the plane,
+//!   the valid rows land contiguously in a staging buffer (one run per channel) and a
+//!   `TENSOR_COPY` places them in the window. No chunk cuts contiguous rows into runs shorter than
+//!   [`super::tiles::min_run_bytes`]. Bands alternate between two slab buffers so the next band
+//!   loads while this one computes.
 //! * **Compute**: per band, output-channel tile and block of output pixels (several whole rows,
 //!   at most `max_moving_free` pixels), every (input-channel tile, kh, kw) issues
 //!   `LOAD_STATIONARY` of its `[Cin_tile, Cout_tile]` weights and a `MATMUL` whose moving operand
