@@ -3,7 +3,7 @@
 //! the field at fault and what is wrong.
 
 use crate::program::{Program, StreamId};
-use crate::{machine, Ap, DmaAp, Dtype, EngineClass, Inst, Mem, ScalarMode};
+use crate::{machine, Ap, DmaAp, DmaCopy, DmaGather, Dtype, EngineClass, Inst, Mem, ScalarMode};
 use std::fmt;
 
 /// A broken legality rule.
@@ -510,15 +510,10 @@ fn check_constraint(name: &str, inst: &Inst, stream: StreamId) -> Result<(), Vio
             }
             Ok(())
         }
-        ("dma_queue", Inst::DmaCopy(x)) => {
-            if x.queue >= machine::DMA_QUEUES || stream != StreamId::Dma(x.queue as u8) {
-                return fail("queue", format!("queue {} in stream {stream}", x.queue));
-            }
-            Ok(())
-        }
-        ("dma_queue", Inst::DmaGather(x)) => {
-            if x.queue >= machine::DMA_QUEUES || stream != StreamId::Dma(x.queue as u8) {
-                return fail("queue", format!("queue {} in stream {stream}", x.queue));
+        ("dma_queue", Inst::DmaCopy(DmaCopy { queue, .. }))
+        | ("dma_queue", Inst::DmaGather(DmaGather { queue, .. })) => {
+            if *queue >= machine::DMA_QUEUES || stream != StreamId::Dma(*queue as u8) {
+                return fail("queue", format!("queue {queue} in stream {stream}"));
             }
             Ok(())
         }
