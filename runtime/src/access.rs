@@ -21,6 +21,8 @@ pub struct Plan {
     run_stride: i64,
     /// Total elements.
     pub count: usize,
+    /// One past the highest byte address the access touches (0 when it is empty).
+    pub end: u64,
 }
 
 fn out_of_range(msg: String) -> Fault {
@@ -97,6 +99,13 @@ impl Plan {
             let pb = partition_bytes(mem) as i128;
             (part_start as i128 * pb + offset as i128, pb)
         };
+        let end = if count > 0 {
+            let mut all = free_b.clone();
+            all.push((part_count, pstride));
+            (base + extent(&all).1 + esize).max(0) as u64
+        } else {
+            0
+        };
         if count > 0 {
             if mem == Mem::Hbm {
                 let mut all = free_b.clone();
@@ -154,6 +163,7 @@ impl Plan {
             run_len,
             run_stride,
             count,
+            end,
         })
     }
 
@@ -164,6 +174,16 @@ impl Plan {
     /// True when the whole access is one contiguous byte range.
     pub fn contiguous(&self) -> bool {
         self.outer.is_empty() && self.run_stride == self.esize() as i64
+    }
+
+    /// The byte address of each run, in access order (the iterator form of `for_each_run`).
+    fn runs(&self) -> Runs<'_> {
+        Runs {
+            plan: self,
+            idx: vec![0; self.outer.len()],
+            addr: self.base as i64,
+            done: self.count == 0,
+        }
     }
 
     /// Calls `f` with the byte address of each run, in access order.
@@ -190,6 +210,41 @@ impl Plan {
                 idx[k] = 0;
             }
         }
+    }
+}
+
+/// Iterator of [`Plan::runs`].
+struct Runs<'p> {
+    plan: &'p Plan,
+    idx: Vec<u64>,
+    addr: i64,
+    done: bool,
+}
+
+impl Iterator for Runs<'_> {
+    type Item = u64;
+    fn next(&mut self) -> Option<u64> {
+        if self.done {
+            return None;
+        }
+        let here = self.addr as u64;
+        let outer = &self.plan.outer;
+        let mut k = outer.len();
+        loop {
+            if k == 0 {
+                self.done = true;
+                break;
+            }
+            k -= 1;
+            self.idx[k] += 1;
+            self.addr += outer[k].1;
+            if self.idx[k] < outer[k].0 {
+                break;
+            }
+            self.addr -= outer[k].1 * outer[k].0 as i64;
+            self.idx[k] = 0;
+        }
+        Some(here)
     }
 }
 
@@ -298,11 +353,16 @@ fn encode_contig(dtype: Dtype, vals: &[f32], bytes: &mut [u8]) {
     }
 }
 
+/// `mem`'s flat bytes when `plan` lies within them.
+fn flat_for<'m>(mem: &'m dyn ByteMem, plan: &Plan) -> Option<&'m [u8]> {
+    mem.flat().filter(|b| plan.end <= b.len() as u64)
+}
+
 /// Gathers the elements of `plan` from `mem` as f32, appending to `out`.
 pub fn gather(mem: &dyn ByteMem, plan: &Plan, out: &mut Vec<f32>) {
     out.reserve(plan.count);
-    if let Some(bytes) = mem.flat() {
-        // On chip: the plan's bounds were checked against the partition, so index directly.
+    if let Some(bytes) = flat_for(mem, plan) {
+        // Within the flat bytes (`flat_for` checked the plan's end), so index directly.
         match plan.dtype {
             Dtype::Fp32 => gather_flat::<4>(bytes, plan, out, f32::from_le_bytes),
             Dtype::Bf16 => gather_flat::<2>(bytes, plan, out, |b| {
@@ -383,7 +443,7 @@ fn gather_paged(mem: &dyn ByteMem, plan: &Plan, out: &mut Vec<f32>) {
 
 /// Scatters `vals` (exactly `plan.count` of them) into `mem`, casting to the plan's dtype.
 pub fn scatter(mem: &mut dyn ByteMem, plan: &Plan, vals: &[f32]) {
-    if let Some(bytes) = mem.flat_mut() {
+    if let Some(bytes) = mem.flat_mut().filter(|b| plan.end <= b.len() as u64) {
         match plan.dtype {
             Dtype::Fp32 => scatter_flat::<4>(bytes, plan, vals, f32::to_le_bytes),
             Dtype::Bf16 => scatter_flat::<2>(bytes, plan, vals, |v| {
@@ -502,10 +562,58 @@ pub fn gather_raw_into(mem: &dyn ByteMem, plan: &Plan, out: &mut Vec<u8>) {
 /// Copies `src` to `dst` (same element count and dtype) byte for byte: all of `src` is read
 /// before `dst` is written, through the memories' reused byte buffer.
 pub fn copy_raw(m: &mut Memories, src: &Plan, dst: &Plan) {
+    if copy_direct(m, src, dst) {
+        return;
+    }
     let mut buf = std::mem::take(&mut m.spare_bytes);
     gather_raw_into(m.mem(src.mem), src, &mut buf);
     scatter_raw(m.mem_mut(dst.mem), dst, &buf);
     m.spare_bytes = buf;
+}
+
+/// [`copy_raw`] without the intermediate buffer, when `src` and `dst` are in different memories,
+/// both lie within their memories' flat bytes and both move contiguous runs: the runs of the two
+/// sides are walked together and each overlap is one `copy_from_slice`. Returns false (nothing
+/// done) otherwise.
+fn copy_direct(m: &mut Memories, src: &Plan, dst: &Plan) -> bool {
+    let es = src.esize();
+    if src.run_stride != es as i64 || dst.run_stride != es as i64 || src.count != dst.count {
+        return false;
+    }
+    let Some((from, to)) = m.pair(src.mem, dst.mem) else {
+        return false;
+    };
+    let (Some(from), Some(to)) = (
+        from.flat().filter(|b| src.end <= b.len() as u64),
+        to.flat_mut().filter(|b| dst.end <= b.len() as u64),
+    ) else {
+        return false;
+    };
+    let (slen, dlen) = (src.run_len * es, dst.run_len * es);
+    let (mut sruns, mut druns) = (src.runs(), dst.runs());
+    // (address, bytes left) of the current run on each side.
+    let (mut s, mut d) = ((0usize, 0usize), (0usize, 0usize));
+    let mut left = src.count * es;
+    while left > 0 {
+        if s.1 == 0 {
+            match sruns.next() {
+                Some(a) => s = (a as usize, slen),
+                None => break,
+            }
+        }
+        if d.1 == 0 {
+            match druns.next() {
+                Some(a) => d = (a as usize, dlen),
+                None => break,
+            }
+        }
+        let n = s.1.min(d.1);
+        to[d.0..d.0 + n].copy_from_slice(&from[s.0..s.0 + n]);
+        s = (s.0 + n, s.1 - n);
+        d = (d.0 + n, d.1 - n);
+        left -= n;
+    }
+    true
 }
 
 /// Scatters raw bytes (as produced by [`gather_raw`] of the same dtype) into `mem`.
@@ -539,6 +647,18 @@ impl Memories {
             Mem::Sbuf => &self.sbuf,
             Mem::Psum => &self.psum,
             Mem::Hbm => &self.hbm,
+        }
+    }
+    /// The memory `a` to read and the memory `b` to write, when they are different memories.
+    pub fn pair(&mut self, a: Mem, b: Mem) -> Option<(&dyn ByteMem, &mut dyn ByteMem)> {
+        match (a, b) {
+            (Mem::Sbuf, Mem::Psum) => Some((&self.sbuf, &mut self.psum)),
+            (Mem::Sbuf, Mem::Hbm) => Some((&self.sbuf, &mut self.hbm)),
+            (Mem::Psum, Mem::Sbuf) => Some((&self.psum, &mut self.sbuf)),
+            (Mem::Psum, Mem::Hbm) => Some((&self.psum, &mut self.hbm)),
+            (Mem::Hbm, Mem::Sbuf) => Some((&self.hbm, &mut self.sbuf)),
+            (Mem::Hbm, Mem::Psum) => Some((&self.hbm, &mut self.psum)),
+            _ => None,
         }
     }
     /// Mutable form of [`Memories::mem`].
@@ -628,6 +748,56 @@ mod tests {
                 assert_eq!(fast.len(), p.count);
                 let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&fast), bits(&slow), "{dtype:?} {p:?}");
+            }
+        }
+    }
+
+    /// A DMA-like copy through the byte buffer and directly, HBM <-> SBUF, with runs of
+    /// different lengths on the two sides; HBM's flat part ends inside the copies' range.
+    #[test]
+    fn direct_copy_matches_buffered_copy() {
+        let hbm_dims: &[(u64, i64)] = &[(6, 100), (48, 1)]; // 6 runs of 48
+        let cases = [
+            // (src on HBM, dst in SBUF: 4 partitions of 72 = 288 elements)
+            (Mem::Hbm, Mem::Sbuf),
+            (Mem::Sbuf, Mem::Hbm),
+        ];
+        for (from, to) in cases {
+            for flat_len in [0, 700, 1 << 20] {
+                let plan = |mem: Mem| {
+                    match mem {
+                        Mem::Hbm => Plan::build(Mem::Hbm, Dtype::Bf16, 0, 1, 0, 64, hbm_dims),
+                        _ => Plan::build(mem, Dtype::Bf16, 2, 4, 0, 32, &[(72, 1)]),
+                    }
+                    .expect("in range")
+                };
+                let (src, dst) = (plan(from), plan(to));
+                let fill = |m: &mut Memories| {
+                    let mut x = 7u8;
+                    let mut bytes = vec![0u8; 2048];
+                    for b in &mut bytes {
+                        x = x.wrapping_mul(37).wrapping_add(11);
+                        *b = x;
+                    }
+                    m.hbm.write_from(0, &bytes);
+                    m.sbuf.bytes[..1 << 20].copy_from_slice(&memory().bytes[..1 << 20]);
+                };
+                let (mut direct, mut buffered) = (
+                    Memories::with_hbm_footprint(flat_len),
+                    Memories::with_hbm_footprint(0),
+                );
+                fill(&mut direct);
+                fill(&mut buffered);
+                copy_raw(&mut direct, &src, &dst);
+                let mut buf = Vec::new();
+                gather_raw_into(buffered.mem(src.mem), &src, &mut buf);
+                scatter_raw(buffered.mem_mut(dst.mem), &dst, &buf);
+                let mut a = vec![0u8; 4096];
+                let mut b = vec![0u8; 4096];
+                direct.hbm.read_into(0, &mut a);
+                buffered.hbm.read_into(0, &mut b);
+                assert!(a == b, "{from:?} -> {to:?}, flat {flat_len}");
+                assert!(direct.sbuf.bytes == buffered.sbuf.bytes);
             }
         }
     }

@@ -56,7 +56,7 @@ impl Emulator {
     /// Checks `program` like the loader does and loads its constants into HBM.
     pub fn new(program: Program) -> Result<Emulator, RunError> {
         validate(&program)?;
-        let mut core = Core::new();
+        let mut core = Core::with_hbm_footprint(crate::load::hbm_footprint(&program));
         core.kernels = crate::load::compile_kernels(&program)?;
         for c in &program.consts {
             core.mem.hbm.write_from(c.addr, &c.bytes);

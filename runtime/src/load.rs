@@ -4,11 +4,12 @@
 //! the host can hold ([`MAX_HOST_ELEMS`], error E4006). [`compile_kernels`] JIT-compiles the
 //! GpSimd kernel table when an emulator is built.
 
+use crate::access::Plan;
 use crate::engines::gpsimd::Kernels;
 use crate::error::{ExecError, Fault, RunError};
 use tahoma_isa::check::{check_program, onchip_operands, ProgramViolation, Violation};
 use tahoma_isa::program::Program;
-use tahoma_isa::{asm, Inst};
+use tahoma_isa::{asm, DmaAp, Inst, Mem};
 
 /// Most elements one access may enumerate in the emulator (a host memory limit, not a property
 /// of the chip: one gathered operand of this many fp32 values takes 1 GiB).
@@ -67,6 +68,32 @@ pub fn compile_kernels(program: &Program) -> Result<Kernels, RunError> {
         }
     }
     Ok(kernels)
+}
+
+/// One past the highest HBM byte the program can touch: its constants, its I/O tensors and
+/// the HBM side of every DMA (a gather's whole table). The emulator stores that much of HBM flat
+/// (`memory::Hbm::with_flat`). Call on a validated program (accesses in bounds).
+pub fn hbm_footprint(program: &Program) -> u64 {
+    let consts = program.consts.iter().map(|c| c.addr + c.bytes.len() as u64);
+    let io = program.io.iter().map(|e| e.addr + e.bytes());
+    let end = |ap: &DmaAp| match ap.mem {
+        Mem::Hbm => Plan::of_dma(ap).map_or(0, |p| p.end),
+        _ => 0,
+    };
+    let dmas = program
+        .streams
+        .iter()
+        .flat_map(|s| &s.insts)
+        .map(|inst| match inst {
+            Inst::DmaCopy(x) => end(&x.src).max(end(&x.dst)),
+            Inst::DmaGather(x) => {
+                let mut table = x.src;
+                table.part_count = x.rows;
+                end(&table).max(end(&x.dst))
+            }
+            _ => 0,
+        });
+    consts.chain(io).chain(dmas).max().unwrap_or(0)
 }
 
 /// Element count of `parts` partitions times `sizes`, or `None` on overflow.

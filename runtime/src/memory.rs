@@ -1,6 +1,8 @@
 //! The chip's memories as host byte arrays: SBUF and PSUM are flat (`partitions x partition
-//! bytes`, partition-major), HBM is sparse (pages allocated on first write; never-written bytes
-//! read as zero). All geometry comes from `tahoma_isa::machine`.
+//! bytes`, partition-major); HBM is flat over the program's footprint (the bytes its image, I/O
+//! and DMAs can touch, allocated when the emulator is built) and sparse past it (pages allocated
+//! on first write). Never-written bytes read as zero. Every flat array is touched when it is
+//! allocated, so a run takes no page faults for it. All geometry comes from `tahoma_isa::machine`.
 
 use std::cell::RefCell;
 use tahoma_isa::{machine, Mem};
@@ -17,8 +19,9 @@ pub trait ByteMem {
     fn read_into(&self, addr: u64, out: &mut [u8]);
     /// Copies `data` to `[addr, addr + data.len())` (caller checked the range).
     fn write_from(&mut self, addr: u64, data: &[u8]);
-    /// The whole memory as one host slice, when it is stored flat (SBUF, PSUM): the access
-    /// layer's fast paths index it directly instead of asking per run or per element.
+    /// The bytes `[0, len)` of the memory stored as one host slice (all of SBUF and PSUM, the
+    /// footprint of HBM): the access layer's fast paths index it directly, instead of asking per
+    /// run or per element, for an access that lies within it.
     fn flat(&self) -> Option<&[u8]> {
         None
     }
@@ -38,9 +41,18 @@ impl Flat {
     pub fn new(partition_bytes: u64) -> Flat {
         Flat {
             partition_bytes,
-            bytes: vec![0; (machine::PARTITIONS * partition_bytes) as usize],
+            bytes: zeroed(machine::PARTITIONS * partition_bytes),
         }
     }
+}
+
+/// `n` zero bytes, written once so the host maps their pages now rather than on first use
+/// inside a run (a fresh allocation is zero-filled lazily, one page fault per page).
+fn zeroed(n: u64) -> Vec<u8> {
+    let mut v = vec![0u8; n as usize];
+    // black_box: the optimiser may not drop the store as redundant with the zeroed allocation.
+    std::hint::black_box(&mut v).fill(0);
+    v
 }
 
 impl ByteMem for Flat {
@@ -75,32 +87,46 @@ impl ByteMem for Flat {
     }
 }
 
-/// Host page size of the sparse HBM (an emulator implementation choice, not a chip parameter).
+/// Host page size of the sparse part of HBM (an emulator implementation choice, not a chip
+/// parameter).
 const PAGE_BITS: u32 = 16;
 const PAGE: u64 = 1 << PAGE_BITS;
 
-/// Sparse HBM: `machine::HBM_BYTES` addressable, pages allocated on write. The page table is
-/// a flat vector indexed by page number (one pointer per page), so an access costs an index,
-/// not a hash lookup: strided DMAs touch HBM element by element.
+/// Most bytes of HBM stored flat (a host memory limit, not a property of the chip): a program
+/// whose footprint reaches past it keeps the rest in pages.
+pub const MAX_FLAT_HBM: u64 = 1 << 32;
+
+/// HBM: `machine::HBM_BYTES` addressable; bytes `[0, flat.len())` stored flat, the rest in
+/// pages allocated on write. The page table is a flat vector indexed by page number (one pointer
+/// per page), so an access past the flat part costs an index, not a hash lookup.
 pub struct Hbm {
+    flat: Vec<u8>,
     pages: Vec<Option<Box<[u8]>>>,
     resident: u64,
 }
 
 impl Default for Hbm {
     fn default() -> Self {
-        let n = machine::HBM_BYTES.div_ceil(PAGE) as usize;
-        Hbm {
-            pages: std::iter::repeat_with(|| None).take(n).collect(),
-            resident: 0,
-        }
+        Hbm::with_flat(0)
     }
 }
 
 impl Hbm {
+    /// An HBM whose first `footprint` bytes (at most [`MAX_FLAT_HBM`]) are stored flat.
+    pub fn with_flat(footprint: u64) -> Hbm {
+        let n = machine::HBM_BYTES.div_ceil(PAGE) as usize;
+        Hbm {
+            flat: zeroed(footprint.min(MAX_FLAT_HBM).min(machine::HBM_BYTES)),
+            pages: std::iter::repeat_with(|| None).take(n).collect(),
+            resident: 0,
+        }
+    }
     /// Bytes of host memory in use.
     pub fn resident_bytes(&self) -> u64 {
-        self.resident * PAGE
+        self.flat.len() as u64 + self.resident * PAGE
+    }
+    fn flat_end(&self) -> u64 {
+        self.flat.len() as u64
     }
     #[inline]
     fn page(&self, page: u64) -> Option<&[u8]> {
@@ -113,22 +139,39 @@ impl Hbm {
         }
         slot.get_or_insert_with(|| vec![0u8; PAGE as usize].into_boxed_slice())
     }
+    /// Bytes from `a` to the end of the storage unit (flat part or page) that holds `a`.
+    fn unit_left(&self, a: u64) -> u64 {
+        if a < self.flat_end() {
+            self.flat_end() - a
+        } else {
+            PAGE - a % PAGE
+        }
+    }
 }
 
 impl ByteMem for Hbm {
     fn size(&self) -> u64 {
         machine::HBM_BYTES
     }
+    #[inline]
     fn slice(&self, addr: u64, len: usize) -> Option<&[u8]> {
+        let end = addr.checked_add(len as u64)?;
+        if end <= self.flat_end() {
+            return self.flat.get(addr as usize..end as usize);
+        }
         let (page, off) = (addr >> PAGE_BITS, (addr % PAGE) as usize);
-        if off + len > PAGE as usize {
+        if addr < self.flat_end() || off + len > PAGE as usize {
             return None;
         }
         self.page(page).map(|p| &p[off..off + len])
     }
     fn slice_mut(&mut self, addr: u64, len: usize) -> Option<&mut [u8]> {
+        let end = addr.checked_add(len as u64)?;
+        if end <= self.flat_end() {
+            return self.flat.get_mut(addr as usize..end as usize);
+        }
         let (page, off) = (addr >> PAGE_BITS, (addr % PAGE) as usize);
-        if off + len > PAGE as usize || addr.checked_add(len as u64)? > machine::HBM_BYTES {
+        if addr < self.flat_end() || off + len > PAGE as usize || end > machine::HBM_BYTES {
             return None;
         }
         Some(&mut self.page_mut(page)[off..off + len])
@@ -137,11 +180,11 @@ impl ByteMem for Hbm {
         let mut done = 0usize;
         while done < out.len() {
             let a = addr + done as u64;
-            let (page, off) = (a >> PAGE_BITS, (a % PAGE) as usize);
-            let n = (PAGE as usize - off).min(out.len() - done);
-            match self.page(page) {
-                Some(p) => out[done..done + n].copy_from_slice(&p[off..off + n]),
-                None => out[done..done + n].fill(0),
+            let n = (self.unit_left(a) as usize).min(out.len() - done);
+            let dst = &mut out[done..done + n];
+            match self.slice(a, n) {
+                Some(s) => dst.copy_from_slice(s),
+                None => dst.fill(0),
             }
             done += n;
         }
@@ -150,11 +193,18 @@ impl ByteMem for Hbm {
         let mut done = 0usize;
         while done < data.len() {
             let a = addr + done as u64;
-            let (page, off) = (a >> PAGE_BITS, (a % PAGE) as usize);
-            let n = (PAGE as usize - off).min(data.len() - done);
-            self.page_mut(page)[off..off + n].copy_from_slice(&data[done..done + n]);
+            let n = (self.unit_left(a) as usize).min(data.len() - done);
+            if let Some(s) = self.slice_mut(a, n) {
+                s.copy_from_slice(&data[done..done + n]);
+            }
             done += n;
         }
+    }
+    fn flat(&self) -> Option<&[u8]> {
+        Some(&self.flat)
+    }
+    fn flat_mut(&mut self) -> Option<&mut [u8]> {
+        Some(&mut self.flat)
     }
 }
 
@@ -181,10 +231,15 @@ impl Default for Memories {
 
 impl Memories {
     pub fn new() -> Memories {
+        Memories::with_hbm_footprint(0)
+    }
+
+    /// Memories whose HBM stores its first `footprint` bytes flat (see [`Hbm::with_flat`]).
+    pub fn with_hbm_footprint(footprint: u64) -> Memories {
         Memories {
             sbuf: Flat::new(machine::SBUF_PARTITION_BYTES),
             psum: Flat::new(machine::PSUM_PARTITION_BYTES),
-            hbm: Hbm::default(),
+            hbm: Hbm::with_flat(footprint),
             spare: RefCell::new(Vec::new()),
             spare_bytes: Vec::new(),
         }
@@ -226,5 +281,50 @@ pub fn partition_bytes(mem: Mem) -> u64 {
         Mem::Sbuf => machine::SBUF_PARTITION_BYTES,
         Mem::Psum => machine::PSUM_PARTITION_BYTES,
         Mem::Hbm => machine::HBM_BYTES,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! HBM's flat part against the all-paged HBM, across the boundary between the two.
+    use super::*;
+
+    fn pattern(n: usize, seed: u8) -> Vec<u8> {
+        (0..n)
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+            .collect()
+    }
+
+    #[test]
+    fn flat_and_paged_hbm_agree_across_the_boundary() {
+        let flat_len = PAGE + 1000; // the boundary inside a page
+        let (mut mixed, mut paged) = (Hbm::with_flat(flat_len), Hbm::default());
+        // Writes below, across and past the boundary, and across a page edge.
+        for (addr, len, seed) in [
+            (10, 500, 1),
+            (flat_len - 300, 900, 2),
+            (flat_len + 20, 3000, 3),
+            (3 * PAGE - 7, 20, 4),
+        ] {
+            let data = pattern(len, seed);
+            mixed.write_from(addr, &data);
+            paged.write_from(addr, &data);
+        }
+        let (mut a, mut b) = (vec![0u8; 4 * PAGE as usize], vec![0u8; 4 * PAGE as usize]);
+        mixed.read_into(0, &mut a);
+        paged.read_into(0, &mut b);
+        assert!(a == b);
+        assert_eq!(
+            mixed.slice(flat_len - 4, 8),
+            None,
+            "straddles: no one slice"
+        );
+        assert_eq!(mixed.slice(flat_len - 4, 4), paged.slice(flat_len - 4, 4));
+        assert_eq!(
+            mixed.slice(flat_len + 20, 16),
+            Some(&pattern(16, 3)[..]),
+            "past the boundary: from a page"
+        );
+        assert_eq!(mixed.flat().map(<[u8]>::len), Some(flat_len as usize));
     }
 }

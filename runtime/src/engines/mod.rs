@@ -38,6 +38,15 @@ impl Core {
         Core::default()
     }
 
+    /// A core whose HBM stores its first `footprint` bytes flat (`load::hbm_footprint`).
+    pub fn with_hbm_footprint(footprint: u64) -> Core {
+        Core {
+            mem: Memories::with_hbm_footprint(footprint),
+            tensor: tensor::TensorState::default(),
+            kernels: gpsimd::Kernels::default(),
+        }
+    }
+
     /// Applies `inst`'s effects (semaphores are the scheduler's business).
     pub fn execute(&mut self, inst: &Inst) -> Result<Effects, Fault> {
         match inst {
