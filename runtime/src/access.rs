@@ -176,6 +176,23 @@ impl Plan {
         self.outer.is_empty() && self.run_stride == self.esize() as i64
     }
 
+    /// The access as a block of rows, when it is one: `(first byte, rows, row stride in
+    /// bytes, elements per row)` with each row's elements contiguous (one run per row, or one
+    /// run of `rows x cols` when the rows are adjacent).
+    pub fn block(&self, rows: usize, cols: usize) -> Option<(u64, usize, i64, usize)> {
+        let es = self.esize() as i64;
+        if self.run_stride != es || rows * cols != self.count {
+            return None;
+        }
+        match self.outer[..] {
+            [] if self.run_len == rows * cols => Some((self.base, rows, cols as i64 * es, cols)),
+            [(r, st)] if r as usize == rows && self.run_len == cols => {
+                Some((self.base, rows, st, cols))
+            }
+            _ => None,
+        }
+    }
+
     /// The byte address of each run, in access order (the iterator form of `for_each_run`).
     fn runs(&self) -> Runs<'_> {
         Runs {

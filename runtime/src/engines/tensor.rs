@@ -10,10 +10,11 @@
 //! GEMM's own epilogue (dst + sum, which turns a -0.0 dst into +0.0) runs as before.
 
 use super::Effects;
+use crate::access::Plan;
 use crate::error::Fault;
 use ndarray::linalg::general_mat_mul;
-use ndarray::{Array2, ArrayView2, Axis};
-use tahoma_isa::{Dtype, LoadStationary, Matmul};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis, ShapeBuilder};
+use tahoma_isa::{Dtype, LoadStationary, Matmul, Mem};
 
 /// The stationary operand held by the array.
 #[derive(Clone, Debug)]
@@ -62,7 +63,7 @@ fn gemm_rows(
     mv: ArrayView2<f32>,
     live: &[usize],
     beta: f32,
-    acc: &mut Array2<f32>,
+    acc: &mut ArrayViewMut2<f32>,
 ) {
     if live.len() == st.nrows() {
         general_mat_mul(1.0, &st.t(), &mv, beta, acc);
@@ -70,6 +71,32 @@ fn gemm_rows(
         let (st, mv) = (st.select(Axis(0), live), mv.select(Axis(0), live));
         general_mat_mul(1.0, &st.t(), &mv, beta, acc);
     }
+}
+
+/// MATMUL's dst (fp32 in PSUM, as the ISA requires) as an `[m, n]` matrix over PSUM's bytes,
+/// when it is a block of rows and the bytes are f32-aligned on a little-endian host: the GEMM
+/// then reads and writes the accumulator in place, the same values in the same order as through
+/// a copy (`beta` 0 ignores the old contents either way).
+fn psum_block<'a>(
+    psum: &'a mut [u8],
+    plan: &Plan,
+    m: usize,
+    n: usize,
+) -> Option<ArrayViewMut2<'a, f32>> {
+    if !cfg!(target_endian = "little") || plan.mem != Mem::Psum || plan.dtype != Dtype::Fp32 {
+        return None;
+    }
+    let (base, rows, stride, cols) = plan.block(m, n)?;
+    let word = std::mem::size_of::<f32>();
+    if !(base as usize).is_multiple_of(word)
+        || stride <= 0
+        || !(stride as usize).is_multiple_of(word)
+    {
+        return None;
+    }
+    let words: &mut [f32] = bytemuck::try_cast_slice_mut(psum).ok()?;
+    let tail = words.get_mut(base as usize / word..)?;
+    ArrayViewMut2::from_shape((rows, cols).strides((stride as usize / word, 1)), tail).ok()
 }
 
 /// The tensor engine's state between instructions.
@@ -148,21 +175,26 @@ pub fn matmul(core: &mut super::Core, x: &Matmul) -> Result<Effects, Fault> {
     let live = live_rows(st, &mv, n);
     let mv = Array2::from_shape_vec((k, n), mv)
         .map_err(|e| Fault::new("E4007", "moving", e.to_string()))?;
-    let acc = if x.accumulate {
-        super::read(&core.mem, "dst", &x.dst)?
-    } else {
-        let mut z = core.mem.spare(m * n);
-        z.resize(m * n, 0.0);
-        z
-    };
-    let mut acc = Array2::from_shape_vec((m, n), acc)
-        .map_err(|e| Fault::new("E4007", "dst", e.to_string()))?;
     let beta = if x.accumulate { 1.0 } else { 0.0 };
-    gemm_rows(st.data.view(), mv.view(), &live, beta, &mut acc);
     let dtype = st.dtype;
-    let out = acc.into_raw_vec_and_offset().0;
-    super::write(&mut core.mem, "dst", &x.dst, &out)?;
-    core.mem.recycle(out);
+    let plan = Plan::of_ap(&x.dst).map_err(|f| f.within("dst"))?;
+    if let Some(mut acc) = psum_block(&mut core.mem.psum.bytes, &plan, m, n) {
+        gemm_rows(st.data.view(), mv.view(), &live, beta, &mut acc);
+    } else {
+        let acc = if x.accumulate {
+            super::read(&core.mem, "dst", &x.dst)?
+        } else {
+            let mut z = core.mem.spare(m * n);
+            z.resize(m * n, 0.0);
+            z
+        };
+        let mut acc = Array2::from_shape_vec((m, n), acc)
+            .map_err(|e| Fault::new("E4007", "dst", e.to_string()))?;
+        gemm_rows(st.data.view(), mv.view(), &live, beta, &mut acc.view_mut());
+        let out = acc.into_raw_vec_and_offset().0;
+        super::write(&mut core.mem, "dst", &x.dst, &out)?;
+        core.mem.recycle(out);
+    }
     core.mem.recycle(mv.into_raw_vec_and_offset().0);
     Ok(Effects {
         macs: (k * m * n) as u64,
@@ -214,7 +246,7 @@ mod tests {
         let n = mv.ncols();
         let live = live_rows(st, mv.as_slice().unwrap_or(&[]), n);
         let (mut skip, mut full) = (acc0.clone(), acc0.clone());
-        gemm_rows(st.data.view(), mv.view(), &live, beta, &mut skip);
+        gemm_rows(st.data.view(), mv.view(), &live, beta, &mut skip.view_mut());
         general_mat_mul(1.0, &st.data.t(), mv, beta, &mut full);
         (bits(&skip), bits(&full), live.len())
     }
@@ -234,6 +266,60 @@ mod tests {
             assert_eq!(live, 16, "only the nonzero stationary rows stay");
             assert_eq!(skip, full, "beta {beta}");
         }
+    }
+
+    /// MATMUL accumulating in place in PSUM against the copy path (read dst, GEMM, write back),
+    /// bit for bit, with -0.0, NaN and inf in the accumulator.
+    #[test]
+    fn in_place_accumulation_matches_the_copy_path() {
+        use tahoma_isa::{Ap, Header};
+        let (k, m, n) = (16u64, 8u64, 12u64);
+        let mut core = super::super::Core::new();
+        let mut x = 0x2545_f491u32;
+        for b in core.mem.sbuf.bytes.iter_mut().take(1 << 16) {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            *b = (x as u8) & 0x3f; // bf16 values of modest exponent
+        }
+        let st = Ap::new(Mem::Sbuf, Dtype::Bf16, 0, k, 0, &[(m, 1)]);
+        let mv = Ap::new(Mem::Sbuf, Dtype::Bf16, 0, k, 256, &[(n, 1)]);
+        let dst = Ap::new(Mem::Psum, Dtype::Fp32, 0, m, 64, &[(n, 1)]);
+        let acc0: Vec<f32> = (0..m * n)
+            .map(|i| match i % 5 {
+                0 => -0.0,
+                1 => f32::NAN,
+                2 => f32::INFINITY,
+                _ => i as f32 * 0.25 - 3.0,
+            })
+            .collect();
+        core.mem.write_ap(&dst, &acc0).expect("dst in range");
+        let plan = Plan::of_ap(&dst).expect("dst in range");
+        assert!(
+            plan.block(m as usize, n as usize).is_some(),
+            "takes the in-place path"
+        );
+        let sync = Header::default();
+        load_stationary(&mut core, &LoadStationary { sync, src: st }).expect("stationary");
+        let expected = {
+            let s = core.tensor.stationary.as_ref().expect("loaded");
+            let mvv = core.mem.read_ap(&mv).expect("moving");
+            let mvv = Array2::from_shape_vec((k as usize, n as usize), mvv).expect("shape");
+            let mut acc = Array2::from_shape_vec((m as usize, n as usize), acc0).expect("shape");
+            let all: Vec<usize> = (0..k as usize).collect();
+            gemm_rows(s.data.view(), mvv.view(), &all, 1.0, &mut acc.view_mut());
+            bits(&acc)
+        };
+        let mm = Matmul {
+            sync,
+            moving: mv,
+            dst,
+            accumulate: true,
+        };
+        matmul(&mut core, &mm).expect("matmul");
+        let got = core.mem.read_ap(&dst).expect("dst");
+        let got: Vec<u32> = got.iter().map(|v| v.to_bits()).collect();
+        assert_eq!(got, expected);
     }
 
     #[test]
