@@ -158,6 +158,7 @@ const TESTED: &[&str] = &[
     "reshape-compose",
     "reshape-noop",
     "neg-neg",
+    "sum-two",
     "conv-batchnorm",
     "conv-bias-batchnorm",
     "mul-one",
@@ -348,6 +349,21 @@ fn canonicalise_rules() {
         g.outputs.push(y);
         let h = check("neg-neg", &g, &mut r, 1e-5, true);
         assert_eq!(ops(&h), [Op::Exp]);
+
+        // sum-two: a two-operand Sum (broadcasting a trailing-dims operand) is an Add; three
+        // operands stay a Sum
+        let mut g = Graph::new("t");
+        let x = g.add_input("x", f32t(&shape));
+        let yb = g.add_input("yb", f32t(&shape[rank - r.dim(1, rank)..]));
+        let s2 = node(&mut g, "s", Op::Sum, Attrs::new(), vec![x, yb]);
+        g.outputs.push(s2);
+        let h = check("sum-two", &g, &mut r, 1e-5, true);
+        assert_eq!(ops(&h), [Op::Add]);
+        let mut g = Graph::new("t");
+        let x = g.add_input("x", f32t(&shape));
+        let s3 = node(&mut g, "s", Op::Sum, Attrs::new(), vec![x, x, x]);
+        g.outputs.push(s3);
+        check("sum-two", &g, &mut r, 1e-5, false);
 
         // neutral constants: a splat of the trailing dims (or a scalar), never growing x
         let cshape: Vec<usize> = if seed % 3 == 0 {

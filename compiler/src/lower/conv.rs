@@ -488,8 +488,12 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
     if resident {
         match &w_pre {
             Some(wt) => {
-                let max_rows = max_elems;
-                for ((p0, pc), (f0, fnum)) in grid(cimax, w_total, w_pieces, max_rows, esz) {
+                // Chunks of the free dimension over all partitions, in the order the matmuls
+                // consume them: each uses every DMA engine, so the first lands first.
+                let runs = (w_total * esz / min_run_bytes()).max(1);
+                let want = w_pieces.min(runs).max(w_total.div_ceil(max_elems));
+                for (f0, fnum) in chunks(w_total, want) {
+                    let (p0, pc) = (0, cimax);
                     wdmas.push(KOp::Dma {
                         dst: vp("w", p0, pc, f0, vec![(fnum, 1)]),
                         src: View::hbm(

@@ -11,6 +11,7 @@
 //! | `div-one` | `x / 1 -> x` | as `mul-one` |
 //! | `add-zero`, `add-zero-left`, `sub-zero` | `x + 0`, `0 + x`, `x - 0 -> x` | as `mul-one` with 0 |
 //! | `neg-neg` | `Neg(Neg(x)) -> x` | — |
+//! | `sum-two` | `Sum(x, y) -> Add(x, y)` (the same broadcasting sum, so Add's fusions apply) | two operands |
 //! | `conv-batchnorm`, `conv-bias-batchnorm` | `BatchNormalization(Conv(x, W[, B]), s, b, m, v) -> Conv(x, W·k, B')` with `k = s / sqrt(v + eps)` per output channel and `B' = (B - m)·k + b` (`b - m·k` without B) | W, B and the four parameters are weights (the new operands fold at compile time) |
 //!
 //! The BatchNorm fold is the one rule here that is not exact: the per-channel scale moves from
@@ -140,6 +141,9 @@ pub fn rules() -> Vec<Rule> {
         }),
         rule("neg-neg", "(Neg ?a (Neg ?b ?x))", |_, _, s| {
             Some(s[var("?x")])
+        }),
+        rule("sum-two", "(Sum ?a ?x ?y)", |eg, _, s| {
+            add_op(eg, Op::Add, &Attrs::new(), &[s[var("?x")], s[var("?y")]])
         }),
         rule(
             "conv-batchnorm",
