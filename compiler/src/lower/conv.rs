@@ -9,8 +9,9 @@
 //! * **Weights** stay resident in SBUF for the whole kernel when they fit in half of the kernel's
 //!   SBUF share (every ResNet-50 layer does): `[Cin_tile, (group, Cout_tile, Cin_tile, kh, kw),
 //!   Cout_tile]`. Constant weights are stored in HBM pre-arranged in exactly that layout (zero
-//!   padded to whole tiles), so they stream in a few large contiguous DMAs over 32/64-partition
-//!   groups and free-dimension chunks, in the order the matmuls consume them. Weights that are
+//!   padded to whole tiles), so they stream in a few large contiguous DMAs, each a chunk of the
+//!   free dimension over all partitions (every DMA engine), in the order the matmuls consume
+//!   them. Weights that are
 //!   graph inputs are gathered from `OIHW` with strided DMAs. Weights too large for SBUF are
 //!   reloaded per output-channel tile into two alternating buffers.
 //! * **Input** is loaded per *band* of output rows (the whole image when it fits): the band's
