@@ -8,7 +8,10 @@
 //! to the pool's neutral value, and every tile is bounded ([`Plan::choose`]): large planes,
 //! kernels or dilations are walked in output blocks, kernel-row and kernel-column chunks and
 //! slab row chunks, so any pool fits SBUF. Slabs alternate between two buffers so the next load
-//! overlaps the current reduction. Averages divide by the window count: an immediate when it
+//! overlaps the current reduction. When the planes fill at most half the partitions, max pools
+//! put blocks of output rows side by side in partition slots (32 or 64 partitions apart, as the
+//! partition rule allows): each slot has its own loads and stores, over its own DMA engines,
+//! and one vector instruction reduces every slot's block. Averages divide by the window count: an immediate when it
 //! is the same for every pixel of the block, otherwise a constant map of reciprocals broadcast
 //! across partitions by a partition-stride-0 DMA. `LpPool` is the sum pool of `|x|^p` (one
 //! `TENSOR_SCALAR abs_max 0, pow p` on each loaded slab) raised to `1/p`. A 3-D pool is two
@@ -370,10 +373,38 @@ fn pass(l: &mut Lowerer, node: &Node, ps: &Pass) {
         dw,
     };
     let plan = Plan::choose(&geo, oh as u64, ow as u64);
+    let p = machine::PARTITIONS;
+    // Few planes leave partitions idle: blocks of output rows then sit side by side in
+    // partition slots (the starts the partition rule allows for the planes' count), so one
+    // vector instruction reduces a block per slot and their DMAs use the engines of every slot.
+    // Max pools only (the average's divisor map and LpPool's powers keep a block at a time).
+    let starts: Vec<u64> = match machine::PARTITION_RULES
+        .iter()
+        .filter(|(max, _)| planes <= *max)
+        .min_by_key(|(max, _)| *max)
+    {
+        Some((_, starts)) if is_max && ps.pre.is_none() && ps.post.is_none() => starts.to_vec(),
+        _ => vec![0],
+    };
+    let slots = starts.len() as u64;
+    // Rows per block: the plan's, or fewer so that the blocks of rows fill whole slot groups.
+    let row_blocks = (oh as u64).div_ceil(plan.hb);
+    let row_blocks = if slots > 1 {
+        (row_blocks.div_ceil(slots) * slots).min(oh as u64)
+    } else {
+        row_blocks
+    };
+    let block_rows = (oh as u64).div_ceil(row_blocks.max(1)).max(1);
     let mut blocks = Vec::new();
     let mut oh0 = 0u64;
     while oh0 < oh as u64 {
-        let hb = plan.hb.min(oh as u64 - oh0);
+        // Side by side, every block computes `block_rows` rows (the last one's extra rows read
+        // only padding and are not stored), so all have the shape the group's instructions take.
+        let hb = if slots > 1 {
+            block_rows
+        } else {
+            block_rows.min(oh as u64 - oh0)
+        };
         let mut ow0 = 0u64;
         while ow0 < ow as u64 {
             let wb = plan.wb.min(ow as u64 - ow0);
@@ -381,6 +412,14 @@ fn pass(l: &mut Lowerer, node: &Node, ps: &Pass) {
             ow0 += wb;
         }
         oh0 += hb;
+    }
+    // Groups of consecutive blocks of one shape, at most one per slot.
+    let mut groups: Vec<Vec<(u64, u64, u64, u64)>> = Vec::new();
+    for &b in &blocks {
+        match groups.last_mut() {
+            Some(g) if (g.len() as u64) < slots && (g[0].1, g[0].3) == (b.1, b.3) => g.push(b),
+            _ => groups.push(vec![b]),
+        }
     }
     let avg = matches!(ps.kind, Kind::Avg { .. });
     let uniform = |oh0: u64, hb: u64, ow0: u64, wb: u64| -> Option<f32> {
@@ -406,17 +445,20 @@ fn pass(l: &mut Lowerer, node: &Node, ps: &Pass) {
     let fill = if is_max { f32::MIN } else { 0.0 };
     let op = if is_max { Alu::Max } else { Alu::Add };
     let mut body = Vec::new();
-    let p = machine::PARTITIONS;
-    // Largest slab and row-pass tiles used, for the buffers.
-    let (mut slab_max, mut t_max) = (1u64, 1u64);
+    // Largest slab and row-pass tiles and partitions used, for the buffers.
+    let (mut slab_max, mut t_max, mut pmax) = (1u64, 1u64, 1u64);
     let mut parity = 0usize;
     let mut p0 = 0;
     while p0 < planes {
         let np = p.min(planes - p0);
         let plane_off = p0 as i64 * h * w;
-        for &(oh0, hb, ow0, wb) in &blocks {
+        for grp in &groups {
+            let (hb, wb) = (grp[0].1, grp[0].3);
             let npix = hb * wb;
-            let y = tile("y", np, 0, npix);
+            // Partitions the group's instructions cover: every slot's planes.
+            let nall = starts[grp.len() - 1] + np;
+            pmax = pmax.max(nall);
+            let y = tile("y", nall, 0, npix);
             // Vertical pass over chunks of kernel rows; each chunk first reduces its input rows
             // horizontally into `t` (one row of `t` per needed input row).
             let mut a0 = 0;
@@ -425,14 +467,13 @@ fn pass(l: &mut Lowerer, node: &Node, ps: &Pass) {
                 let gr = lattice(sh as u64, hb, dh as u64, ka);
                 let nr = ((hb - 1) * sh as u64 + (ka - 1) * dh as u64) / gr + 1;
                 t_max = t_max.max(nr * wb);
-                let rs = (oh0 as i64) * sh + a0 as i64 * dh - pt;
+                let rs = |oh0: u64| (oh0 as i64) * sh + a0 as i64 * dh - pt;
                 let mut b0 = 0;
                 while b0 < kw as u64 {
                     let kb = plan.kb.min(kw as u64 - b0);
                     let gc = lattice(sw as u64, wb, dw as u64, kb);
                     let nc = ((wb - 1) * sw as u64 + (kb - 1) * dw as u64) / gc + 1;
-                    let cs = (ow0 as i64) * sw + b0 as i64 * dw - pl;
-                    let (clo, chi) = valid(cs, gc as i64, nc, w);
+                    let cs = |ow0: u64| (ow0 as i64) * sw + b0 as i64 * dw - pl;
                     let rc = (plan.slab / nc).clamp(1, nr);
                     let mut m0 = 0;
                     while m0 < nr {
@@ -440,20 +481,37 @@ fn pass(l: &mut Lowerer, node: &Node, ps: &Pass) {
                         slab_max = slab_max.max(rows * nc);
                         let xs = format!("x{parity}");
                         parity ^= 1;
-                        let r0 = rs + (m0 * gr) as i64;
-                        let (rlo, rhi) = valid(r0, gr as i64, rows, h);
-                        let any = rlo < rhi && clo < chi;
-                        if !(any && rlo == 0 && rhi == rows && clo == 0 && chi == nc) {
+                        // Each slot's block: its valid input rows and columns.
+                        let valids: Vec<_> = grp
+                            .iter()
+                            .map(|&(oh0, _, ow0, _)| {
+                                let (r0, c0) = (rs(oh0) + (m0 * gr) as i64, cs(ow0));
+                                let (rlo, rhi) = valid(r0, gr as i64, rows, h);
+                                let (clo, chi) = valid(c0, gc as i64, nc, w);
+                                (r0, c0, rlo, rhi, clo, chi)
+                            })
+                            .collect();
+                        let any = |&(_, _, rlo, rhi, clo, chi): &(i64, i64, u64, u64, u64, u64)| {
+                            rlo < rhi && clo < chi
+                        };
+                        let full = |v: &(i64, i64, u64, u64, u64, u64)| {
+                            any(v) && v.2 == 0 && v.3 == rows && v.4 == 0 && v.5 == nc
+                        };
+                        if !valids.iter().all(full) {
                             body.push(KOp::Memset {
-                                dst: tile(&xs, np, 0, rows * nc),
+                                dst: tile(&xs, nall, 0, rows * nc),
                                 value: fill,
                             });
                         }
-                        if any {
+                        for (k, v) in valids.iter().enumerate() {
+                            let &(r0, c0, rlo, rhi, clo, chi) = v;
+                            if !any(v) {
+                                continue;
+                            }
                             body.push(KOp::Dma {
                                 dst: View::buf(
                                     &xs,
-                                    0,
+                                    starts[k],
                                     np,
                                     Expr::constant((rlo * nc + clo) as i64),
                                     vec![(rhi - rlo, nc as i64), (chi - clo, 1)],
@@ -465,17 +523,19 @@ fn pass(l: &mut Lowerer, node: &Node, ps: &Pass) {
                                     Expr::constant(
                                         plane_off
                                             + (r0 + (rlo * gr) as i64) * w
-                                            + cs
+                                            + c0
                                             + (clo * gc) as i64,
                                     ),
                                     vec![(rhi - rlo, gr as i64 * w), (chi - clo, gc as i64)],
                                 ),
                             });
+                        }
+                        if valids.iter().any(any) {
                             if let Some(e) = ps.pre {
                                 // |x|^e (padding zeros stay zero)
                                 body.push(KOp::TensorScalar {
-                                    dst: tile(&xs, np, 0, rows * nc),
-                                    src: tile(&xs, np, 0, rows * nc),
+                                    dst: tile(&xs, nall, 0, rows * nc),
+                                    src: tile(&xs, nall, 0, rows * nc),
                                     op0: Alu::AbsMax,
                                     scalar0: ScalarArg::Imm(0.0),
                                     op1: Alu::Pow,
@@ -488,7 +548,7 @@ fn pass(l: &mut Lowerer, node: &Node, ps: &Pass) {
                         let t = View::buf(
                             "t",
                             0,
-                            np,
+                            nall,
                             Expr::constant((m0 * wb) as i64),
                             vec![(rows, wb as i64), (wb, 1)],
                         );
@@ -496,7 +556,7 @@ fn pass(l: &mut Lowerer, node: &Node, ps: &Pass) {
                             let win = View::buf(
                                 &xs,
                                 0,
-                                np,
+                                nall,
                                 Expr::constant((b * dw as u64 / gc) as i64),
                                 vec![(rows, nc as i64), (wb, sw / gc as i64)],
                             );
@@ -522,7 +582,7 @@ fn pass(l: &mut Lowerer, node: &Node, ps: &Pass) {
                     let rows = View::buf(
                         "t",
                         0,
-                        np,
+                        nall,
                         Expr::constant((a * dh as u64 / gr * wb) as i64),
                         vec![(hb, (sh as u64 / gr * wb) as i64), (wb, 1)],
                     );
@@ -542,6 +602,7 @@ fn pass(l: &mut Lowerer, node: &Node, ps: &Pass) {
                 }
                 a0 += ka;
             }
+            let (oh0, ow0) = (grp[0].0, grp[0].2);
             let pix_off = (oh0 * ow as u64 + ow0) as i64;
             let pix_dims = vec![(hb, ow), (wb, 1)];
             if avg {
@@ -583,28 +644,31 @@ fn pass(l: &mut Lowerer, node: &Node, ps: &Pass) {
                     reverse1: false,
                 });
             }
-            body.push(KOp::Dma {
-                dst: View::hbm(
-                    ps.dst,
-                    np,
-                    oh * ow,
-                    Expr::constant(plane_off / (h * w) * oh * ow + pix_off),
-                    pix_dims,
-                ),
-                src: y,
-            });
+            for (k, &(oh0, _, ow0, _)) in grp.iter().enumerate() {
+                let pix_off = (oh0 * ow as u64 + ow0) as i64;
+                let hs = hb.min(oh as u64 - oh0);
+                body.push(KOp::Dma {
+                    dst: View::hbm(
+                        ps.dst,
+                        np,
+                        oh * ow,
+                        Expr::constant(plane_off / (h * w) * oh * ow + pix_off),
+                        vec![(hs, ow), (wb, 1)],
+                    ),
+                    src: View::buf("y", starts[k], np, Expr::constant(0), vec![(hs * wb, 1)]),
+                });
+            }
         }
         p0 += np;
     }
-    let pmax = planes.min(p);
     let mut buffers = vec![
         sbuf("x0", pmax, slab_max),
         sbuf("x1", pmax, slab_max),
         sbuf("t", pmax, t_max),
-        sbuf("y", pmax, plan.hb * plan.wb),
+        sbuf("y", pmax, block_rows * plan.wb),
     ];
     if map.is_some() {
-        buffers.push(sbuf("rc", pmax, plan.hb * plan.wb));
+        buffers.push(sbuf("rc", pmax, block_rows * plan.wb));
     }
     l.push_kernel(Kernel {
         name: node.name.clone(),
