@@ -9,9 +9,14 @@
 //! * B is held as panels `[K (tiles of pe_rows partitions), N block]`; the whole of N when it fits
 //!   in half of SBUF, else blocks of whole chunks, two panel slots so the next block streams in
 //!   while the current one is used.
-//! * A^T is held as per-M-tile panels `[K, 128 rows]` in a ring of slots (laid out k-tile major so
-//!   the panels of neighbouring M tiles are contiguous): all of A when it fits in what B leaves,
-//!   else a ring whose next panels are prefetched while the current ones compute.
+//! * A^T is held as per-M-tile panels `[K, 128 rows]`. The first group's panels (below) are laid
+//!   out K-tile major, so one K tile of all of them is one run per partition; the others sit in
+//!   ring slots each holding one panel over all K tiles, so a panel loads as one run per
+//!   partition. The ring holds all the remaining M tiles when they fit in what B leaves, else its
+//!   next panels are prefetched while the current ones compute.
+//! * With full K tiles, K is interleaved over the partitions (partition p of K tile t holds
+//!   contraction row `p * ktt + t`, for A^T and B alike), so a partition's rows of consecutive K
+//!   tiles are contiguous in HBM and a load of several K tiles moves long runs.
 //! * Results are evacuated from PSUM (alternately by the scalar and the vector engine, applying
 //!   alpha) into a ring of SBUF tiles already in the output dtype, and stored from there.
 //!
@@ -20,19 +25,23 @@
 //! PSUM banks rotate (the evacuation of bank i overlaps the accumulation into bank i+1), output
 //! slots rotate. At the start nothing is on chip, so the first group of output tiles (as many
 //! M tiles x N chunks as there are PSUM banks) is computed K-outer: each K step needs one k-tile
-//! of B and of the group's A^T, and the loads of step i+1 overlap the matmuls of step i (the
-//! demand for data is spread evenly instead of needing whole panels up front). The remaining
-//! tiles are computed one at a time with K inner, so they finish (and are stored) steadily and the
-//! tail after the last matmul is one tile's evacuation and store. Small products of a batch
-//! rotate over up to [`MAX_PRODUCT_SLOTS`] slots of the A and B rings: the operands of the next
-//! products load while product b computes (several products' loads in flight keep the queues
-//! busy when each product is too small to hide a DMA's latency).
+//! of B and of the group's A^T only, loaded as one DMA each (one piece per partition group) in
+//! the order the steps use them, so the loads of step i+1 overlap the matmuls of step i and the
+//! first matmul waits for one step's data, not for whole panels. (This group's demand for data
+//! about matches the tensor engine's pace, which is why nothing else is loaded before its
+//! steps.) The ring's panels follow, in the order the remaining tiles use them. Those tiles are
+//! computed one at a time with K inner, so they finish (and are stored) steadily; the kernel's
+//! last tile (of a long enough contraction) is computed in [`TAIL_PARTS`] column parts, each
+//! evacuated and stored as soon as it is done, so the tail after the last matmul is one part's
+//! evacuation and store. Small products of a batch rotate over up to [`MAX_PRODUCT_SLOTS`] slots
+//! of the A and B rings: the operands of the next products load while product b computes
+//! (several products' loads in flight keep the queues busy when each product is too small to
+//! hide a DMA's latency).
 //!
 //! **DMA.** A DMA pays a fixed trigger latency per instruction on its queue, and one queue moves
-//! only a sixteenth of HBM bandwidth, so loads and stores are cut into pieces of about
+//! only a sixteenth of HBM bandwidth, so other loads and stores are cut into pieces of about
 //! [`DMA_PIECE_BYTES`] (by 32-partition groups, then along a free dim) that codegen spreads over
-//! the queues; the very first K step is cut finer so the tensor engine starts early, and so are
-//! the last tiles' stores.
+//! the queues; the last tiles' stores are cut finer.
 //!
 //! **Transposes.** A `[M, K]` row-major must reach SBUF as `[K on partitions, M]` (and so must B
 //! under `transB`). Constant operands are pre-arranged at compile time (stored K-major in HBM, so
@@ -47,7 +56,7 @@
 //! error ([`Code::OnChipMemory`]).
 
 use super::epilogue::{Epilogue, ResidualAt};
-use super::tiles::{contiguous_strides, split_dma, DMA_PIECE_BYTES};
+use super::tiles::{contiguous_strides, split_dma, DMA_PIECE_BYTES, PARTITION_GROUPS};
 use super::{node_error, Lowerer};
 use crate::diag::{Code, Diagnostic};
 use crate::graph::{Node, Op, ValueId};
@@ -55,7 +64,7 @@ use crate::kernel::{
     Accumulate, Buffer, Expr, HbmKind, HbmTensor, KOp, Kernel, ScalarArg, Stmt, View,
 };
 use crate::opt::rules::layout::{PERM_A, PERM_B, PERM_Y};
-use tahoma_isa::{costs, machine, Act, Alu, Dtype, Mem};
+use tahoma_isa::{cost, costs, machine, Act, Alu, Dtype, Mem};
 
 /// Most products of a batch whose operands are on chip at once (a tiling choice).
 const MAX_PRODUCT_SLOTS: u64 = 8;
@@ -65,6 +74,12 @@ const Y_SLOTS: u64 = 8;
 const FINE_TAIL_TILES: u64 = 2;
 /// Pieces of the tail stores and the first K step are this much smaller than usual.
 const FINE_DIVISOR: u64 = 8;
+/// The kernel's last output tile is computed, evacuated and stored in this many parts...
+const TAIL_PARTS: u64 = 4;
+/// ... when its contraction has at least this many K tiles (a tiling choice: with fewer, a
+/// part's matmuls are too short to cover the previous part's evacuation and store, and the
+/// extra instructions cost small kernels more than they save).
+const TAIL_MIN_K_TILES: u64 = 8;
 
 /// Element strides of a logical 2-D operand `[rows, cols]` within its tensor.
 #[derive(Clone, Copy, Debug)]
@@ -177,7 +192,10 @@ struct Cfg {
     nbc: u64,
     nblocks: u64,
     nbw: u64,
+    /// A^T slots per product slot: the first group's `gm`, K-tile major, then `ring` slots,
+    /// each one M tile's panel over all of K.
     a_slots: u64,
+    ring: u64,
     /// Elements of one A^T slot per K tile (an M tile's rows, or M when smaller).
     aw: u64,
     b_slots: u64,
@@ -189,6 +207,11 @@ struct Cfg {
     /// Elements per output slot (the chunk width, or N when smaller).
     ych: u64,
     ydt: Dtype,
+    /// K is interleaved over the partitions: partition p of K tile t holds row `p * ktt + t`
+    /// of the contraction (not `t * pe_rows + p`), so a partition's rows of consecutive K tiles
+    /// are contiguous in HBM and loads of several K tiles move long runs. Only with full K
+    /// tiles and DMA-transposed (or untransposed) operands.
+    kil: bool,
     /// Products rotate over this many slots of the A and B rings (1: one product at a time);
     /// the loads of the next products overlap the compute of this one.
     pslots: u64,
@@ -211,6 +234,24 @@ struct Gen<'p> {
     /// The output store being gathered: consecutive full chunks of one M tile, evacuated into
     /// consecutive Y slots, leave as one DMA whose rows are contiguous over all of them.
     store: Option<PendingStore>,
+}
+
+/// Where an M tile's A^T panel is held: in the first group's K-tile-major slots or in a ring
+/// slot.
+#[derive(Clone, Copy, Debug)]
+enum ALoc {
+    Group(u64),
+    Ring(u64),
+}
+
+/// An output tile: M tile `i`, chunk `c` of its N block, accumulated in PSUM bank `bank`;
+/// `cols` (offset, width) narrows it to part of the chunk (`None`: all of it).
+#[derive(Clone, Copy, Debug)]
+struct OTile {
+    i: u64,
+    c: u64,
+    bank: u64,
+    cols: Option<(u64, u64)>,
 }
 
 /// A store of chunks `..=c` of M tile `i`, N block `j`, not emitted yet.
@@ -268,6 +309,12 @@ impl Gen<'_> {
             let (k0, kp) = self.ktile(k0t);
             let kc = k1t - k0t;
             let (x0, xw) = x;
+            // K index of (partition p, K tile t): p + t * pe_rows, or p * ktt + t interleaved.
+            let (k0, part_k, tile_k) = if self.c.kil {
+                (k0t, self.c.ktt as i64, 1)
+            } else {
+                (k0, 1, kp_full)
+            };
             let base = off + x0 as i64 * s.x_stride + k0 as i64 * s.k_stride;
             let doff = dst_off + (k0t - kts.0) as i64 * bsk;
             let bytes = kp * kc * xw * esz;
@@ -309,9 +356,9 @@ impl Gen<'_> {
                 let src = View::hbm(
                     s.tensor,
                     kp,
-                    s.k_stride,
+                    part_k * s.k_stride,
                     Expr::constant(base),
-                    vec![(kc, kp_full * s.k_stride), (xw, s.x_stride)],
+                    vec![(kc, tile_k * s.k_stride), (xw, s.x_stride)],
                 );
                 split_dma(dst, src, bytes, target, &mut ops);
             }
@@ -319,19 +366,30 @@ impl Gen<'_> {
         self.ops(ops);
     }
 
-    fn a_stride(&self) -> i64 {
-        (self.c.a_slots * self.c.aw) as i64
+    /// Where M tile `loc`'s A^T panel lies in product slot `ps`: (element of K tile 0, elements
+    /// per K tile).
+    fn a_at(&self, ps: u64, loc: ALoc) -> (i64, i64) {
+        a_at_of(&self.c, ps, loc)
     }
 
-    /// A^T panels of M tiles `i0..i0+count` (consecutive slots from `slot0`), K tiles `kts`.
-    fn a_panels(&mut self, pr: &Prod, i0: u64, count: u64, slot0: u64, kts: (u64, u64), t: u64) {
-        let pm = machine::PE_COLS;
-        let m0 = i0 * pm;
-        let xw = (count * pm).min(self.p.m - m0);
-        let bsk = self.a_stride();
-        let doff = kts.0 as i64 * bsk + (slot0 * self.c.aw) as i64;
+    /// K tiles `kts` of the first group's A^T panels (M tiles `0..gm`) of product slot `ps`:
+    /// each K tile's rows move in one run over the group's M tiles.
+    fn a_group(&mut self, pr: &Prod, ps: u64, kts: (u64, u64), t: u64) {
+        let (base, bsk) = self.a_at(ps, ALoc::Group(0));
+        let xw = (self.c.gm * machine::PE_COLS).min(self.p.m);
+        let doff = base + kts.0 as i64 * bsk;
         let esz = self.a_esz;
-        self.load_kmajor(self.p.a, pr.a_off, esz, "at", bsk, doff, kts, (m0, xw), t);
+        self.load_kmajor(self.p.a, pr.a_off, esz, "at", bsk, doff, kts, (0, xw), t);
+    }
+
+    /// M tile `i`'s A^T panel (all of K) into ring slot `r` of product slot `ps`: one run per
+    /// partition over all K tiles.
+    fn a_ring(&mut self, pr: &Prod, ps: u64, i: u64, r: u64, t: u64) {
+        let (base, bsk) = self.a_at(ps, ALoc::Ring(r));
+        let (m0, mt) = self.mtile(i);
+        let esz = self.a_esz;
+        let kts = (0, self.c.ktt);
+        self.load_kmajor(self.p.a, pr.a_off, esz, "at", bsk, base, kts, (m0, mt), t);
     }
 
     /// The B panel of N block `j` into `slot`, K tiles `kts`.
@@ -359,42 +417,36 @@ impl Gen<'_> {
         self.c.nbc.min(self.c.nch - j * self.c.nbc)
     }
 
-    fn ls(&self, i: u64, slot: u64, kt: Expr, kp: u64) -> KOp {
+    fn ls(&self, i: u64, at: (i64, i64), kt: Expr, kp: u64) -> KOp {
         let (_, mt) = self.mtile(i);
         KOp::LoadStationary {
-            src: View::buf(
-                "at",
-                0,
-                kp,
-                kt.scale(self.a_stride()).plus((slot * self.c.aw) as i64),
-                vec![(mt, 1)],
-            ),
+            src: View::buf("at", 0, kp, kt.scale(at.1).plus(at.0), vec![(mt, 1)]),
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn mm(
-        &self,
-        i: u64,
-        j: u64,
-        c: u64,
-        bslot: u64,
-        bank: u64,
-        kt: Expr,
-        kp: u64,
-        acc: Accumulate,
-    ) -> KOp {
-        let (_, mt) = self.mtile(i);
-        let (_, nt, nl) = self.chunk(j, c);
+    /// Columns of output tile `t` in N block `j`: (column, width, column within the block).
+    fn tile_cols(&self, j: u64, t: &OTile) -> (u64, u64, u64) {
+        let (n0, nt, nl) = self.chunk(j, t.c);
+        match t.cols {
+            None => (n0, nt, nl),
+            Some((off, w)) => (n0 + off, w, nl + off),
+        }
+    }
+
+    /// Where output tile `t` accumulates in PSUM: (element offset, width).
+    fn acc_at(&self, j: u64, t: &OTile) -> (i64, u64) {
+        let off = t.cols.map_or(0, |c| c.0);
+        let (_, w, _) = self.tile_cols(j, t);
+        ((t.bank * self.c.bank_elems + off) as i64, w)
+    }
+
+    fn mm(&self, t: &OTile, j: u64, bslot: u64, kt: Expr, kp: u64, acc: Accumulate) -> KOp {
+        let (_, mt) = self.mtile(t.i);
+        let (_, nt, nl) = self.tile_cols(j, t);
+        let (aoff, _) = self.acc_at(j, t);
         let nbw = self.c.nbw as i64;
         KOp::Matmul {
-            dst: View::buf(
-                "acc",
-                0,
-                mt,
-                Expr::constant((bank * self.c.bank_elems) as i64),
-                vec![(nt, 1)],
-            ),
+            dst: View::buf("acc", 0, mt, Expr::constant(aoff), vec![(nt, 1)]),
             moving: View::buf(
                 "b",
                 0,
@@ -407,24 +459,19 @@ impl Gen<'_> {
         }
     }
 
-    /// The matmuls of output tiles `tiles` ((M tile, chunk, bank)), K outer.
-    fn compute(
-        &mut self,
-        tiles: &[(u64, u64, u64)],
-        j: u64,
-        aslot: &dyn Fn(u64) -> u64,
-        bslot: u64,
-    ) {
+    /// The matmuls of output tiles `tiles`, K outer; `at(i)` is where M tile i's A^T panel
+    /// lies ([`Gen::a_at`]).
+    fn compute(&mut self, tiles: &[OTile], j: u64, at: &dyn Fn(u64) -> (i64, i64), bslot: u64) {
         let (ktf, krem) = (self.c.ktf, self.c.krem);
         let step = |g: &Gen, kt: Expr, kp: u64, acc: Accumulate| -> Vec<KOp> {
             let mut ops = Vec::new();
             let mut last = None;
-            for &(i, c, bank) in tiles {
-                if last != Some(i) {
-                    ops.push(g.ls(i, aslot(i), kt.clone(), kp));
-                    last = Some(i);
+            for t in tiles {
+                if last != Some(t.i) {
+                    ops.push(g.ls(t.i, at(t.i), kt.clone(), kp));
+                    last = Some(t.i);
                 }
-                ops.push(g.mm(i, j, c, bslot, bank, kt.clone(), kp, acc.clone()));
+                ops.push(g.mm(t, j, bslot, kt.clone(), kp, acc.clone()));
             }
             ops
         };
@@ -488,19 +535,17 @@ impl Gen<'_> {
         self.ops(ops);
     }
 
-    /// Evacuates PSUM bank `bank` (alpha applied, C added) into output slot `ys` and stores it.
-    fn finish(&mut self, pr: &Prod, i: u64, j: u64, c: u64, bank: u64, ys: u64) {
+    /// Evacuates output tile `t` from PSUM (alpha applied, C added) into output slot `ys` and
+    /// stores it (consecutive whole chunks of an M tile in one DMA).
+    fn finish(&mut self, pr: &Prod, j: u64, t: &OTile, ys: u64) {
+        let (i, c) = (t.i, t.c);
         let (m0, mt) = self.mtile(i);
-        let (n0, nt, _) = self.chunk(j, c);
+        let (n0, nt, _) = self.tile_cols(j, t);
         let ch = self.c.ych as i64;
-        let y = View::buf("y", 0, mt, Expr::constant(ys as i64 * ch), vec![(nt, 1)]);
-        let acc = View::buf(
-            "acc",
-            0,
-            mt,
-            Expr::constant((bank * self.c.bank_elems) as i64),
-            vec![(nt, 1)],
-        );
+        let yoff = ys as i64 * ch + t.cols.map_or(0, |c| c.0) as i64;
+        let y = View::buf("y", 0, mt, Expr::constant(yoff), vec![(nt, 1)]);
+        let (aoff, _) = self.acc_at(j, t);
+        let acc = View::buf("acc", 0, mt, Expr::constant(aoff), vec![(nt, 1)]);
         let mut ops = Vec::new();
         if self.p.k == 0 {
             // An empty contraction: the product is zero.
@@ -555,7 +600,7 @@ impl Gen<'_> {
         }
         self.evac_on_vector = !self.evac_on_vector;
         if self.p.c.is_some() {
-            let cbuf = View::buf("c", 0, mt, Expr::constant(ys as i64 * ch), vec![(nt, 1)]);
+            let cbuf = View::buf("c", 0, mt, Expr::constant(yoff), vec![(nt, 1)]);
             if self.p.beta != 1.0 {
                 ops.push(KOp::TensorScalar {
                     dst: cbuf.clone(),
@@ -568,7 +613,7 @@ impl Gen<'_> {
                     reverse1: false,
                 });
             }
-            let rbuf = View::buf("r", 0, mt, Expr::constant(ys as i64 * ch), vec![(nt, 1)]);
+            let rbuf = View::buf("r", 0, mt, Expr::constant(yoff), vec![(nt, 1)]);
             let add = |dst: &View, b: &View| KOp::TensorTensor {
                 dst: dst.clone(),
                 a: dst.clone(),
@@ -601,10 +646,16 @@ impl Gen<'_> {
             Expr::constant(pr.y_off + m0 as i64 * ym.row + n0 as i64 * ym.col),
             vec![(nt, ym.col)],
         );
-        self.tiles_left = self.tiles_left.saturating_sub(1);
-        let extends = self.store.as_ref().is_some_and(|p| {
-            p.full && (p.i, p.j, p.c + 1, p.ys_end, p.n_end) == (i, j, c, ys, n0) && ym.col == 1
-        });
+        // A part of a chunk is stored by itself; the chunk counts as done with its last part.
+        let (_, cw, _) = self.chunk(j, c);
+        let whole = t.cols.is_none();
+        if t.cols.is_none_or(|(off, w)| off + w >= cw) {
+            self.tiles_left = self.tiles_left.saturating_sub(1);
+        }
+        let extends = whole
+            && self.store.as_ref().is_some_and(|p| {
+                p.full && (p.i, p.j, p.c + 1, p.ys_end, p.n_end) == (i, j, c, ys, n0) && ym.col == 1
+            });
         match self.store.as_mut().filter(|_| extends) {
             Some(p) => {
                 p.dst.dims[0].0 += nt;
@@ -620,7 +671,7 @@ impl Gen<'_> {
                     c,
                     ys_end: ys + 1,
                     n_end: n0 + nt,
-                    full: nt as i64 == ch,
+                    full: whole && nt as i64 == ch,
                     dst,
                     y,
                 });
@@ -659,61 +710,52 @@ impl Gen<'_> {
         s
     }
 
-    /// The loads a product starts with: B's first panel and A's panels (the first group's
-    /// interleaved K tile by K tile).
-    fn prologue(&mut self, pr: &Prod, slot: u64) {
-        let (mt_n, a_base, b_slot) = (self.c.mtiles, slot * self.c.mtiles, slot);
+    /// The (N block, M tile) panels that pass through the A^T ring, in the order they are used:
+    /// the M tiles past the first group, in every N block unless A^T is resident.
+    fn ring_seq(&self) -> Vec<(u64, u64)> {
+        let blocks = if self.c.a_resident { 1 } else { self.c.nblocks };
+        (0..blocks)
+            .flat_map(|j| (self.c.gm..self.c.mtiles).map(move |i| (j, i)))
+            .collect()
+    }
+
+    /// The loads a product starts with: the first group's operands K tile by K tile (B's first
+    /// panel and the group's A^T), then the ring's first panels in the order they are used.
+    fn prologue(&mut self, pr: &Prod, ps: u64) {
         let (gm, ktt) = (self.c.gm, self.c.ktt);
         if self.p.k == 0 {
             return;
         }
-        // A resident A^T loads all its M tiles with the first group's K steps: each K tile's
-        // rows then move in one run over all of M (one descriptor per row, not per group).
-        let step_tiles = if self.c.a_resident { mt_n } else { gm };
         if gm > 0 {
+            // One K tile per step, each load in one piece per partition group: the group's
+            // demand for data matches the tensor engine's pace, so the steps arrive in order
+            // and each as soon as it can (larger steps or pieces would make a step wait for
+            // the data of the next).
+            let xa = (gm * machine::PE_COLS).min(self.p.m) * self.a_esz;
+            let xb = self.c.nbw.min(self.p.n) * self.b_esz;
+            let rows = machine::PE_ROWS / PARTITION_GROUPS;
             for kt in 0..ktt {
-                let t = if kt == 0 {
-                    DMA_PIECE_BYTES / FINE_DIVISOR
-                } else {
-                    DMA_PIECE_BYTES
-                };
-                self.b_panel(pr, 0, b_slot, (kt, kt + 1), t);
-                self.a_panels(pr, 0, step_tiles, a_base, (kt, kt + 1), t);
+                self.a_group(pr, ps, (kt, kt + 1), rows * xa);
+                self.b_panel(pr, 0, ps, (kt, kt + 1), rows * xb);
             }
         } else {
-            self.b_panel(pr, 0, b_slot, (0, ktt), DMA_PIECE_BYTES);
+            self.b_panel(pr, 0, ps, (0, ktt), DMA_PIECE_BYTES);
         }
-        let first_rest = if gm > 0 { step_tiles } else { 0 };
-        let upto = if self.c.a_resident {
-            mt_n
-        } else {
-            self.c.a_slots.min(mt_n)
-        };
-        if upto > first_rest {
-            self.a_panels(
-                pr,
-                first_rest,
-                upto - first_rest,
-                a_base + first_rest,
-                (0, ktt),
-                DMA_PIECE_BYTES,
-            );
+        let seq = self.ring_seq();
+        let first = seq.len().min(self.c.ring as usize);
+        for (r, &(_, i)) in seq[..first].iter().enumerate() {
+            self.a_ring(pr, ps, i, r as u64, DMA_PIECE_BYTES);
         }
     }
 
     /// The whole computation of one product; its prologue was emitted already.
-    fn product(&mut self, pr: &Prod, slot: u64) {
+    fn product(&mut self, pr: &Prod, ps: u64) {
         let c = self.c.clone();
-        let a_base = slot * c.mtiles;
-        let slot_of = |g: u64| -> u64 {
-            if c.a_resident {
-                a_base + g % c.mtiles
-            } else {
-                g % c.a_slots
-            }
-        };
+        let seq = self.ring_seq();
+        // Position in the ring's sequence of panels (A^T not resident).
+        let mut q = 0usize;
         for j in 0..c.nblocks {
-            let bslot = if c.nblocks > 1 { j % c.b_slots } else { slot };
+            let bslot = if c.nblocks > 1 { j % c.b_slots } else { ps };
             if j + 1 < c.nblocks && self.p.k > 0 {
                 self.b_panel(pr, j + 1, (j + 1) % c.b_slots, (0, c.ktt), DMA_PIECE_BYTES);
             }
@@ -723,55 +765,90 @@ impl Gen<'_> {
                 let mut tiles = Vec::new();
                 for i in 0..c.gm {
                     for ci in 0..nchj {
-                        tiles.push((i, ci, self.next_bank()));
+                        let bank = self.next_bank();
+                        tiles.push(OTile {
+                            i,
+                            c: ci,
+                            bank,
+                            cols: None,
+                        });
                     }
                 }
                 let ys: Vec<u64> = tiles.iter().map(|_| self.next_y()).collect();
-                for (&(i, ci, _), &y) in tiles.iter().zip(&ys) {
-                    self.c_load(pr, i, j, ci, y);
+                for (t, &y) in tiles.iter().zip(&ys) {
+                    self.c_load(pr, t.i, j, t.c, y);
                 }
                 if self.p.k > 0 {
-                    let sl = |i: u64| slot_of(i);
-                    self.compute(&tiles, j, &sl, bslot);
+                    let at = |i: u64| a_at_of(&c, ps, ALoc::Group(i));
+                    self.compute(&tiles, j, &at, bslot);
                 }
-                for (&(i, ci, bank), &y) in tiles.iter().zip(&ys) {
-                    self.finish(pr, i, j, ci, bank, y);
-                }
-                if !c.a_resident {
-                    for g in 0..c.gm {
-                        self.refill(pr, g);
-                    }
+                for (t, &y) in tiles.iter().zip(&ys) {
+                    self.finish(pr, j, t, y);
                 }
                 first_i = c.gm;
             }
             for i in first_i..c.mtiles {
-                let g = j * c.mtiles + i;
+                let loc = if i < c.gm {
+                    ALoc::Group(i)
+                } else if c.a_resident {
+                    ALoc::Ring(i - c.gm)
+                } else {
+                    ALoc::Ring(q as u64 % c.ring)
+                };
+                let at = a_at_of(&c, ps, loc);
                 for ci in 0..nchj {
                     let bank = self.next_bank();
                     let y = self.next_y();
                     self.c_load(pr, i, j, ci, y);
-                    if self.p.k > 0 {
-                        let s = slot_of(g);
-                        self.compute(&[(i, ci, bank)], j, &|_| s, bslot);
+                    for cols in self.tail_parts(j, ci) {
+                        let t = OTile {
+                            i,
+                            c: ci,
+                            bank,
+                            cols,
+                        };
+                        if self.p.k > 0 {
+                            self.compute(&[t], j, &|_| at, bslot);
+                        }
+                        self.finish(pr, j, &t, y);
                     }
-                    self.finish(pr, i, j, ci, bank, y);
                 }
-                if !c.a_resident {
-                    self.refill(pr, g);
+                if !c.a_resident && i >= c.gm {
+                    // The panel `ring` places ahead takes this one's slot.
+                    if let Some(&(_, next)) = seq.get(q + c.ring as usize) {
+                        let r = q as u64 % c.ring;
+                        self.a_ring(pr, ps, next, r, DMA_PIECE_BYTES);
+                    }
+                    q += 1;
                 }
             }
         }
     }
 
-    /// After panel `g` (N block g / mtiles, M tile g % mtiles) is used, loads panel g + slots
-    /// into its slot of the A ring.
-    fn refill(&mut self, pr: &Prod, g: u64) {
-        let next = g + self.c.a_slots;
-        if next < self.c.nblocks * self.c.mtiles && self.p.k > 0 {
-            let i = next % self.c.mtiles;
-            let slot = g % self.c.a_slots;
-            self.a_panels(pr, i, 1, slot, (0, self.c.ktt), DMA_PIECE_BYTES);
+    /// How chunk `ci` of N block `j` is computed: whole, or for the kernel's last output tile
+    /// (of a contraction of at least [`TAIL_MIN_K_TILES`] K tiles), in [`TAIL_PARTS`] narrower
+    /// parts (each at least `matmul_min_free` columns, so at the full rate) evacuated and stored
+    /// one by one, so that what follows the last matmul is one part's evacuation and store.
+    fn tail_parts(&self, j: u64, ci: u64) -> Vec<Option<(u64, u64)>> {
+        let (_, nt, _) = self.chunk(j, ci);
+        let min = cost::MATMUL_MIN_FREE;
+        if self.c.ktt < TAIL_MIN_K_TILES || self.tiles_left != 1 || nt < 2 * min {
+            return vec![None];
         }
+        let w = nt.div_ceil(TAIL_PARTS).max(min);
+        (0..nt.div_ceil(w))
+            .map(|q| Some((q * w, w.min(nt - q * w))))
+            .collect()
+    }
+}
+
+/// [`Gen::a_at`] of a configuration.
+fn a_at_of(c: &Cfg, ps: u64, loc: ALoc) -> (i64, i64) {
+    let (aw, ktt) = (c.aw, c.ktt);
+    let base = ps * c.a_slots * ktt * aw;
+    match loc {
+        ALoc::Group(i) => ((base + i * aw) as i64, (c.gm * aw) as i64),
+        ALoc::Ring(r) => ((base + (c.gm + r) * ktt * aw) as i64, aw as i64),
     }
 }
 
@@ -850,17 +927,19 @@ fn configure_with(p: &Plan, opd: Dtype, ydt: Dtype, batches: u64, ch_max: u64) -
     if fit == 0 {
         return None;
     }
-    let a_slots = fit.min(if batches > 1 {
+    let fit = fit.min(if batches > 1 {
         b_slots.max(2) * mtiles
     } else {
         mtiles
     });
-    let a_resident = a_slots >= mtiles;
-    let pslots = if batches > 1 && nblocks == 1 && b_slots >= 2 && a_slots >= b_slots * mtiles {
+    let a_resident = fit >= mtiles;
+    let pslots = if batches > 1 && nblocks == 1 && b_slots >= 2 && fit >= b_slots * mtiles {
         b_slots
     } else {
         1
     };
+    // Slots per product slot (fit >= 2 unless mtiles is 1).
+    let a_slots = fit.min(mtiles);
     let banks = machine::PSUM_BANKS.min(total_tiles).max(1);
     let chunks0 = nbc.min(nch);
     let mut gm = if chunks0 == 0 || chunks0 > banks || ktt < 2 {
@@ -868,9 +947,15 @@ fn configure_with(p: &Plan, opd: Dtype, ydt: Dtype, batches: u64, ch_max: u64) -
     } else {
         (banks / chunks0).min(mtiles).min(a_slots)
     };
+    if !a_resident {
+        // A ring of at least two slots: one panel loads while the other computes.
+        gm = gm.min(a_slots.saturating_sub(2));
+    }
     if gm * chunks0 < 2 {
         gm = 0;
     }
+    let ring = a_slots - gm;
+    let kil = krem == 0 && ktt > 1 && !p.a.transpose32 && !p.b.transpose32;
     Some(Cfg {
         ktf,
         krem,
@@ -882,6 +967,7 @@ fn configure_with(p: &Plan, opd: Dtype, ydt: Dtype, batches: u64, ch_max: u64) -
         nblocks,
         nbw,
         a_slots,
+        ring,
         aw,
         b_slots,
         gm,
@@ -890,6 +976,7 @@ fn configure_with(p: &Plan, opd: Dtype, ydt: Dtype, batches: u64, ch_max: u64) -
         y_slots,
         ych,
         ydt,
+        kil,
         pslots,
         a_resident,
     })
@@ -1246,7 +1333,7 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
                 Mem::Sbuf,
                 opd,
                 pr,
-                cfg.ktt * cfg.a_slots * cfg.aw,
+                cfg.pslots * cfg.a_slots * cfg.ktt * cfg.aw,
             ));
             buffers.push(buf(
                 "b",

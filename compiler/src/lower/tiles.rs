@@ -359,6 +359,9 @@ pub fn min_run_bytes() -> u64 {
 
 /// Most pieces one DMA is cut into (a tiling choice; codegen balances pieces over the queues).
 const MAX_PIECES: u64 = 16;
+/// Partition groups a DMA is cut into first (a tiling choice: codegen gives each group of DMA
+/// engines its own queues, so equal groups spread a transfer evenly).
+pub const PARTITION_GROUPS: u64 = 4;
 
 /// Whether an on-chip access of `count` partitions may start at `start`.
 fn part_ok(start: u64, count: u64) -> bool {
@@ -398,7 +401,7 @@ pub fn split_dma(dst: View, src: View, bytes: u64, target: u64, ops: &mut Vec<KO
     let parts = dst.part_count;
     let (ds, ss) = (on_chip_start(&dst), on_chip_start(&src));
     let mut pg = 1;
-    for g in [4u64, 2] {
+    for g in [PARTITION_GROUPS, 2] {
         if g <= want && parts.is_multiple_of(g) {
             let gs = parts / g;
             let ok = |s: Option<u64>| s.is_some_and(|s| (0..g).all(|i| part_ok(s + i * gs, gs)));
