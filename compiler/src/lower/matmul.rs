@@ -210,7 +210,7 @@ struct Cfg {
     /// K is interleaved over the partitions: partition p of K tile t holds row `p * ktt + t`
     /// of the contraction (not `t * pe_rows + p`), so a partition's rows of consecutive K tiles
     /// are contiguous in HBM and loads of several K tiles move long runs. Only with full K
-    /// tiles and DMA-transposed (or untransposed) operands.
+    /// tiles, more than one row and column, and DMA-transposed (or untransposed) operands.
     kil: bool,
     /// Products rotate over this many slots of the A and B rings (1: one product at a time);
     /// the loads of the next products overlap the compute of this one.
@@ -955,7 +955,10 @@ fn configure_with(p: &Plan, opd: Dtype, ydt: Dtype, batches: u64, ch_max: u64) -
         gm = 0;
     }
     let ring = a_slots - gm;
-    let kil = krem == 0 && ktt > 1 && !p.a.transpose32 && !p.b.transpose32;
+    // Not for a single row or column (a matrix-vector product): its transposed load moves one
+    // element per partition, and the partitions' elements are contiguous in HBM only with K
+    // tiles of consecutive rows.
+    let kil = krem == 0 && ktt > 1 && p.m > 1 && p.n > 1 && !p.a.transpose32 && !p.b.transpose32;
     Some(Cfg {
         ktf,
         krem,
