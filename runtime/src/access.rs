@@ -99,19 +99,20 @@ impl Plan {
             let pb = partition_bytes(mem) as i128;
             (part_start as i128 * pb + offset as i128, pb)
         };
-        let end = if count > 0 {
+        // Byte extent of the whole access (partition dim included), relative to `base`.
+        let (all_lo, all_hi) = {
             let mut all = free_b.clone();
             all.push((part_count, pstride));
-            (base + extent(&all).1 + esize).max(0) as u64
+            extent(&all)
+        };
+        let end = if count > 0 {
+            (base + all_hi + esize).max(0) as u64
         } else {
             0
         };
         if count > 0 {
             if mem == Mem::Hbm {
-                let mut all = free_b.clone();
-                all.push((part_count, pstride));
-                let (lo, hi) = extent(&all);
-                let (lo, hi) = (base + lo, base + hi + esize);
+                let (lo, hi) = (base + all_lo, base + all_hi + esize);
                 if lo < 0 || hi > machine::HBM_BYTES as i128 {
                     return Err(out_of_range(format!(
                         "touches HBM bytes [{lo}, {hi}) outside the {} addressable",
@@ -193,7 +194,7 @@ impl Plan {
         }
     }
 
-    /// The byte address of each run, in access order (the iterator form of `for_each_run`).
+    /// The byte address of each run, in access order.
     fn runs(&self) -> Runs<'_> {
         Runs {
             plan: self,
@@ -203,7 +204,9 @@ impl Plan {
         }
     }
 
-    /// Calls `f` with the byte address of each run, in access order.
+    /// Calls `f` with the byte address of each run, in access order: [`Plan::runs`] as a
+    /// callback, kept as its own loop because the gathers and scatters run it per instruction
+    /// (about 2% fewer instructions in a model's run than driving the iterator).
     fn for_each_run(&self, mut f: impl FnMut(u64)) {
         if self.count == 0 {
             return;
@@ -375,6 +378,11 @@ fn flat_for<'m>(mem: &'m dyn ByteMem, plan: &Plan) -> Option<&'m [u8]> {
     mem.flat().filter(|b| plan.end <= b.len() as u64)
 }
 
+/// Mutable form of [`flat_for`].
+fn flat_for_mut<'m>(mem: &'m mut dyn ByteMem, plan: &Plan) -> Option<&'m mut [u8]> {
+    mem.flat_mut().filter(|b| plan.end <= b.len() as u64)
+}
+
 /// Gathers the elements of `plan` from `mem` as f32, appending to `out`.
 pub fn gather(mem: &dyn ByteMem, plan: &Plan, out: &mut Vec<f32>) {
     out.reserve(plan.count);
@@ -484,7 +492,7 @@ fn gather_paged(mem: &dyn ByteMem, plan: &Plan, out: &mut Vec<f32>) {
 
 /// Scatters `vals` (exactly `plan.count` of them) into `mem`, casting to the plan's dtype.
 pub fn scatter(mem: &mut dyn ByteMem, plan: &Plan, vals: &[f32]) {
-    if let Some(bytes) = mem.flat_mut().filter(|b| plan.end <= b.len() as u64) {
+    if let Some(bytes) = flat_for_mut(mem, plan) {
         match plan.dtype {
             Dtype::Fp32 => scatter_flat::<4>(bytes, plan, vals, f32::to_le_bytes),
             Dtype::Bf16 => scatter_flat::<2>(bytes, plan, vals, |v| {
@@ -624,10 +632,7 @@ fn copy_direct(m: &mut Memories, src: &Plan, dst: &Plan) -> bool {
     let Some((from, to)) = m.pair(src.mem, dst.mem) else {
         return false;
     };
-    let (Some(from), Some(to)) = (
-        from.flat().filter(|b| src.end <= b.len() as u64),
-        to.flat_mut().filter(|b| dst.end <= b.len() as u64),
-    ) else {
+    let (Some(from), Some(to)) = (flat_for(from, src), flat_for_mut(to, dst)) else {
         return false;
     };
     let (slen, dlen) = (src.run_len * es, dst.run_len * es);
