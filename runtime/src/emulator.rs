@@ -178,6 +178,7 @@ impl Emulator {
             cycles,
             streams: stats.streams,
             macs: stats.macs,
+            model_macs: None,
             hbm_bytes: stats.hbm_bytes,
             compulsory_bytes,
             roofline_cycles: roofline_cycles(stats.macs, compulsory_bytes, precision),

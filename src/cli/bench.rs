@@ -30,7 +30,7 @@ use tahoma_compiler::graph::Graph;
 use tahoma_compiler::lower::{LowerOptions, Precision};
 use tahoma_compiler::onnx::{self, ImportOptions, NoExternalData};
 use tahoma_compiler::opt::{
-    cost::{lowered_node_cycles, node_cycles},
+    cost::{lowered_node_cycles, model_work, node_cycles},
     node_cost::NodeCoster,
     ExtractMode, OptLevel,
 };
@@ -246,9 +246,13 @@ fn run_level(
             Some(_) => {}
         }
     }
-    let Some(r) = first else {
+    let Some(mut r) = first else {
         return Err("nothing emulated (--repeat 0?)".to_string());
     };
+    // The roofline counts the model's work (the workload's graph as given), not the padding
+    // a lowering executes.
+    let work = model_work(g, PRECISION);
+    r.measure_against(work.macs, work.compulsory_bytes);
     // The prediction per kernel: nodes keep their names down to the instructions, and a node
     // name may repeat (the profile merges those, so the prediction is summed the same way).
     let g = &optimized.graph;

@@ -14,15 +14,25 @@
 //!   them. Weights that are
 //!   graph inputs are gathered from `OIHW` with strided DMAs. Weights too large for SBUF are
 //!   reloaded per output-channel tile into two alternating buffers.
-//! * **Input** is loaded per *band* of output rows (the whole image when it fits): the band's
-//!   zero-padded input window (a slab of rows x full padded width) per input-channel tile, the
-//!   padding `MEMSET` on the vector engine and the valid part DMAed in, converted to the operand
-//!   precision, in chunks of partition groups x rows. A padded row is a DMA descriptor of its own,
-//!   so when those descriptors cost the DMA engines more than a vector-engine copy of the plane,
-//!   the valid rows land contiguously in a staging buffer (one run per channel) and a
-//!   `TENSOR_COPY` places them in the window. No chunk cuts contiguous rows into runs shorter than
-//!   [`super::tiles::min_run_bytes`]. Bands alternate between two slab buffers so the next band
-//!   loads while this one computes.
+//! * **Input** is loaded per *band* of output rows: the band's input window (a slab of rows x
+//!   the input's width) per input-channel tile, DMAed in and converted to the operand precision,
+//!   in chunks of partition groups x rows. An image that fits SBUF whole is still cut into up to
+//!   [`PIPELINE_BANDS`] bands of whole blocks, and bands rotate over three buffers (two when
+//!   three do not fit), so a band loads while the two before it compute and store. Padding rows
+//!   are `MEMSET` on the vector engine per band. Padding columns are not materialised when a
+//!   kernel column reads inside the image for every output column (a *full* tap): each tap's
+//!   matmul then covers only the output columns it reads inside the image, the full tap first
+//!   (it zeroes the accumulator), and the window's rows are contiguous (one DMA run per
+//!   channel). Otherwise the window is zero-padded (the padding zeroed once per buffer), and
+//!   when per-row descriptors cost the DMA engines more than a vector-engine copy, the valid
+//!   rows land contiguously in a staging buffer and a `TENSOR_COPY` places them. No chunk cuts
+//!   contiguous rows into runs shorter than [`super::tiles::min_run_bytes`].
+//! * **Partition slots**: a 2-D layer whose input and output channels fit in a quarter or half
+//!   of the partitions (ResNet's 56x56 layers, YOLO's early ones) runs 4 or 2 horizontal strips
+//!   of the image side by side, each on its own partitions, with the weights block-diagonal in
+//!   SBUF (stored once in HBM, loaded once per slot): one matmul contracts every strip, so the
+//!   tensor engine streams that many times fewer columns and the strips' loads and stores use
+//!   that many more DMA engines ([`Slots`]).
 //! * **Compute**: per band, output-channel tile and block of output pixels (several whole rows,
 //!   at most `max_moving_free` pixels), every (input-channel tile, kh, kw) issues
 //!   `LOAD_STATIONARY` of its `[Cin_tile, Cout_tile]` weights and a `MATMUL` whose moving operand
@@ -82,6 +92,10 @@ fn store_pieces(bytes: u64, max: u64) -> u64 {
 
 /// How much finer than other DMAs the last store is cut (a tiling choice).
 const STORE_DIVISOR: u64 = 4;
+
+/// How many bands a 2-D image that fits SBUF whole is cut into, at most (a tiling choice:
+/// measured on the benchmark suite's 56x56 layers, 4 beats 1, 2 and 8).
+const PIPELINE_BANDS: u64 = 4;
 
 /// `n` split into `k` nearly equal ranges (start, len), none empty.
 fn chunks(n: u64, k: u64) -> Vec<(u64, u64)> {
@@ -146,6 +160,66 @@ fn grid(
     pg.iter()
         .flat_map(|&p| rc.iter().map(move |&r| (p, r)))
         .collect()
+}
+
+/// Partition slots of a layer whose channels fill at most part of the partitions: the output rows
+/// are cut into `count` strips, strip s computed on partitions `[s * pitch, s * pitch + channels)`
+/// of every buffer. The stationary is block-diagonal (the weights once per slot), so one matmul
+/// contracts all strips at once and each strip's outputs land on its own partitions: the tensor
+/// engine streams `count` times fewer columns, and the loads and stores of the strips spread over
+/// `count` times as many DMA engines.
+#[derive(Clone, Copy, Debug)]
+struct Slots {
+    count: u64,
+    pitch: u64,
+}
+
+impl Slots {
+    /// No slots: the whole image on partitions from 0.
+    fn one() -> Slots {
+        Slots {
+            count: 1,
+            pitch: machine::PARTITIONS,
+        }
+    }
+
+    /// The most slots that `channels` (input and output, per slot) and `rows` output rows (cut
+    /// evenly) allow: a pitch is a partition-rule count whose allowed starts are all its
+    /// multiples.
+    fn choose(channels: u64, rows: u64) -> Slots {
+        let p = machine::PARTITIONS;
+        machine::PARTITION_RULES
+            .iter()
+            .filter(|&&(pitch, starts)| {
+                pitch < p
+                    && channels <= pitch
+                    && p.is_multiple_of(pitch)
+                    && (0..p / pitch).all(|i| starts.contains(&(i * pitch)))
+            })
+            .map(|&(pitch, _)| Slots {
+                count: p / pitch,
+                pitch,
+            })
+            .filter(|s| rows.is_multiple_of(s.count))
+            .max_by_key(|s| s.count)
+            .unwrap_or_else(Slots::one)
+    }
+
+    /// The first partition of each slot.
+    fn bases(self) -> impl Iterator<Item = u64> {
+        (0..self.count).map(move |s| s * self.pitch)
+    }
+
+    /// Partitions spanned by `parts` partitions in every slot: all of them when there are slots
+    /// (the last slot's gap included, so a block-diagonal stationary has the same shape for
+    /// every slot), else `parts`.
+    fn span(self, parts: u64) -> u64 {
+        if self.count > 1 {
+            self.count * self.pitch
+        } else {
+            parts
+        }
+    }
 }
 
 /// Geometry of a 3-D convolution (2-D ones have D = KD = 1, 1-D ones also H = KH = 1).
@@ -296,25 +370,54 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
     let (cimax, ctmax) = (cin_g.min(p), cout_g.min(p));
     let esz = opd.size_bytes();
     let fp32 = Dtype::Fp32.size_bytes();
+    let bias_const = conv_inputs
+        .get(2)
+        .and_then(|&b| l.graph.const_value(b))
+        .map(|t| t.to_f32_vec());
+    // Partition slots: a layer with few channels runs `slots` horizontal strips of the image side
+    // by side, strip s on partitions [s * pitch, s * pitch + channels), with block-diagonal
+    // weights (see [`Slots`]).
+    let sl = if groups == 1
+        && wvals.is_some()
+        && (conv_inputs.len() <= 2 || bias_const.is_some())
+        && !deep
+        && khkw * p * esz <= sbuf_budget() / 2
+    {
+        Slots::choose(cimax.max(ctmax), geo.oh)
+    } else {
+        Slots::one()
+    };
+    // Partitions the matmuls contract over and produce: every slot's channels and the gaps
+    // between slots.
+    let (kp, mp) = (sl.span(cimax), sl.span(ctmax));
+    let oh_s = geo.oh / sl.count;
 
-    // Weights: one block of khkw x ctmax per (group, co tile, ci tile).
-    let wblock = khkw * ctmax;
+    // Weights: one block of khkw x mp per (group, co tile, ci tile).
+    let wblock = khkw * mp;
     let w_total = groups * nco * nci * wblock;
     let resident = w_total * esz <= sbuf_budget() / 2;
     let w_free = if resident { w_total } else { nci * wblock };
     let w_bufs: u64 = if resident { 1 } else { 2 };
+    // In HBM, per input channel: every block's taps of `tap` columns each (with slots, the one
+    // slot block; the SBUF buffer holds it once per slot on the diagonal, zeros elsewhere, as
+    // `[slot, tap, pitch]` columns).
+    let (tap, w_hbm) = if sl.count > 1 {
+        (sl.pitch, khkw * sl.pitch)
+    } else {
+        (mp, w_total)
+    };
     let w_pre = wvals.map(|wv| {
-        let mut pre = vec![0f32; (cimax * w_total) as usize];
+        let mut pre = vec![0f32; (cimax * w_hbm) as usize];
         for g in 0..groups {
             for (t, &(co0, ct)) in co_tiles.iter().enumerate() {
                 for (j, &(ci0, cit)) in ci_tiles.iter().enumerate() {
-                    let base = ((g * nco + t as u64) * nci + j as u64) * wblock;
+                    let base = ((g * nco + t as u64) * nci + j as u64) * khkw * tap;
                     for ci in 0..cit {
                         for pos in 0..khkw {
                             for co in 0..ct {
                                 let src = (((g * cout_g + co0 + co) * cin_g + ci0 + ci) * khkw
                                     + pos) as usize;
-                                pre[(ci * w_total + base + pos * ctmax + co) as usize] = wv[src];
+                                pre[(ci * w_hbm + base + pos * tap + co) as usize] = wv[src];
                             }
                         }
                     }
@@ -324,7 +427,7 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
         l.new_tensor(
             &format!("{}_w", node.name),
             opd,
-            vec![cimax, w_total],
+            vec![cimax, w_hbm],
             HbmKind::Const { values: pre },
         )
     });
@@ -332,26 +435,24 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
         Some(_) => None,
         None => Some(l.operand(node.inputs[1], opd).tensor),
     };
-    // Bias: constant biases pre-arranged as [ctmax, groups * nco] (one DMA).
-    let bias_const = conv_inputs
-        .get(2)
-        .and_then(|&b| l.graph.const_value(b))
-        .map(|t| t.to_f32_vec());
+    // Bias: constant biases pre-arranged as [mp, groups * nco] (one DMA), once per slot.
     let bias_pre = bias_const.map(|bv| {
         let cols = groups * nco;
-        let mut pre = vec![0f32; (ctmax * cols) as usize];
+        let mut pre = vec![0f32; (mp * cols) as usize];
         for g in 0..groups {
             for (t, &(co0, ct)) in co_tiles.iter().enumerate() {
-                for co in 0..ct {
-                    pre[(co * cols + g * nco + t as u64) as usize] =
-                        bv[(g * cout_g + co0 + co) as usize];
+                for sb in sl.bases() {
+                    for co in 0..ct {
+                        pre[((sb + co) * cols + g * nco + t as u64) as usize] =
+                            bv[(g * cout_g + co0 + co) as usize];
+                    }
                 }
             }
         }
         l.new_tensor(
             &format!("{}_b", node.name),
             Dtype::Fp32,
-            vec![ctmax, cols],
+            vec![mp, cols],
             HbmKind::Const { values: pre },
         )
     });
@@ -365,8 +466,10 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
     // Blocks of output pixels: whole rows when a row fits one matmul, else row pieces.
     let maxn = machine::MAX_MOVING_FREE;
     let owb = geo.ow.min(maxn).max(1);
+    // As many rows as fit one matmul, balanced so that the blocks of a strip are alike.
     let rows_per_block = if geo.ow <= maxn {
-        (maxn / geo.ow.max(1)).min(geo.oh).max(1)
+        let most = (maxn / geo.ow.max(1)).clamp(1, oh_s.max(1));
+        oh_s.div_ceil(oh_s.div_ceil(most)).max(1)
     } else {
         1
     };
@@ -376,7 +479,29 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
     } else {
         1
     };
-    let cols = geo.slab_cols();
+    // Column padding: when some kernel column reads inside the image for every output column
+    // (a "full" tap), the window holds the input's own columns (`col0` = 0, rows contiguous:
+    // one DMA run per channel) and each tap's matmul covers only the output columns it reads
+    // inside the image; the full tap goes first and zeroes the accumulator. Else the window
+    // is zero-padded (`col0` = -pl).
+    let full_tap = |bb: u64| {
+        let first = (bb * geo.dw) as i64 - geo.pl;
+        first >= 0 && first + (((geo.ow - 1) * geo.sw) as i64) < geo.w as i64
+    };
+    let col_pad = geo.pl > 0 || geo.slab_cols() as i64 - geo.pl > geo.w as i64;
+    let full_bb = (0..geo.kw).find(|&bb| full_tap(bb)).filter(|_| col_pad);
+    let (cols, col0) = match full_bb {
+        Some(_) => (geo.w, 0),
+        None => (geo.slab_cols(), -geo.pl),
+    };
+    // Taps in weight order, the full tap's first.
+    let taps: Vec<u64> = {
+        let first = |pos: &u64| full_bb.is_some_and(|bb| pos % geo.kw == bb && *pos < geo.kw);
+        (0..khkw)
+            .filter(first)
+            .chain((0..khkw).filter(|p| !first(p)))
+            .collect()
+    };
     let xsz = x.dtype.size_bytes().max(esz);
     // Padded rows arrive one descriptor each; when that costs the DMA engines more than one
     // vector-engine copy per plane, a channel tile's valid rows land contiguously in a staging
@@ -396,7 +521,7 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
         w_bufs * w_free * esz
             + bufs * (slab + y)
             + groups * nco * fp32
-            + stage_elems(geo.slab_rows(rows)) * esz
+            + bufs * stage_elems(geo.slab_rows(rows)) * esz
     };
     let mut bz = geo.od;
     while bz > 1 && need(bz, geo.oh, 2) > sbuf_budget() {
@@ -405,10 +530,10 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
             bz -= bz % planes_per_block;
         }
     }
-    let mut band = geo.oh;
+    let mut band = oh_s;
     if bz == 1 {
         while band > 1
-            && need(1, band, if band < geo.oh || geo.od > 1 { 2 } else { 1 }) > sbuf_budget()
+            && need(1, band, if band < oh_s || geo.od > 1 { 2 } else { 1 }) > sbuf_budget()
         {
             band = band.div_ceil(2);
             if band > rows_per_block {
@@ -416,8 +541,22 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
             }
         }
     }
-    let (nbz, nbands) = (geo.od.div_ceil(bz), geo.oh.div_ceil(band));
-    let xbufs = if n * nbz * nbands > 1 { 2 } else { 1 };
+    // An image that fits whole is still cut into bands of whole blocks (up to PIPELINE_BANDS),
+    // so the first band's matmuls start when its rows arrive and the last band's store is short.
+    if bz == 1 && geo.od == 1 && band == oh_s {
+        let blocks = oh_s.div_ceil(rows_per_block);
+        band = blocks.div_ceil(PIPELINE_BANDS.min(blocks).max(1)) * rows_per_block;
+    }
+    let (nbz, nbands) = (geo.od.div_ceil(bz), oh_s.div_ceil(band));
+    // Band buffers: three when there are more than two bands and they fit the budget, so a
+    // band's input loads (and its result stores) while the two bands before it compute: one
+    // band's compute is shorter than a DMA's trigger latency plus its transfer.
+    let total_bands = n * nbz * nbands;
+    let xbufs = if total_bands > 2 && need(bz, band, 3) <= sbuf_budget() {
+        3
+    } else {
+        total_bands.min(2)
+    };
     let slab_elems = geo.slab_deps(bz) * geo.slab_rows(band) * cols;
     // Elements per output-channel tile in a band buffer of the result.
     let band_elems = bz * band * geo.ow;
@@ -447,20 +586,29 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
     if let Some(b) = &bias_pre {
         let cols_b = groups * nco;
         emit(KOp::Dma {
-            dst: v("bias", ctmax, 0, vec![(cols_b, 1)]),
-            src: View::hbm(
-                b,
-                ctmax,
-                cols_b as i64,
-                Expr::constant(0),
-                vec![(cols_b, 1)],
-            ),
+            dst: v("bias", mp, 0, vec![(cols_b, 1)]),
+            src: View::hbm(b, mp, cols_b as i64, Expr::constant(0), vec![(cols_b, 1)]),
         });
+    }
+    // Partitions between slots are never loaded but the matmuls contract over them (with zero
+    // weights), and the window's padding columns are never written by a load: zero both once
+    // per buffer (so no stale non-finite value reaches a sum), not once per band.
+    let pad_cols = col0 < 0 && col_pad;
+    if kp > sl.count * cimax || pad_cols {
+        for i in 0..xbufs {
+            let len = nci * slab_elems;
+            for (c0, cn) in chunks(len, len.div_ceil(max_elems)) {
+                emit(KOp::Memset {
+                    dst: v(&format!("x{i}"), kp, c0, vec![(cn, 1)]),
+                    value: 0.0,
+                });
+            }
+        }
     }
     // The first band's input and the resident weights share the queues in proportion to
     // their bytes; the input goes first (every matmul needs it), the weights after it.
-    let first_slab_bytes = nci * cimax * slab_elems * xsz;
-    let w_bytes = cimax * w_total * esz;
+    let first_slab_bytes = sl.count * nci * cimax * slab_elems * xsz;
+    let w_bytes = kp * w_total * esz;
     let w_pieces = if resident {
         let share = (q * w_bytes)
             .div_ceil(w_bytes + first_slab_bytes)
@@ -489,22 +637,36 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
     if resident {
         match &w_pre {
             Some(wt) => {
-                // Chunks of the free dimension over all partitions, in the order the matmuls
-                // consume them: each uses every DMA engine, so the first lands first.
-                let runs = (w_total * esz / min_run_bytes()).max(1);
-                let want = w_pieces.min(runs).max(w_total.div_ceil(max_elems));
-                for (f0, fnum) in chunks(w_total, want) {
-                    let (p0, pc) = (0, cimax);
-                    wdmas.push(KOp::Dma {
-                        dst: vp("w", p0, pc, f0, vec![(fnum, 1)]),
-                        src: View::hbm(
-                            wt,
-                            pc,
-                            w_total as i64,
-                            Expr::constant((p0 * w_total + f0) as i64),
-                            vec![(fnum, 1)],
-                        ),
-                    });
+                // With slots, the blocks off the diagonal are zeros.
+                if sl.count > 1 {
+                    for (c0, cn) in chunks(w_total, w_total.div_ceil(max_elems)) {
+                        emit(KOp::Memset {
+                            dst: v("w", kp, c0, vec![(cn, 1)]),
+                            value: 0.0,
+                        });
+                    }
+                }
+                // Chunks of the free dimension over all partitions (of every slot), in the
+                // order the matmuls consume them: each uses every DMA engine, so the first
+                // lands first.
+                let runs = (w_hbm * esz / min_run_bytes()).max(1);
+                let want = (w_pieces / sl.count)
+                    .max(1)
+                    .min(runs)
+                    .max(w_hbm.div_ceil(max_elems));
+                for (f0, fnum) in chunks(w_hbm, want) {
+                    for (si, sb) in sl.bases().enumerate() {
+                        wdmas.push(KOp::Dma {
+                            dst: vp("w", sb, cimax, si as u64 * w_hbm + f0, vec![(fnum, 1)]),
+                            src: View::hbm(
+                                wt,
+                                cimax,
+                                w_hbm as i64,
+                                Expr::constant(f0 as i64),
+                                vec![(fnum, 1)],
+                            ),
+                        });
+                    }
                 }
             }
             None => {
@@ -542,182 +704,205 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
             for b in 0..nbz * nbands {
                 let (zi, ri) = (b / nbands, b % nbands);
                 let (z0, bzc) = (zi * bz, bz.min(geo.od - zi * bz));
-                let (r0, br) = (ri * band, band.min(geo.oh - ri * band));
+                let (r0, br) = (ri * band, band.min(oh_s - ri * band));
                 let par = band_no % xbufs;
                 band_no += 1;
-                let (xs, ys) = (format!("x{par}"), format!("y{par}"));
+                let (xs, ys, xt) = (format!("x{par}"), format!("y{par}"), format!("xt{par}"));
                 // The band's input window: slab planes [z0s, z0s + deps) and rows
                 // [s0, s0 + rows) of the padded input.
                 let (deps, rows) = (geo.slab_deps(bzc), geo.slab_rows(br));
                 let plane = rows * cols;
-                let z0s = (z0 * geo.sd) as i64 - geo.pf;
-                let zv0 = z0s.max(0);
-                let zv1 = (z0s + deps as i64).min(geo.d as i64);
-                let vz = (zv1 - zv0).max(0) as u64;
-                let front = ((zv0 - z0s) as u64).min(deps);
-                let back = deps - front - vz;
-                let s0 = (r0 * geo.sh) as i64 - geo.pt;
-                let rv0 = s0.max(0);
-                let rv1 = (s0 + rows as i64).min(geo.h as i64);
-                let cv0 = (-geo.pl).max(0);
-                let cv1 = (cols as i64 - geo.pl).min(geo.w as i64);
-                let (top, left) = ((rv0 - s0) as u64, (cv0 + geo.pl) as u64);
-                let (vrows, vcols) = ((rv1 - rv0).max(0) as u64, (cv1 - cv0).max(0) as u64);
-                let bottom = rows - top - vrows;
-                let right = cols - left - vcols;
-                let all = |dims: Vec<(u64, i64)>, off: u64| KOp::Memset {
-                    dst: v(&xs, cimax, off, dims),
-                    value: 0.0,
-                };
-                // Padding planes (3-D): whole planes of every channel tile, cut so that no
-                // access exceeds the free-element limit.
-                for (at, count) in [(0, front), (front + vz, back)] {
-                    let len = count * plane;
-                    if len == 0 {
-                        continue;
-                    }
-                    if nci * len <= max_elems {
-                        emit(all(vec![(nci, slab_elems as i64), (len, 1)], at * plane));
-                    } else {
-                        for j in 0..nci {
-                            for (c0, cn) in chunks(len, len.div_ceil(max_elems)) {
-                                emit(all(vec![(cn, 1)], j * slab_elems + at * plane + c0));
-                            }
-                        }
-                    }
-                }
-                // The valid planes' padding rows and columns (a plane dim in 3-D).
-                let pdims = |rest: &[(u64, i64)]| {
-                    let mut d = vec![(nci, slab_elems as i64)];
-                    if deep {
-                        d.push((vz, plane as i64));
-                    }
-                    d.extend_from_slice(rest);
-                    d
-                };
-                let pz = front * plane;
-                if vz > 0 && top > 0 {
-                    emit(all(pdims(&[(top * cols, 1)]), pz));
-                }
-                if vz > 0 && bottom > 0 {
-                    emit(all(pdims(&[(bottom * cols, 1)]), pz + (top + vrows) * cols));
-                }
-                if vz > 0 && vrows > 0 && left > 0 {
-                    emit(all(
-                        pdims(&[(vrows, cols as i64), (left, 1)]),
-                        pz + top * cols,
-                    ));
-                }
-                if vz > 0 && vrows > 0 && right > 0 {
-                    emit(all(
-                        pdims(&[(vrows, cols as i64), (right, 1)]),
-                        pz + top * cols + left + vcols,
-                    ));
-                }
-                if vz > 0 && vrows > 0 && vcols > 0 {
-                    let bytes = nci * cimax * vz * vrows * vcols * xsz;
-                    let want = if band_no == 1 && resident {
-                        (q - w_pieces).max(pieces(bytes, q - w_pieces))
-                    } else {
-                        pieces(bytes, q)
+                // Each slot's strip of the window, on the slot's partitions.
+                for (si, sb) in sl.bases().enumerate() {
+                    let z0s = (z0 * geo.sd) as i64 - geo.pf;
+                    let zv0 = z0s.max(0);
+                    let zv1 = (z0s + deps as i64).min(geo.d as i64);
+                    let vz = (zv1 - zv0).max(0) as u64;
+                    let front = ((zv0 - z0s) as u64).min(deps);
+                    let back = deps - front - vz;
+                    let s0 = ((si as u64 * oh_s + r0) * geo.sh) as i64 - geo.pt;
+                    let rv0 = s0.max(0);
+                    let rv1 = (s0 + rows as i64).min(geo.h as i64);
+                    let cv0 = col0.max(0);
+                    let cv1 = (cols as i64 + col0).min(geo.w as i64);
+                    let (top, left) = ((rv0 - s0) as u64, (cv0 - col0) as u64);
+                    let (vrows, vcols) = ((rv1 - rv0).max(0) as u64, (cv1 - cv0).max(0) as u64);
+                    let bottom = rows - top - vrows;
+                    let right = cols - left - vcols;
+                    let all = |dims: Vec<(u64, i64)>, off: u64| KOp::Memset {
+                        dst: vp(&xs, sb, cimax, off, dims),
+                        value: 0.0,
                     };
-                    let per_tile = (want / nci).max(1);
-                    let (dhw, hw) = (geo.d * geo.h * geo.w, geo.h * geo.w);
-                    for (j, &(ci0, cit)) in ci_tiles.iter().enumerate() {
-                        let src0 = |p0: u64| ((img * cin + g * cin_g + ci0 + p0) * dhw) as i64;
-                        let dst0 = j as u64 * slab_elems + pz + top * cols + left;
-                        if deep && vrows * vcols <= max_elems {
-                            // Whole valid planes per DMA: partition groups x plane ranges.
-                            let max_planes = max_elems / (vrows * vcols);
-                            for ((p0, pc), (zz, zn)) in grid(cit, vz, per_tile, max_planes, 0) {
-                                emit(KOp::Dma {
-                                    dst: vp(
-                                        &xs,
-                                        p0,
-                                        pc,
-                                        dst0 + zz * plane,
-                                        vec![(zn, plane as i64), (vrows, cols as i64), (vcols, 1)],
-                                    ),
-                                    src: View::hbm(
-                                        &x.tensor,
-                                        pc,
-                                        dhw as i64,
-                                        Expr::constant(
-                                            src0(p0)
-                                                + (zv0 + zz as i64) * hw as i64
-                                                + rv0 * geo.w as i64
-                                                + cv0,
-                                        ),
-                                        vec![(zn, hw as i64), (vrows, geo.w as i64), (vcols, 1)],
-                                    ),
-                                });
-                            }
+                    // Padding planes (3-D): whole planes of every channel tile, cut so that no
+                    // access exceeds the free-element limit.
+                    for (at, count) in [(0, front), (front + vz, back)] {
+                        let len = count * plane;
+                        if len == 0 {
                             continue;
                         }
-                        // Plane by plane (one plane in 2-D): partition groups x row ranges.
-                        let max_rows = (max_elems / cols).max(1);
-                        if stage(vrows) && vcols == geo.w && vrows * vcols <= max_elems {
+                        if nci * len <= max_elems {
+                            emit(all(vec![(nci, slab_elems as i64), (len, 1)], at * plane));
+                        } else {
+                            for j in 0..nci {
+                                for (c0, cn) in chunks(len, len.div_ceil(max_elems)) {
+                                    emit(all(vec![(cn, 1)], j * slab_elems + at * plane + c0));
+                                }
+                            }
+                        }
+                    }
+                    // The valid planes' padding rows and columns (a plane dim in 3-D).
+                    let pdims = |rest: &[(u64, i64)]| {
+                        let mut d = vec![(nci, slab_elems as i64)];
+                        if deep {
+                            d.push((vz, plane as i64));
+                        }
+                        d.extend_from_slice(rest);
+                        d
+                    };
+                    let pz = front * plane;
+                    if vz > 0 && top > 0 {
+                        emit(all(pdims(&[(top * cols, 1)]), pz));
+                    }
+                    if vz > 0 && bottom > 0 {
+                        emit(all(pdims(&[(bottom * cols, 1)]), pz + (top + vrows) * cols));
+                    }
+                    if vz > 0 && vrows > 0 && left > 0 && !pad_cols {
+                        emit(all(
+                            pdims(&[(vrows, cols as i64), (left, 1)]),
+                            pz + top * cols,
+                        ));
+                    }
+                    if vz > 0 && vrows > 0 && right > 0 && !pad_cols {
+                        emit(all(
+                            pdims(&[(vrows, cols as i64), (right, 1)]),
+                            pz + top * cols + left + vcols,
+                        ));
+                    }
+                    if vz > 0 && vrows > 0 && vcols > 0 {
+                        let bytes = nci * cimax * vz * vrows * vcols * xsz;
+                        let want = if band_no == 1 && resident {
+                            (q - w_pieces).max(pieces(bytes, q - w_pieces))
+                        } else {
+                            pieces(bytes, q)
+                        };
+                        let per_tile = (want / (nci * sl.count)).max(1);
+                        let (dhw, hw) = (geo.d * geo.h * geo.w, geo.h * geo.w);
+                        for (j, &(ci0, cit)) in ci_tiles.iter().enumerate() {
+                            let src0 = |p0: u64| ((img * cin + g * cin_g + ci0 + p0) * dhw) as i64;
+                            let dst0 = j as u64 * slab_elems + pz + top * cols + left;
+                            if deep && vrows * vcols <= max_elems {
+                                // Whole valid planes per DMA: partition groups x plane ranges.
+                                let max_planes = max_elems / (vrows * vcols);
+                                for ((p0, pc), (zz, zn)) in grid(cit, vz, per_tile, max_planes, 0) {
+                                    emit(KOp::Dma {
+                                        dst: vp(
+                                            &xs,
+                                            sb + p0,
+                                            pc,
+                                            dst0 + zz * plane,
+                                            vec![
+                                                (zn, plane as i64),
+                                                (vrows, cols as i64),
+                                                (vcols, 1),
+                                            ],
+                                        ),
+                                        src: View::hbm(
+                                            &x.tensor,
+                                            pc,
+                                            dhw as i64,
+                                            Expr::constant(
+                                                src0(p0)
+                                                    + (zv0 + zz as i64) * hw as i64
+                                                    + rv0 * geo.w as i64
+                                                    + cv0,
+                                            ),
+                                            vec![
+                                                (zn, hw as i64),
+                                                (vrows, geo.w as i64),
+                                                (vcols, 1),
+                                            ],
+                                        ),
+                                    });
+                                }
+                                continue;
+                            }
+                            // Plane by plane (one plane in 2-D): partition groups x row ranges.
+                            let max_rows = (max_elems / cols).max(1);
+                            if stage(vrows) && vcols == geo.w && vrows * vcols <= max_elems {
+                                for zz in 0..vz {
+                                    let per_plane = (per_tile / vz).max(1);
+                                    for ((p0, pc), (rr, rn)) in
+                                        grid(cit, vrows, per_plane, vrows, vcols * xsz)
+                                    {
+                                        let src_off = src0(p0)
+                                            + (zv0 + zz as i64) * hw as i64
+                                            + (rv0 + rr as i64) * geo.w as i64;
+                                        emit(KOp::Dma {
+                                            dst: vp(
+                                                &xt,
+                                                sb + p0,
+                                                pc,
+                                                rr * vcols,
+                                                vec![(rn * vcols, 1)],
+                                            ),
+                                            src: View::hbm(
+                                                &x.tensor,
+                                                pc,
+                                                dhw as i64,
+                                                Expr::constant(src_off),
+                                                vec![(rn * vcols, 1)],
+                                            ),
+                                        });
+                                    }
+                                    emit(KOp::Copy {
+                                        dst: vp(
+                                            &xs,
+                                            sb,
+                                            cit,
+                                            dst0 + zz * plane,
+                                            vec![(vrows, cols as i64), (vcols, 1)],
+                                        ),
+                                        src: vp(
+                                            &xt,
+                                            sb,
+                                            cit,
+                                            0,
+                                            vec![(vrows, vcols as i64), (vcols, 1)],
+                                        ),
+                                    });
+                                }
+                                continue;
+                            }
                             for zz in 0..vz {
                                 let per_plane = (per_tile / vz).max(1);
-                                for ((p0, pc), (rr, rn)) in
-                                    grid(cit, vrows, per_plane, vrows, vcols * xsz)
-                                {
+                                for ((p0, pc), (rr, rn)) in grid(
+                                    cit,
+                                    vrows,
+                                    per_plane,
+                                    max_rows,
+                                    if vcols == cols { vcols * xsz } else { 0 },
+                                ) {
                                     let src_off = src0(p0)
                                         + (zv0 + zz as i64) * hw as i64
-                                        + (rv0 + rr as i64) * geo.w as i64;
+                                        + (rv0 + rr as i64) * geo.w as i64
+                                        + cv0;
                                     emit(KOp::Dma {
-                                        dst: vp("xt", p0, pc, rr * vcols, vec![(rn * vcols, 1)]),
+                                        dst: vp(
+                                            &xs,
+                                            sb + p0,
+                                            pc,
+                                            dst0 + zz * plane + rr * cols,
+                                            vec![(rn, cols as i64), (vcols, 1)],
+                                        ),
                                         src: View::hbm(
                                             &x.tensor,
                                             pc,
                                             dhw as i64,
                                             Expr::constant(src_off),
-                                            vec![(rn * vcols, 1)],
+                                            vec![(rn, geo.w as i64), (vcols, 1)],
                                         ),
                                     });
                                 }
-                                emit(KOp::Copy {
-                                    dst: vp(
-                                        &xs,
-                                        0,
-                                        cit,
-                                        dst0 + zz * plane,
-                                        vec![(vrows, cols as i64), (vcols, 1)],
-                                    ),
-                                    src: vp(
-                                        "xt",
-                                        0,
-                                        cit,
-                                        0,
-                                        vec![(vrows, vcols as i64), (vcols, 1)],
-                                    ),
-                                });
-                            }
-                            continue;
-                        }
-                        for zz in 0..vz {
-                            let per_plane = (per_tile / vz).max(1);
-                            for ((p0, pc), (rr, rn)) in grid(cit, vrows, per_plane, max_rows, 0) {
-                                let src_off = src0(p0)
-                                    + (zv0 + zz as i64) * hw as i64
-                                    + (rv0 + rr as i64) * geo.w as i64
-                                    + cv0;
-                                emit(KOp::Dma {
-                                    dst: vp(
-                                        &xs,
-                                        p0,
-                                        pc,
-                                        dst0 + zz * plane + rr * cols,
-                                        vec![(rn, cols as i64), (vcols, 1)],
-                                    ),
-                                    src: View::hbm(
-                                        &x.tensor,
-                                        pc,
-                                        dhw as i64,
-                                        Expr::constant(src_off),
-                                        vec![(rn, geo.w as i64), (vcols, 1)],
-                                    ),
-                                });
                             }
                         }
                     }
@@ -764,18 +949,24 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
                     if let Some((r, _)) = &epilogue.residual {
                         let bytes = ct * bzc * br * geo.ow * fp32;
                         let max_rows = (max_elems / geo.ow).max(1);
-                        for ((p0, pc), (rr, rn)) in
-                            grid(ct, bzc * br, pieces(bytes, q), max_rows, geo.ow * fp32)
+                        let want = (pieces(sl.count * bytes, q) / sl.count).max(1);
+                        for ((si, sb), ((p0, pc), (rr, rn))) in
+                            sl.bases().enumerate().flat_map(|s| {
+                                grid(ct, bzc * br, want, max_rows, geo.ow * fp32)
+                                    .into_iter()
+                                    .map(move |c| (s, c))
+                            })
                         {
                             let off = ((((img * cout + g * cout_g + co0 + p0) * geo.od + z0)
                                 * geo.oh
+                                + si as u64 * oh_s
                                 + r0
                                 + rr)
                                 * geo.ow) as i64;
                             emit(KOp::Dma {
                                 dst: vp(
                                     &rs,
-                                    p0,
+                                    sb + p0,
                                     pc,
                                     t as u64 * band_elems + rr * geo.ow,
                                     vec![(rn * geo.ow, 1)],
@@ -809,34 +1000,67 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
                             blk_no += 1;
                             let mut first = true;
                             for (j, &(_, cit)) in ci_tiles.iter().enumerate() {
-                                // Taps (kd, kh, kw) in weight order.
-                                for pos in 0..khkw {
+                                for &pos in &taps {
                                     let (c, a, bb) = (
                                         pos / (geo.kh * geo.kw),
                                         pos / geo.kw % geo.kh,
                                         pos % geo.kw,
                                     );
-                                    emit(KOp::LoadStationary {
-                                        src: v(
+                                    // Window column of output column x: x * sw + shift;
+                                    // this tap computes the columns [lo, lo + nc) of the block
+                                    // it reads inside the window.
+                                    let shift = (bb * geo.dw) as i64 - geo.pl - col0;
+                                    let sw = geo.sw as i64;
+                                    let lo = (c0 as i64).max(
+                                        (-shift).div_euclid(sw)
+                                            + i64::from((-shift).rem_euclid(sw) != 0),
+                                    );
+                                    let hi = ((c0 + wbk) as i64 - 1)
+                                        .min((cols as i64 - 1 - shift).div_euclid(sw));
+                                    if hi < lo {
+                                        continue;
+                                    }
+                                    let (lo, nc) = (lo as u64, (hi - lo + 1) as u64);
+                                    // With slots: column (slot, c) of the stationary is
+                                    // slot's tap block, column c.
+                                    let src = if sl.count > 1 {
+                                        v(
+                                            &wb,
+                                            kp,
+                                            pos * sl.pitch,
+                                            vec![(sl.count, w_hbm as i64), (sl.pitch, 1)],
+                                        )
+                                    } else {
+                                        v(
                                             &wb,
                                             cit,
-                                            wbase + (j as u64 * khkw + pos) * ctmax,
+                                            wbase + (j as u64 * khkw + pos) * mp,
                                             vec![(ct, 1)],
-                                        ),
-                                    });
+                                        )
+                                    };
+                                    emit(KOp::LoadStationary { src });
                                     let off = j as u64 * slab_elems
                                         + (zz * geo.sd + c * geo.dd) * plane
                                         + (rb * geo.sh + a * geo.dh) * cols
-                                        + c0 * geo.sw
-                                        + bb * geo.dw;
+                                        + (lo as i64 * sw + shift) as u64;
                                     let mut dims =
-                                        vec![(hb, (geo.sh * cols) as i64), (wbk, geo.sw as i64)];
+                                        vec![(hb, (geo.sh * cols) as i64), (nc, geo.sw as i64)];
                                     if deep {
                                         dims.insert(0, (zb, (geo.sd * plane) as i64));
                                     }
+                                    let dst = if nc == wbk {
+                                        v(&acc, sl.span(ct), 0, vec![(npix, 1)])
+                                    } else {
+                                        v(
+                                            &acc,
+                                            sl.span(ct),
+                                            lo - c0,
+                                            vec![(zb * hb, wbk as i64), (nc, 1)],
+                                        )
+                                    };
                                     emit(KOp::Matmul {
-                                        dst: v(&acc, ct, 0, vec![(npix, 1)]),
-                                        moving: v(&xs, cit, off, dims),
+                                        dst,
+                                        moving: v(&xs, sl.span(cit), off, dims),
                                         acc: if first {
                                             Accumulate::Never
                                         } else {
@@ -848,14 +1072,15 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
                             }
                             // A block of several planes holds whole rows, so its pixels are
                             // `zb * hb` consecutive rows of the band, as in PSUM.
-                            let src = v(&acc, ct, 0, vec![(zb * hb, wbk as i64), (wbk, 1)]);
+                            let mt = sl.span(ct);
+                            let src = v(&acc, mt, 0, vec![(zb * hb, wbk as i64), (wbk, 1)]);
                             let dst = v(
                                 &ys,
-                                ct,
+                                mt,
                                 t as u64 * band_elems + fr * geo.ow + c0,
                                 vec![(zb * hb, geo.ow as i64), (wbk, 1)],
                             );
-                            let bias = has_bias.then(|| v("bias", ct, bias_col, vec![(1, 1)]));
+                            let bias = has_bias.then(|| v("bias", mt, bias_col, vec![(1, 1)]));
                             let plain = epilogue.residual.is_none()
                                 && matches!(epilogue.act, Act::Identity | Act::Relu);
                             if plain && !evac_scalar {
@@ -886,7 +1111,7 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
                                 let res = epilogue.residual.as_ref().map(|_| {
                                     v(
                                         &rs,
-                                        ct,
+                                        mt,
                                         t as u64 * band_elems + fr * geo.ow + c0,
                                         vec![(zb * hb, geo.ow as i64), (wbk, 1)],
                                     )
@@ -911,13 +1136,19 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
                         && b + 1 == nbz * nbands
                         && t + 1 == co_tiles.len();
                     let want = if tail {
-                        store_pieces(bytes, q)
+                        store_pieces(sl.count * bytes, q)
                     } else {
-                        pieces(bytes, q)
+                        pieces(sl.count * bytes, q)
                     };
-                    for ((p0, pc), (rr, rn)) in grid(ct, bzc * br, want, max_rows, geo.ow * fp32) {
+                    let want = (want / sl.count).max(1);
+                    for ((si, sb), ((p0, pc), (rr, rn))) in sl.bases().enumerate().flat_map(|s| {
+                        grid(ct, bzc * br, want, max_rows, geo.ow * fp32)
+                            .into_iter()
+                            .map(move |c| (s, c))
+                    }) {
                         let out_off = (((img * cout + g * cout_g + co0 + p0) * geo.od + z0)
                             * geo.oh
+                            + si as u64 * oh_s
                             + r0
                             + rr)
                             * geo.ow;
@@ -931,7 +1162,7 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
                             ),
                             src: vp(
                                 &ys,
-                                p0,
+                                sb + p0,
                                 pc,
                                 t as u64 * band_elems + rr * geo.ow,
                                 vec![(rn * geo.ow, 1)],
@@ -945,34 +1176,23 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
     let npix_max = planes_per_block * rows_per_block * owb;
     let mut buffers = Vec::new();
     if resident {
-        buffers.push(buf("w", Mem::Sbuf, opd, cimax, w_free));
+        buffers.push(buf("w", Mem::Sbuf, opd, kp, w_free));
     } else {
         for i in 0..w_bufs {
             buffers.push(buf(&format!("w{i}"), Mem::Sbuf, opd, cimax, w_free));
         }
     }
-    if stage_elems(geo.slab_rows(band)) > 0 {
-        buffers.push(buf(
-            "xt",
-            Mem::Sbuf,
-            opd,
-            cimax,
-            stage_elems(geo.slab_rows(band)),
-        ));
-    }
     for i in 0..xbufs {
-        buffers.push(buf(
-            &format!("x{i}"),
-            Mem::Sbuf,
-            opd,
-            cimax,
-            nci * slab_elems,
-        ));
+        if stage_elems(geo.slab_rows(band)) > 0 {
+            let len = stage_elems(geo.slab_rows(band));
+            buffers.push(buf(&format!("xt{i}"), Mem::Sbuf, opd, kp, len));
+        }
+        buffers.push(buf(&format!("x{i}"), Mem::Sbuf, opd, kp, nci * slab_elems));
         buffers.push(buf(
             &format!("y{i}"),
             Mem::Sbuf,
             Dtype::Fp32,
-            ctmax,
+            mp,
             nco * band_elems,
         ));
         if epilogue.residual.is_some() {
@@ -980,7 +1200,7 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
                 &format!("r{i}"),
                 Mem::Sbuf,
                 Dtype::Fp32,
-                ctmax,
+                mp,
                 nco * band_elems,
             ));
         }
@@ -990,12 +1210,12 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
             &format!("acc{i}"),
             Mem::Psum,
             Dtype::Fp32,
-            ctmax,
+            mp,
             npix_max,
         ));
     }
     if has_bias {
-        buffers.push(buf("bias", Mem::Sbuf, Dtype::Fp32, ctmax, groups * nco));
+        buffers.push(buf("bias", Mem::Sbuf, Dtype::Fp32, mp, groups * nco));
     }
     l.push_kernel(Kernel {
         name: node.name.clone(),

@@ -45,9 +45,80 @@ pub fn macs(op: Op, ins: &[&TensorType], out: &TensorType) -> u64 {
         }
         // Each output element of a convolution sums C/group x kernel positions products.
         (Op::Conv | Op::FusedConv, [_, w, ..]) => w.shape[1..].iter().product(),
+        // Each input element of a transposed convolution scatters into C/group x kernel
+        // positions outputs.
+        (Op::ConvTranspose, [x, w, ..]) => {
+            let per_input: usize = w.shape[1..].iter().product();
+            return (x.numel() as u64).saturating_mul(per_input as u64);
+        }
         _ => return 0,
     };
     (out.numel() as u64).saturating_mul(k as u64)
+}
+
+/// The work a model asks of the machine, independent of how it is compiled: what the roofline
+/// (design brief, section 4) is measured against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct ModelWork {
+    /// Multiply-accumulates of the tensor-engine ops (MatMul, Gemm, Conv, ConvTranspose).
+    pub macs: u64,
+    /// Graph inputs + weights (as stored) + graph outputs, each once.
+    pub compulsory_bytes: u64,
+}
+
+/// [`ModelWork`] of `g` compiled at `precision`. A weight is a compile-time value that an op
+/// computing at run time reads (an initializer, or what is folded from initializers); it is
+/// stored at the operand precision when a tensor-engine op reads it, else at its own dtype. Ops
+/// computed only from weights are folded at compile time and cost nothing. The lowering may
+/// execute more (zero-padded tiles, block-diagonal weights): that is overhead, not work.
+pub fn model_work(g: &crate::graph::Graph, precision: Precision) -> ModelWork {
+    let tensor_op = |op: Op| {
+        matches!(
+            op,
+            Op::MatMul | Op::Gemm | Op::FusedGemm | Op::Conv | Op::FusedConv | Op::ConvTranspose
+        )
+    };
+    let mut weight = vec![false; g.values.len()];
+    for (v, _) in g.constants() {
+        weight[v.index()] = true;
+    }
+    // Per value: the bytes it is stored in, when a run-time op reads it as a weight.
+    let mut stored: Vec<Option<u64>> = vec![None; g.values.len()];
+    let mut macs = 0u64;
+    for node in &g.nodes {
+        let folded = !node.inputs.is_empty() && node.inputs.iter().all(|v| weight[v.index()]);
+        for o in &node.outputs {
+            weight[o.index()] = folded;
+        }
+        if folded {
+            continue;
+        }
+        let ins: Vec<&TensorType> = node.inputs.iter().map(|&v| g.ty(v)).collect();
+        if let Some(&o) = node.outputs.first() {
+            macs = macs.saturating_add(self::macs(node.op, &ins, g.ty(o)));
+        }
+        for &v in node.inputs.iter().filter(|v| weight[v.index()]) {
+            let t = g.ty(v);
+            let size = if tensor_op(node.op) && t.dtype.is_float() {
+                precision.operand_dtype().size_bytes()
+            } else {
+                t.dtype.size_bytes() as u64
+            };
+            let b = t.numel() as u64 * size;
+            let s = &mut stored[v.index()];
+            *s = Some(s.map_or(b, |x| x.min(b)));
+        }
+    }
+    let io: u64 = g
+        .inputs
+        .iter()
+        .chain(&g.outputs)
+        .map(|&v| bytes(g.ty(v)))
+        .sum();
+    ModelWork {
+        macs,
+        compulsory_bytes: io + stored.iter().flatten().sum::<u64>(),
+    }
 }
 
 /// Estimated cycles of one node computing `outs` from `ins`.
