@@ -233,6 +233,24 @@ impl<'g> Lowerer<'g> {
             },
             None => HbmKind::Scratch,
         };
+        // An intermediate the tensor engine writes (through PSUM evacuation and row stores)
+        // and only the tensor engine reads is stored at the operand dtype: its readers convert
+        // it on load anyway, so no result changes and its traffic shrinks. (Other producers
+        // keep fp32: some pick slower layouts for narrow element stores.)
+        let opd = self.opts.precision.operand_dtype();
+        let dtype = if kind == HbmKind::Scratch
+            && dtype == Dtype::Fp32
+            && opd.size_bytes() < dtype.size_bytes()
+            && matches!(
+                node.op,
+                Op::Conv | Op::FusedConv | Op::MatMul | Op::Gemm | Op::FusedGemm
+            )
+            && self.operand_only(v)
+        {
+            opd
+        } else {
+            dtype
+        };
         let name = self.new_tensor(&val.name.clone(), dtype, shape.clone(), kind);
         let p = Placed {
             tensor: name,
@@ -241,6 +259,31 @@ impl<'g> Lowerer<'g> {
         };
         self.placed.insert(v, p.clone());
         Ok(p)
+    }
+
+    /// Whether `v` has readers and every one (through views) takes it only as a tensor-engine
+    /// operand: a convolution's input, a matrix product's A or B. Those loads convert to the
+    /// operand dtype, rounding as a store at that dtype would.
+    fn operand_only(&self, v: ValueId) -> bool {
+        if self.graph.outputs.contains(&v) {
+            return false;
+        }
+        let mut read = false;
+        for node in &self.graph.nodes {
+            for (i, _) in node.inputs.iter().enumerate().filter(|(_, &x)| x == v) {
+                read = true;
+                let ok = match node.op {
+                    Op::Conv | Op::FusedConv => i == 0,
+                    Op::MatMul | Op::Gemm | Op::FusedGemm => i < 2,
+                    Op::Reshape | Op::Identity => i == 0 && self.operand_only(node.outputs[0]),
+                    _ => false,
+                };
+                if !ok {
+                    return false;
+                }
+            }
+        }
+        read
     }
 
     /// The shape of graph value `v` in the `u64` extents the kernel IR uses.

@@ -68,7 +68,8 @@ pub struct ModelWork {
 
 /// [`ModelWork`] of `g` compiled at `precision`. A weight is a compile-time value that an op
 /// computing at run time reads (an initializer, or what is folded from initializers); it is
-/// stored at the operand precision when a tensor-engine op reads it, else at its own dtype. Ops
+/// stored at the operand precision when a tensor-engine op reads it or it is a Gather's table,
+/// else at its own dtype. Ops
 /// computed only from weights are folded at compile time and cost nothing. The lowering may
 /// execute more (zero-padded tiles, block-diagonal weights): that is overhead, not work.
 pub fn model_work(g: &crate::graph::Graph, precision: Precision) -> ModelWork {
@@ -97,9 +98,15 @@ pub fn model_work(g: &crate::graph::Graph, precision: Precision) -> ModelWork {
         if let Some(&o) = node.outputs.first() {
             macs = macs.saturating_add(self::macs(node.op, &ins, g.ty(o)));
         }
-        for &v in node.inputs.iter().filter(|v| weight[v.index()]) {
+        for (i, &v) in node.inputs.iter().enumerate() {
+            if !weight[v.index()] {
+                continue;
+            }
             let t = g.ty(v);
-            let size = if tensor_op(node.op) && t.dtype.is_float() {
+            // Gather tables are stored at the operand precision too (the lowering gathers rows
+            // of a table as a one-hot product would read it).
+            let operand = tensor_op(node.op) || (node.op == Op::Gather && i == 0);
+            let size = if operand && t.dtype.is_float() {
                 precision.operand_dtype().size_bytes()
             } else {
                 t.dtype.size_bytes() as u64
