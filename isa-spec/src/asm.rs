@@ -198,8 +198,9 @@ pub fn tokenize(line: &str, lineno: usize) -> Result<Vec<(String, usize)>, AsmEr
     let chars: Vec<(usize, char)> = line.char_indices().collect();
     let mut i = 0;
     while i < chars.len() {
-        let (pos, c) = chars[i];
-        let col = line[..pos].chars().count() + 1;
+        let (_, c) = chars[i];
+        // `chars` holds the line's characters in order, so the column is the index (1-based).
+        let col = i + 1;
         if c.is_whitespace() {
             i += 1;
         } else if c == '#' {

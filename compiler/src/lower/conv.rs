@@ -398,6 +398,61 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
     let resident = w_total * esz <= sbuf_budget() / 2;
     let w_free = if resident { w_total } else { nci * wblock };
     let w_bufs: u64 = if resident { 1 } else { 2 };
+    // Column padding: when some kernel column reads inside the image for every output column
+    // (a "full" tap), the window holds the input's own columns (`col0` = 0, rows contiguous:
+    // one DMA run per channel) and each tap's matmul covers only the output columns it reads
+    // inside the image; the full tap goes first and zeroes the accumulator. Else the window
+    // is zero-padded (`col0` = -pl).
+    let full_tap = |bb: u64| {
+        let first = (bb * geo.dw) as i64 - geo.pl;
+        first >= 0 && first + (((geo.ow - 1) * geo.sw) as i64) < geo.w as i64
+    };
+    let col_pad = geo.pl > 0 || geo.slab_cols() as i64 - geo.pl > geo.w as i64;
+    let full_bb = (0..geo.kw).find(|&bb| full_tap(bb)).filter(|_| col_pad);
+    let (cols, col0) = match full_bb {
+        Some(_) => (geo.w, 0),
+        // Without column padding the window takes whole input rows (contiguous runs), even
+        // when a stride leaves the last columns unread.
+        None if !col_pad => (geo.w, 0),
+        None => (geo.slab_cols(), -geo.pl),
+    };
+    // Taps in weight order, the full tap's first.
+    let taps: Vec<u64> = {
+        let first = |pos: &u64| full_bb.is_some_and(|bb| pos % geo.kw == bb && *pos < geo.kw);
+        (0..khkw)
+            .filter(first)
+            .chain((0..khkw).filter(|p| !first(p)))
+            .collect()
+    };
+    // Channel-interleaved tiles: when every tile is full, input-channel tile j holds channels
+    // p * nci + j on partition p (and output tile t channels p * nco + t), so a partition's
+    // channels are consecutive in HBM: the input of every tile arrives in one run per
+    // partition row range instead of one per tile, a plane each (the weights and bias are
+    // pre-arranged to match). Needs whole rows in the window (no padded columns) and 2-D.
+    let il =
+        groups == 1 && nci > 1 && cin_g == nci * p && wvals.is_some() && !deep && cols == geo.w;
+    let ol = groups == 1
+        && nco > 1
+        && cout_g == nco * p
+        && wvals.is_some()
+        && (conv_inputs.len() <= 2 || bias_const.is_some());
+    // The graph channel of (tile, partition) for input and output channels.
+    let in_ch = |j: usize, ci: u64| {
+        if il {
+            ci * nci + j as u64
+        } else {
+            ci_tiles[j].0 + ci
+        }
+    };
+    let out_ch = |t: usize, co: u64| {
+        if ol {
+            co * nco + t as u64
+        } else {
+            co_tiles[t].0 + co
+        }
+    };
+    // HBM channels between consecutive partitions of an output tile.
+    let ch_stride = if ol { nco } else { 1 };
     // In HBM, per input channel: every block's taps of `tap` columns each (with slots, the one
     // slot block; the SBUF buffer holds it once per slot on the diagonal, zeros elsewhere, as
     // `[slot, tap, pitch]` columns).
@@ -409,13 +464,14 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
     let w_pre = wvals.map(|wv| {
         let mut pre = vec![0f32; (cimax * w_hbm) as usize];
         for g in 0..groups {
-            for (t, &(co0, ct)) in co_tiles.iter().enumerate() {
-                for (j, &(ci0, cit)) in ci_tiles.iter().enumerate() {
+            for (t, &(_, ct)) in co_tiles.iter().enumerate() {
+                for (j, &(_, cit)) in ci_tiles.iter().enumerate() {
                     let base = ((g * nco + t as u64) * nci + j as u64) * khkw * tap;
                     for ci in 0..cit {
                         for pos in 0..khkw {
                             for co in 0..ct {
-                                let src = (((g * cout_g + co0 + co) * cin_g + ci0 + ci) * khkw
+                                let src = (((g * cout_g + out_ch(t, co)) * cin_g + in_ch(j, ci))
+                                    * khkw
                                     + pos) as usize;
                                 pre[(ci * w_hbm + base + pos * tap + co) as usize] = wv[src];
                             }
@@ -440,11 +496,11 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
         let cols = groups * nco;
         let mut pre = vec![0f32; (mp * cols) as usize];
         for g in 0..groups {
-            for (t, &(co0, ct)) in co_tiles.iter().enumerate() {
+            for (t, &(_, ct)) in co_tiles.iter().enumerate() {
                 for sb in sl.bases() {
                     for co in 0..ct {
                         pre[((sb + co) * cols + g * nco + t as u64) as usize] =
-                            bv[(g * cout_g + co0 + co) as usize];
+                            bv[(g * cout_g + out_ch(t, co)) as usize];
                     }
                 }
             }
@@ -478,29 +534,6 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
         (maxn / (geo.oh * geo.ow).max(1)).clamp(1, geo.od)
     } else {
         1
-    };
-    // Column padding: when some kernel column reads inside the image for every output column
-    // (a "full" tap), the window holds the input's own columns (`col0` = 0, rows contiguous:
-    // one DMA run per channel) and each tap's matmul covers only the output columns it reads
-    // inside the image; the full tap goes first and zeroes the accumulator. Else the window
-    // is zero-padded (`col0` = -pl).
-    let full_tap = |bb: u64| {
-        let first = (bb * geo.dw) as i64 - geo.pl;
-        first >= 0 && first + (((geo.ow - 1) * geo.sw) as i64) < geo.w as i64
-    };
-    let col_pad = geo.pl > 0 || geo.slab_cols() as i64 - geo.pl > geo.w as i64;
-    let full_bb = (0..geo.kw).find(|&bb| full_tap(bb)).filter(|_| col_pad);
-    let (cols, col0) = match full_bb {
-        Some(_) => (geo.w, 0),
-        None => (geo.slab_cols(), -geo.pl),
-    };
-    // Taps in weight order, the full tap's first.
-    let taps: Vec<u64> = {
-        let first = |pos: &u64| full_bb.is_some_and(|bb| pos % geo.kw == bb && *pos < geo.kw);
-        (0..khkw)
-            .filter(first)
-            .chain((0..khkw).filter(|p| !first(p)))
-            .collect()
     };
     let xsz = x.dtype.size_bytes().max(esz);
     // Padded rows arrive one descriptor each; when that costs the DMA engines more than one
@@ -787,7 +820,40 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
                         };
                         let per_tile = (want / (nci * sl.count)).max(1);
                         let (dhw, hw) = (geo.d * geo.h * geo.w, geo.h * geo.w);
-                        for (j, &(ci0, cit)) in ci_tiles.iter().enumerate() {
+                        if il {
+                            // Every tile at once: partition groups x row ranges, each DMA
+                            // covering the tiles' planes (consecutive channels in HBM).
+                            let max_rows = (max_elems / (nci * cols)).max(1);
+                            let row_bytes = if vcols == cols { vcols * xsz } else { 0 };
+                            for ((p0, pc), (rr, rn)) in
+                                grid(cimax, vrows, want, max_rows, row_bytes)
+                            {
+                                let src_off = ((img * cin + p0 * nci) * dhw) as i64
+                                    + (rv0 + rr as i64) * geo.w as i64
+                                    + cv0;
+                                emit(KOp::Dma {
+                                    dst: vp(
+                                        &xs,
+                                        p0,
+                                        pc,
+                                        pz + (top + rr) * cols + left,
+                                        vec![
+                                            (nci, slab_elems as i64),
+                                            (rn, cols as i64),
+                                            (vcols, 1),
+                                        ],
+                                    ),
+                                    src: View::hbm(
+                                        &x.tensor,
+                                        pc,
+                                        (nci * dhw) as i64,
+                                        Expr::constant(src_off),
+                                        vec![(nci, dhw as i64), (rn, geo.w as i64), (vcols, 1)],
+                                    ),
+                                });
+                            }
+                        }
+                        for (j, &(ci0, cit)) in ci_tiles.iter().enumerate().filter(|_| !il) {
                             let src0 = |p0: u64| ((img * cin + g * cin_g + ci0 + p0) * dhw) as i64;
                             let dst0 = j as u64 * slab_elems + pz + top * cols + left;
                             if deep && vrows * vcols <= max_elems {
@@ -910,7 +976,7 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
                 for op in wdmas.drain(..) {
                     emit(op);
                 }
-                for (t, &(co0, ct)) in co_tiles.iter().enumerate() {
+                for (t, &(_, ct)) in co_tiles.iter().enumerate() {
                     let (wb, wbase) = if resident {
                         ("w".to_string(), (g * nco + t as u64) * nci * wblock)
                     } else {
@@ -957,7 +1023,7 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
                                     .map(move |c| (s, c))
                             })
                         {
-                            let off = ((((img * cout + g * cout_g + co0 + p0) * geo.od + z0)
+                            let off = ((((img * cout + g * cout_g + out_ch(t, p0)) * geo.od + z0)
                                 * geo.oh
                                 + si as u64 * oh_s
                                 + r0
@@ -974,7 +1040,7 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
                                 src: View::hbm(
                                     r,
                                     pc,
-                                    (geo.od * geo.oh * geo.ow) as i64,
+                                    (ch_stride * geo.od * geo.oh * geo.ow) as i64,
                                     Expr::constant(off),
                                     vec![(rn * geo.ow, 1)],
                                 ),
@@ -1146,7 +1212,7 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
                             .into_iter()
                             .map(move |c| (s, c))
                     }) {
-                        let out_off = (((img * cout + g * cout_g + co0 + p0) * geo.od + z0)
+                        let out_off = (((img * cout + g * cout_g + out_ch(t, p0)) * geo.od + z0)
                             * geo.oh
                             + si as u64 * oh_s
                             + r0
@@ -1156,7 +1222,7 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
                             dst: View::hbm(
                                 &out.tensor,
                                 pc,
-                                (geo.od * geo.oh * geo.ow) as i64,
+                                (ch_stride * geo.od * geo.oh * geo.ow) as i64,
                                 Expr::constant(out_off as i64),
                                 vec![(rn * geo.ow, 1)],
                             ),
