@@ -16,7 +16,8 @@
 //! across partitions by a partition-stride-0 DMA. `LpPool` is the sum pool of `|x|^p` (one
 //! `TENSOR_SCALAR abs_max 0, pow p` on each loaded slab) raised to `1/p`. A 3-D pool is two
 //! such passes through a scratch tensor (see [`lower`]). MaxPool's `Indices` output is its own
-//! kernel ([`argmax`]).
+//! kernel ([`argmax`]). A max or average pool whose window is the whole unpadded plane (ResNet's
+//! final 7x7 average) is a global pool, lowered as one reduction per channel tile.
 
 use super::tiles::{sbuf, tile, ELEMENTWISE_FREE_MAX};
 use super::{node_error, HbmKind, Lowerer};
@@ -247,6 +248,32 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
     };
     let nsp = rank - 2;
     let y_shape: Vec<u64> = l.shape_u64(node.outputs[0]);
+    // A window covering the whole unpadded plane is a global pool: one reduction per channel
+    // tile ([`super::reduce`]) instead of a vector op per kernel row and column.
+    let global = node.outputs.len() == 1
+        && p.is_none()
+        && (0..nsp).all(|k| {
+            ks[k] == x.shape[2 + k] as i64
+                && dl[k] == 1
+                && pads[k] == 0
+                && pads[nsp + k] == 0
+                && y_shape[2 + k] == 1
+        });
+    if global {
+        let as_global = Node {
+            op: match kind {
+                Kind::Max => Op::GlobalMaxPool,
+                _ => Op::GlobalAveragePool,
+            },
+            ..node.clone()
+        };
+        super::reduce::lower(l, &as_global)?;
+        // The kernel keeps the op it came from.
+        if let Some(k) = l.program.kernels.last_mut() {
+            k.op = node.op.name().into();
+        }
+        return Ok(());
+    }
     let axis = |k: usize| Axis {
         n: x.shape[2 + k] as i64,
         o: y_shape[2 + k] as i64,
