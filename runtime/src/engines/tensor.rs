@@ -8,12 +8,16 @@
 //! bit for bit unchanged. A row qualifies when the stationary's row is all zeros and the moving
 //! operand's is all finite (0 x inf would be NaN). At least one row is always kept, so the
 //! GEMM's own epilogue (dst + sum, which turns a -0.0 dst into +0.0) runs as before.
+//!
+//! The same argument lets a block-diagonal stationary (the compiler's partition slots and packed
+//! groups) run as one small GEMM per diagonal block: each run of columns contracts only the rows
+//! that can be nonzero in it, when the whole moving operand is finite ([`col_blocks`]).
 
 use super::Effects;
 use crate::access::Plan;
 use crate::error::Fault;
 use ndarray::linalg::general_mat_mul;
-use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis, ShapeBuilder};
+use ndarray::{s, Array2, ArrayView2, ArrayViewMut2, Axis, ShapeBuilder};
 use tahoma_isa::{Dtype, LoadStationary, Matmul, Mem};
 
 /// The stationary operand held by the array.
@@ -24,6 +28,55 @@ pub struct Stationary {
     pub data: Array2<f32>,
     /// Per row of `data`: every element is ±0.0.
     pub zero_rows: Vec<bool>,
+    /// Runs of columns and the contraction rows that can be nonzero in each, when that is
+    /// much less work than the whole `[K, M]` ([`col_blocks`]).
+    pub blocks: Option<Vec<ColBlock>>,
+}
+
+/// Columns `cols` of a stationary whose nonzero entries all lie in rows `rows`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ColBlock {
+    pub cols: std::ops::Range<usize>,
+    pub rows: std::ops::Range<usize>,
+}
+
+/// Most column runs worth one GEMM each (past it, the plain GEMM).
+const MAX_COL_BLOCKS: usize = 16;
+
+/// The runs of consecutive columns of row-major `[k, m]` values sharing the same span of
+/// possibly-nonzero rows (an all-zero column gets row 0 alone, whose ±0.0 products sum to the
+/// same +0.0), when they are at most [`MAX_COL_BLOCKS`] and contract at most three quarters of
+/// the rows the whole GEMM would.
+fn col_blocks(vals: &[f32], k: usize, m: usize) -> Option<Vec<ColBlock>> {
+    if k == 0 || m == 0 {
+        return None;
+    }
+    // Per column, the first and one past the last nonzero row, in one pass over the rows.
+    let (mut lo, mut hi) = (vec![usize::MAX; m], vec![0usize; m]);
+    for (r, row) in vals.chunks_exact(m).enumerate() {
+        for (c, v) in row.iter().enumerate() {
+            if v.to_bits() & 0x7fff_ffff != 0 {
+                lo[c] = lo[c].min(r);
+                hi[c] = r + 1;
+            }
+        }
+    }
+    let mut blocks: Vec<ColBlock> = Vec::new();
+    for c in 0..m {
+        let rows = if hi[c] > 0 { lo[c]..hi[c] } else { 0..1 };
+        match blocks.last_mut() {
+            Some(b) if b.rows == rows => b.cols.end = c + 1,
+            _ => blocks.push(ColBlock {
+                cols: c..c + 1,
+                rows,
+            }),
+        }
+        if blocks.len() > MAX_COL_BLOCKS {
+            return None;
+        }
+    }
+    let work: usize = blocks.iter().map(|b| b.rows.len() * b.cols.len()).sum();
+    (blocks.len() > 1 && work * 4 <= k * m * 3).then_some(blocks)
 }
 
 /// Whether every value is ±0.0 (an OR of the magnitudes' bits, which vectorises).
@@ -55,6 +108,27 @@ fn live_rows(st: &Stationary, mv: &[f32], n: usize) -> Vec<usize> {
         live.push(0);
     }
     live
+}
+
+/// acc = stᵀ·mv + beta·acc: per column block when the stationary has them and the moving
+/// operand is finite, else over the live contraction rows.
+fn gemm(
+    st: &Stationary,
+    mv: ArrayView2<f32>,
+    live: &[usize],
+    beta: f32,
+    acc: &mut ArrayViewMut2<f32>,
+) {
+    match &st.blocks {
+        Some(blocks) if mv.as_slice().is_some_and(all_finite) => {
+            for b in blocks {
+                let s = st.data.slice(s![b.rows.clone(), b.cols.clone()]);
+                let mut a = acc.slice_mut(s![b.cols.clone(), ..]);
+                general_mat_mul(1.0, &s.t(), &mv.slice(s![b.rows.clone(), ..]), beta, &mut a);
+            }
+        }
+        _ => gemm_rows(st.data.view(), mv, live, beta, acc),
+    }
 }
 
 /// acc = stᵀ·mv + beta·acc over the contraction rows `live` only (all rows: the plain GEMM).
@@ -109,6 +183,7 @@ pub fn load_stationary(core: &mut super::Core, x: &LoadStationary) -> Result<Eff
     let vals = super::read(&core.mem, "src", &x.src)?;
     let (k, m) = (x.src.part_count as usize, x.src.free_elems() as usize);
     let zero_rows: Vec<bool> = vals.chunks(m.max(1)).map(all_zero).collect();
+    let blocks = col_blocks(&vals, k, m);
     let data = Array2::from_shape_vec((k, m), vals)
         .map_err(|e| Fault::new("E4007", "src", format!("cannot shape [{k}, {m}]: {e}")))?;
     if let Some(old) = core.tensor.stationary.take() {
@@ -118,6 +193,7 @@ pub fn load_stationary(core: &mut super::Core, x: &LoadStationary) -> Result<Eff
         dtype: x.src.dtype,
         data,
         zero_rows,
+        blocks,
     });
     Ok(Effects::default())
 }
@@ -179,7 +255,7 @@ pub fn matmul(core: &mut super::Core, x: &Matmul) -> Result<Effects, Fault> {
     let dtype = st.dtype;
     let plan = Plan::of_ap(&x.dst).map_err(|f| f.within("dst"))?;
     if let Some(mut acc) = psum_block(&mut core.mem.psum.bytes, &plan, m, n) {
-        gemm_rows(st.data.view(), mv.view(), &live, beta, &mut acc);
+        gemm(st, mv.view(), &live, beta, &mut acc);
     } else {
         let acc = if x.accumulate {
             super::read(&core.mem, "dst", &x.dst)?
@@ -190,7 +266,7 @@ pub fn matmul(core: &mut super::Core, x: &Matmul) -> Result<Effects, Fault> {
         };
         let mut acc = Array2::from_shape_vec((m, n), acc)
             .map_err(|e| Fault::new("E4007", "dst", e.to_string()))?;
-        gemm_rows(st.data.view(), mv.view(), &live, beta, &mut acc.view_mut());
+        gemm(st, mv.view(), &live, beta, &mut acc.view_mut());
         let out = acc.into_raw_vec_and_offset().0;
         super::write(&mut core.mem, "dst", &x.dst, &out)?;
         core.mem.recycle(out);
@@ -232,6 +308,7 @@ mod tests {
                 dtype: Dtype::Bf16,
                 data: st,
                 zero_rows,
+                blocks: None,
             },
             mv,
         )
@@ -322,6 +399,79 @@ mod tests {
         assert_eq!(got, expected);
     }
 
+    /// A block-diagonal stationary (two slots of 40 rows x 48 columns, the last 8 columns of
+    /// each slot all zero) run per column block against the full GEMM, bit for bit, with -0.0,
+    /// NaN and inf in the accumulator; a non-finite moving value takes the full GEMM.
+    #[test]
+    fn column_blocks_match_the_full_gemm() {
+        let (k, m, n) = (128usize, 128usize, 24usize);
+        let st = Array2::from_shape_fn((k, m), |(r, c)| {
+            let (slot_r, slot_c) = (r / 64, c / 64);
+            if slot_r == slot_c && r % 64 < 40 && c % 64 < 48 {
+                ((r * 13 + c * 7) % 11) as f32 * 0.25 - 1.375
+            } else if (r + c) % 3 == 0 {
+                -0.0
+            } else {
+                0.0
+            }
+        });
+        let vals: Vec<f32> = st.iter().copied().collect();
+        let blocks = col_blocks(&vals, k, m).expect("block-diagonal");
+        assert_eq!(
+            blocks,
+            vec![
+                ColBlock {
+                    cols: 0..48,
+                    rows: 0..40
+                },
+                ColBlock {
+                    cols: 48..64,
+                    rows: 0..1
+                },
+                ColBlock {
+                    cols: 64..112,
+                    rows: 64..104
+                },
+                ColBlock {
+                    cols: 112..128,
+                    rows: 0..1
+                },
+            ]
+        );
+        let zero_rows = st
+            .rows()
+            .into_iter()
+            .map(|r| all_zero(r.as_slice().unwrap_or(&[1.0])))
+            .collect();
+        let st = Stationary {
+            dtype: Dtype::Bf16,
+            data: st,
+            zero_rows,
+            blocks: Some(blocks),
+        };
+        let mut mv = Array2::from_shape_fn((k, n), |(r, c)| {
+            ((r * 31 + c * 17) % 23) as f32 * 0.125 - 1.5
+        });
+        let acc0 = Array2::from_shape_fn((m, n), |(i, j)| match (i + j) % 6 {
+            0 => -0.0,
+            1 => f32::NAN,
+            2 => f32::INFINITY,
+            _ => (i as f32 - j as f32) * 0.5,
+        });
+        for inf in [false, true] {
+            if inf {
+                mv[[100, 3]] = f32::INFINITY; // in a zero row of slot 0's columns: NaN there
+            }
+            for beta in [0.0, 1.0] {
+                let (mut blocked, mut full) = (acc0.clone(), acc0.clone());
+                let all: Vec<usize> = (0..k).collect();
+                gemm(&st, mv.view(), &all, beta, &mut blocked.view_mut());
+                general_mat_mul(1.0, &st.data.t(), &mv, beta, &mut full);
+                assert_eq!(bits(&blocked), bits(&full), "beta {beta}, inf {inf}");
+            }
+        }
+    }
+
     #[test]
     fn a_non_finite_moving_row_is_kept() {
         let (st, mut mv) = case(16, 8, 8);
@@ -340,6 +490,7 @@ mod tests {
             dtype: Dtype::Bf16,
             data: Array2::zeros((8, 4)),
             zero_rows: vec![true; 8],
+            blocks: None,
         };
         let mv = Array2::from_elem((8, 4), 2.0f32);
         let acc0 = Array2::from_elem((4, 4), -0.0f32);
