@@ -66,12 +66,33 @@ pub struct ModelWork {
     pub compulsory_bytes: u64,
 }
 
+/// Per value of `g`: known at compile time, a constant or computed only from constants (the
+/// lowering folds such nodes).
+fn weight_values(g: &crate::graph::Graph) -> Vec<bool> {
+    let mut weight = vec![false; g.values.len()];
+    for (v, _) in g.constants() {
+        weight[v.index()] = true;
+    }
+    for node in &g.nodes {
+        let folded = computed_from_weights(node, &weight);
+        for o in &node.outputs {
+            weight[o.index()] = folded;
+        }
+    }
+    weight
+}
+
+/// Whether `node` reads only weights (and something), so it is folded at compile time.
+fn computed_from_weights(node: &crate::graph::Node, weight: &[bool]) -> bool {
+    !node.inputs.is_empty() && node.inputs.iter().all(|v| weight[v.index()])
+}
+
 /// [`ModelWork`] of `g` compiled at `precision`. A weight is a compile-time value that an op
 /// computing at run time reads (an initializer, or what is folded from initializers); it is
 /// stored at the operand precision when a tensor-engine op reads it or it is a Gather's table,
-/// else at its own dtype. Ops
-/// computed only from weights are folded at compile time and cost nothing. The lowering may
-/// execute more (zero-padded tiles, block-diagonal weights): that is overhead, not work.
+/// else at its own dtype. Ops computed only from weights are folded at compile time and cost
+/// nothing. The lowering may execute more (zero-padded tiles, block-diagonal weights): that is
+/// overhead, not work.
 pub fn model_work(g: &crate::graph::Graph, precision: Precision) -> ModelWork {
     let tensor_op = |op: Op| {
         matches!(
@@ -79,21 +100,15 @@ pub fn model_work(g: &crate::graph::Graph, precision: Precision) -> ModelWork {
             Op::MatMul | Op::Gemm | Op::FusedGemm | Op::Conv | Op::FusedConv | Op::ConvTranspose
         )
     };
-    let mut weight = vec![false; g.values.len()];
-    for (v, _) in g.constants() {
-        weight[v.index()] = true;
-    }
+    let weight = weight_values(g);
     // Per value: the bytes it is stored in, when a run-time op reads it as a weight.
     let mut stored: Vec<Option<u64>> = vec![None; g.values.len()];
     let mut macs = 0u64;
-    for node in &g.nodes {
-        let folded = !node.inputs.is_empty() && node.inputs.iter().all(|v| weight[v.index()]);
-        for o in &node.outputs {
-            weight[o.index()] = folded;
-        }
-        if folded {
-            continue;
-        }
+    for node in g
+        .nodes
+        .iter()
+        .filter(|n| !computed_from_weights(n, &weight))
+    {
         let ins: Vec<&TensorType> = node.inputs.iter().map(|&v| g.ty(v)).collect();
         if let Some(&o) = node.outputs.first() {
             macs = macs.saturating_add(self::macs(node.op, &ins, g.ty(o)));
@@ -230,16 +245,10 @@ pub fn lowered_node_cycles(g: &crate::graph::Graph, precision: Precision) -> Vec
 /// [`op_cycles`] of each node of `g`, in node order (constants and what is computed only from
 /// them cost zero).
 pub fn node_cycles(g: &crate::graph::Graph, precision: Precision) -> Vec<f64> {
-    let mut weight_only = vec![false; g.values.len()];
-    for (v, _) in g.constants() {
-        weight_only[v.index()] = true;
-    }
+    let weight = weight_values(g);
     let mut cycles = Vec::with_capacity(g.nodes.len());
     for node in &g.nodes {
-        let wo = !node.inputs.is_empty() && node.inputs.iter().all(|v| weight_only[v.index()]);
-        for o in &node.outputs {
-            weight_only[o.index()] = wo;
-        }
+        let wo = computed_from_weights(node, &weight);
         let ins: Vec<&TensorType> = node.inputs.iter().map(|&v| g.ty(v)).collect();
         let outs: Vec<TensorType> = node.outputs.iter().map(|&v| g.ty(v).clone()).collect();
         cycles.push(op_cycles(node.op, &ins, &outs, wo, precision));
