@@ -188,20 +188,17 @@ impl Slots {
     /// multiples.
     fn choose(channels: u64, rows: u64) -> Slots {
         let p = machine::PARTITIONS;
-        machine::PARTITION_RULES
-            .iter()
-            .filter(|&&(pitch, starts)| {
+        super::tiles::slot_rules(channels)
+            .filter(|&(pitch, starts)| {
                 pitch < p
-                    && channels <= pitch
                     && p.is_multiple_of(pitch)
                     && (0..p / pitch).all(|i| starts.contains(&(i * pitch)))
             })
-            .map(|&(pitch, _)| Slots {
+            .map(|(pitch, _)| Slots {
                 count: p / pitch,
                 pitch,
             })
-            .filter(|s| rows.is_multiple_of(s.count))
-            .max_by_key(|s| s.count)
+            .find(|s| rows.is_multiple_of(s.count))
             .unwrap_or_else(Slots::one)
     }
 

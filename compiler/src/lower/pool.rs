@@ -405,11 +405,7 @@ fn pass(l: &mut Lowerer, node: &Node, ps: &Pass) {
     // partition slots (the starts the partition rule allows for the planes' count), so one
     // vector instruction reduces a block per slot and their DMAs use the engines of every slot.
     // Max pools only (the average's divisor map and LpPool's powers keep a block at a time).
-    let starts: Vec<u64> = match machine::PARTITION_RULES
-        .iter()
-        .filter(|(max, _)| planes <= *max)
-        .min_by_key(|(max, _)| *max)
-    {
+    let starts: Vec<u64> = match super::tiles::slot_rules(planes).next() {
         Some((_, starts)) if is_max && ps.pre.is_none() && ps.post.is_none() => starts.to_vec(),
         _ => vec![0],
     };

@@ -10,6 +10,17 @@ use tahoma_isa::{costs, machine, Dtype, Mem};
 /// fp32 elements (a tiling choice of the compiler).
 pub const ROW_FREE_MAX: u64 = 8192;
 
+/// The partition-rule rows that admit an access of `parts` partitions, fewest partitions first
+/// (the first is the one that applies): `(partition count, allowed starts)`. Their starts are
+/// where side-by-side slots of `parts` partitions may begin (pools and convolutions put blocks
+/// of rows there).
+pub fn slot_rules(parts: u64) -> impl Iterator<Item = (u64, &'static [u64])> {
+    machine::PARTITION_RULES
+        .iter()
+        .filter(move |&&(max, _)| parts <= max)
+        .map(|&(max, starts)| (max, starts))
+}
+
 /// An fp32 SBUF buffer.
 pub fn sbuf(name: &str, partitions: u64, free: u64) -> Buffer {
     sbuf_typed(name, Dtype::Fp32, partitions, free)
