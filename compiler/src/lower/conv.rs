@@ -33,6 +33,10 @@
 //!   SBUF (stored once in HBM, loaded once per slot): one matmul contracts every strip, so the
 //!   tensor engine streams that many times fewer columns and the strips' loads and stores use
 //!   that many more DMA engines ([`Slots`]).
+//! * **Row packing**: a stem (input channels x kernel rows within the smallest partition slot,
+//!   e.g. 3 channels x 7 rows) whose image is large enough to pay for it first builds the rows
+//!   each kernel row reads, `x'[kh * C + c, oh, w]`, in HBM, and runs as a `1 x KW` kernel over
+//!   `KH * C` channels: `KH` times fewer matmuls ([`RowPack`]).
 //! * **Compute**: per band, output-channel tile and block of output pixels (several whole rows,
 //!   at most `max_moving_free` pixels), every (input-channel tile, kh, kw) issues
 //!   `LOAD_STATIONARY` of its `[Cin_tile, Cout_tile]` weights and a `MATMUL` whose moving operand
@@ -279,9 +283,6 @@ pub(super) fn v(name: &str, parts: u64, off: u64, dims: Vec<(u64, i64)>) -> View
 
 /// Lowers a Conv node.
 pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
-    let opd = l.opts.precision.operand_dtype();
-    let (epilogue, n_conv) = Epilogue::of_node(l, node)?;
-    let conv_inputs = &node.inputs[..n_conv];
     let x = l.placed(node.inputs[0]);
     let rank = x.shape.len();
     if !(3..=5).contains(&rank) || !l.graph.ty(node.inputs[0]).dtype.is_float() {
@@ -295,6 +296,194 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
         ));
     }
     let a = ConvAttrs::read(l, node)?;
+    let wconst = l.graph.const_value(node.inputs[1]).map(|t| t.to_f32_vec());
+    match RowPack::plan(l, node, &x, &a, wconst.as_deref()) {
+        Some(rp) => lower_input(l, node, rp.x, rp.attrs, Some(rp.w), rp.prologue, rp.buffers),
+        None => lower_input(l, node, x, a, wconst, Vec::new(), Vec::new()),
+    }
+}
+
+/// A 2-D convolution whose input channels times kernel rows fit a partition slot (a stem: 3
+/// channels, 7x7) has its kernel rows packed onto partitions: the kernel's first statements
+/// build `x'[n, kh * C + c, oh, w] = x[n, c, oh * sh + kh * dh - pt, w]` in HBM (zero where
+/// that row is padding) by HBM -> HBM DMAs, a band of output rows at a time, and the
+/// convolution proper runs on `x'` as a `1 x KW` kernel over `KH * C` channels with row stride
+/// 1: the tensor engine streams `KH` times fewer columns (a `3 x 224 x 224` input with a `7 x 7`
+/// kernel: 7 matmuls per block instead of 49), and x' is stored at the operand precision.
+struct RowPack {
+    x: super::Placed,
+    attrs: ConvAttrs,
+    /// Weights rearranged as `[cout, KH * C, 1, KW]`.
+    w: Vec<f32>,
+    prologue: Vec<Stmt>,
+    buffers: Vec<Buffer>,
+}
+
+/// Bands of output rows the row packing's DMAs are cut into, so that the convolution's first
+/// band waits for its own rows only (a tiling choice, matching [`PIPELINE_BANDS`]).
+const PACK_BANDS: u64 = PIPELINE_BANDS;
+
+impl RowPack {
+    fn plan(
+        l: &mut Lowerer,
+        node: &Node,
+        x: &super::Placed,
+        a: &ConvAttrs,
+        w: Option<&[f32]>,
+    ) -> Option<RowPack> {
+        let w = w?;
+        let (kh, kw) = (a.kernel[1], a.kernel[2]);
+        let (n, c) = (x.shape[0], x.shape[1]);
+        let packed = c * kh;
+        // Only when the packed channels fit the smallest partition slot (the layer then still
+        // gets slots) and there is more than one kernel row to pack.
+        let slot = super::tiles::slot_rules(1).next().map_or(0, |r| r.0);
+        let most_slots = machine::PARTITIONS / slot.max(1);
+        if a.nsp != 2 || a.groups != 1 || kh < 2 || packed > slot || n == 0 {
+            return None;
+        }
+        let (h, wd) = (a.x[1], a.x[2]);
+        let (oh, sh, dh, pt) = (a.y[1], a.strides[1], a.dilations[1], a.pads[1]);
+        let cout = a.w_shape[0];
+        let opd = l.opts.precision.operand_dtype();
+        // Worth it when the matmul columns it saves (counted at the most slots a layer gets)
+        // outlast what it adds: two DMA trigger latencies (the packing, then the loads that
+        // wait for it) and moving x' through HBM.
+        let maxn = machine::MAX_MOVING_FREE;
+        let blocks = (n * oh * a.y[2]).div_ceil(maxn);
+        let saved = blocks * costs::matmul_cycles(maxn, opd) * (kh - 1) * kw / most_slots;
+        let xp_bytes = n * packed * oh * wd * x.dtype.size_bytes().max(opd.size_bytes());
+        let added = 2 * machine::DMA_TRIGGER_LATENCY + xp_bytes / machine::HBM_BYTES_PER_CYCLE;
+        if saved <= added {
+            return None;
+        }
+        let xp = l.new_tensor(
+            &format!("{}_rows", node.name),
+            opd,
+            vec![n, packed, oh, wd],
+            HbmKind::Scratch,
+        );
+        // Output rows [lo, hi) of kernel row `r` read inside the image.
+        let valid = |r: u64| {
+            let off = (r * dh) as i64 - pt;
+            let lo = ((-off).max(0) as u64).div_ceil(sh);
+            let last = h as i64 - 1 - off;
+            let hi = if last < 0 {
+                0
+            } else {
+                (last as u64 / sh + 1).min(oh)
+            };
+            (lo.min(oh), hi.max(lo.min(oh)))
+        };
+        let zero_rows = (0..kh)
+            .map(|r| {
+                let (lo, hi) = valid(r);
+                lo.max(oh - hi)
+            })
+            .max()
+            .unwrap_or(0);
+        let mut prologue = Vec::new();
+        let mut buffers = Vec::new();
+        if zero_rows > 0 {
+            buffers.push(buf("zrows", Mem::Sbuf, opd, c, zero_rows * wd));
+            prologue.push(Stmt::Op(KOp::Memset {
+                dst: v("zrows", c, 0, vec![(zero_rows * wd, 1)]),
+                value: 0.0,
+            }));
+        }
+        let plane = (oh * wd) as i64;
+        let dst_at =
+            |img: u64, r: u64, row: u64| (((img * kh + r) * c) as i64) * plane + (row * wd) as i64;
+        for img in 0..n {
+            for (b0, bn) in chunks(oh, PACK_BANDS) {
+                for r in 0..kh {
+                    let (lo, hi) = valid(r);
+                    // Padding rows of this band, then its rows inside the image.
+                    let (v0, v1) = (lo.clamp(b0, b0 + bn), hi.clamp(b0, b0 + bn));
+                    for (z0, zn) in [(b0, v0 - b0), (v1, b0 + bn - v1)] {
+                        if zn > 0 {
+                            prologue.push(Stmt::Op(KOp::Dma {
+                                dst: View::hbm(
+                                    &xp,
+                                    c,
+                                    plane,
+                                    Expr::constant(dst_at(img, r, z0)),
+                                    vec![(zn * wd, 1)],
+                                ),
+                                src: v("zrows", c, 0, vec![(zn * wd, 1)]),
+                            }));
+                        }
+                    }
+                    if v1 > v0 {
+                        let src_row = (v0 * sh + r * dh) as i64 - pt;
+                        prologue.push(Stmt::Op(KOp::Dma {
+                            dst: View::hbm(
+                                &xp,
+                                c,
+                                plane,
+                                Expr::constant(dst_at(img, r, v0)),
+                                vec![(v1 - v0, wd as i64), (wd, 1)],
+                            ),
+                            src: View::hbm(
+                                &x.tensor,
+                                c,
+                                (h * wd) as i64,
+                                Expr::constant(((img * c * h) as i64 + src_row) * wd as i64),
+                                vec![(v1 - v0, (sh * wd) as i64), (wd, 1)],
+                            ),
+                        }));
+                    }
+                }
+            }
+        }
+        // W'[o, r * C + ci, 0, k] = W[o, ci, r, k].
+        let mut wp = vec![0f32; (cout * packed * kw) as usize];
+        for o in 0..cout {
+            for ci in 0..c {
+                for r in 0..kh {
+                    for k in 0..kw {
+                        wp[((o * packed + r * c + ci) * kw + k) as usize] =
+                            w[(((o * c + ci) * kh + r) * kw + k) as usize];
+                    }
+                }
+            }
+        }
+        let mut attrs = a.clone();
+        attrs.kernel[1] = 1;
+        attrs.strides[1] = 1;
+        attrs.dilations[1] = 1;
+        attrs.pads[1] = 0;
+        attrs.x[1] = oh;
+        attrs.w_shape = vec![cout, packed, 1, kw];
+        Some(RowPack {
+            x: super::Placed {
+                tensor: xp,
+                dtype: opd,
+                shape: vec![n, packed, oh, wd],
+            },
+            attrs,
+            w: wp,
+            prologue,
+            buffers,
+        })
+    }
+}
+
+/// Lowers a Conv node reading input `x` with attributes `a` and constant weights `wconst`
+/// (`[cout, cin / groups, kd, kh, kw]` values, when constant); the kernel's body starts with
+/// `prologue` and its buffers include `extra`.
+fn lower_input(
+    l: &mut Lowerer,
+    node: &Node,
+    x: super::Placed,
+    a: ConvAttrs,
+    wconst: Option<Vec<f32>>,
+    prologue: Vec<Stmt>,
+    extra: Vec<Buffer>,
+) -> Result<(), Diagnostic> {
+    let opd = l.opts.precision.operand_dtype();
+    let (epilogue, n_conv) = Epilogue::of_node(l, node)?;
+    let conv_inputs = &node.inputs[..n_conv];
     let (groups, wshape) = (a.groups, &a.w_shape);
     // Views get a depth dim only in 3-D, so 1-D and 2-D kernels keep their two free dims.
     let deep = a.nsp == 3;
@@ -323,7 +512,6 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
     // Kernel taps per (output, input) channel pair: kd x kh x kw.
     let khkw = geo.kd * geo.kh * geo.kw;
     let p = machine::PARTITIONS;
-    let wconst = l.graph.const_value(node.inputs[1]).map(|t| t.to_f32_vec());
     // Pack small groups into one tile with block-diagonal weights (needs constant weights).
     let widest = cin_g.max(cout_g).max(1);
     let gpt = if groups > 1 && widest < p && wconst.is_some() {
@@ -609,7 +797,7 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
     }
 
     let q = machine::DMA_QUEUES;
-    let mut body: Vec<Stmt> = Vec::new();
+    let mut body: Vec<Stmt> = prologue;
     let mut emit = |op: KOp| body.push(Stmt::Op(op));
 
     // Bias, then resident weights, split so that they and the first slab use every queue.
@@ -1237,7 +1425,7 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
         }
     }
     let npix_max = planes_per_block * rows_per_block * owb;
-    let mut buffers = Vec::new();
+    let mut buffers = extra;
     if resident {
         buffers.push(buf("w", Mem::Sbuf, opd, kp, w_free));
     } else {
