@@ -4,11 +4,14 @@
 //! kernel column, reading a slab of input with the pool's strides and dilations into a row-pass tile `t`), then
 //! one `TENSOR_TENSOR` per kernel row reduces `t` vertically into the block. A `kh x kw` window
 //! costs `kh + kw` vector ops per block instead of `kh * kw`. Only the input rows and columns on
-//! the lattice the strides and dilations reach are loaded (a strided DMA), padding is a `MEMSET`
-//! to the pool's neutral value, and every tile is bounded ([`Plan::choose`]): large planes,
+//! the lattice the strides and dilations reach are loaded (a strided DMA), the padding cells of
+//! a slab are a `MEMSET` to the pool's neutral value, and every tile is bounded ([`Plan::choose`]): large planes,
 //! kernels or dilations are walked in output blocks, kernel-row and kernel-column chunks and
-//! slab row chunks, so any pool fits SBUF. Slabs alternate between two buffers so the next load
-//! overlaps the current reduction. When the planes fill at most half the partitions, max pools
+//! slab row chunks, so any pool fits SBUF. Slabs alternate between two buffers and each slab's
+//! loads are issued before the reduction of the slab ahead of it, so the next load overlaps the
+//! current reduction; output tiles alternate too, so a reduction does not wait for the store
+//! before it; a large input is cut into up to [`PIPELINE_GROUPS`] groups of rows even when one
+//! would fit. When the planes fill at most half the partitions, max pools
 //! put blocks of output rows side by side in partition slots (32 or 64 partitions apart, as the
 //! partition rule allows): each slot has its own loads and stores, over its own DMA engines,
 //! and one vector instruction reduces every slot's block. Averages divide by the window count: an immediate when it
@@ -32,6 +35,10 @@ fn ints(node: &Node, name: &str) -> Result<Vec<i64>, Diagnostic> {
         .map(|v| v.to_vec())
         .map_err(|m| node_error(node, Code::BadAttribute, m))
 }
+
+/// Groups of output-row blocks a plane is cut into at least, so that loads, reductions and
+/// stores overlap (a tiling choice, like the convolution's bands).
+const PIPELINE_GROUPS: u64 = 4;
 
 /// SBUF bytes per partition of one input slab (two are allocated; a tiling choice).
 const SLAB_BYTES: u64 = 32 * 1024;
@@ -410,8 +417,17 @@ fn pass(l: &mut Lowerer, node: &Node, ps: &Pass) {
         _ => vec![0],
     };
     let slots = starts.len() as u64;
-    // Rows per block: the plan's, or fewer so that the blocks of rows fill whole slot groups.
-    let row_blocks = (oh as u64).div_ceil(plan.hb);
+    // Rows per block: the plan's, or fewer so that the blocks of rows fill whole slot groups
+    // and a large input makes up to [`PIPELINE_GROUPS`] groups, none loading less than the
+    // HBM moves in one DMA trigger latency (the next group's slab loads while this one reduces,
+    // and the first stores leave early).
+    let in_bytes = (planes * (h * w) as u64) * Dtype::Fp32.size_bytes();
+    let per_latency = machine::DMA_TRIGGER_LATENCY * machine::HBM_BYTES_PER_CYCLE;
+    let pipeline = (in_bytes / per_latency).clamp(1, PIPELINE_GROUPS);
+    let row_blocks = (oh as u64)
+        .div_ceil(plan.hb)
+        .max(pipeline * slots)
+        .min(oh as u64);
     let row_blocks = if slots > 1 {
         (row_blocks.div_ceil(slots) * slots).min(oh as u64)
     } else {
@@ -471,6 +487,12 @@ fn pass(l: &mut Lowerer, node: &Node, ps: &Pass) {
     // Largest slab and row-pass tiles and partitions used, for the buffers.
     let (mut slab_max, mut t_max, mut pmax) = (1u64, 1u64, 1u64);
     let mut parity = 0usize;
+    // Where each slab's loads (its padding memset and DMAs) start and end in `body`: they are
+    // moved one slab ahead at the end, so a slab loads while the one before it is reduced.
+    let mut loads: Vec<(usize, usize)> = Vec::new();
+    // Output tiles alternate between two buffers, so a group's reduction does not wait for the
+    // store of the group before it.
+    let mut ypar = 0usize;
     let mut p0 = 0;
     while p0 < planes {
         let np = p.min(planes - p0);
@@ -481,7 +503,9 @@ fn pass(l: &mut Lowerer, node: &Node, ps: &Pass) {
             // Partitions the group's instructions cover: every slot's planes.
             let nall = starts[grp.len() - 1] + np;
             pmax = pmax.max(nall);
-            let y = tile("y", nall, 0, npix);
+            let ys = format!("y{ypar}");
+            ypar ^= 1;
+            let y = tile(&ys, nall, 0, npix);
             // Vertical pass over chunks of kernel rows; each chunk first reduces its input rows
             // horizontally into `t` (one row of `t` per needed input row).
             let mut a0 = 0;
@@ -520,11 +544,41 @@ fn pass(l: &mut Lowerer, node: &Node, ps: &Pass) {
                         let full = |v: &(i64, i64, u64, u64, u64, u64)| {
                             any(v) && v.2 == 0 && v.3 == rows && v.4 == 0 && v.5 == nc
                         };
+                        let ls = body.len();
                         if !valids.iter().all(full) {
-                            body.push(KOp::Memset {
-                                dst: tile(&xs, nall, 0, rows * nc),
-                                value: fill,
-                            });
+                            // The cells some slot does not load: rows above or below every
+                            // slot's valid rows, and the columns left or right of them between
+                            // (a slot's DMA then overwrites what is valid for it).
+                            // (A slot with nothing to load leaves no rows valid: all of it.)
+                            let live: Vec<_> = valids.iter().filter(|v| any(v)).collect();
+                            let live = if live.len() == valids.len() {
+                                live
+                            } else {
+                                Vec::new()
+                            };
+                            let top = live.iter().map(|v| v.2).max().unwrap_or(rows);
+                            let bot = live.iter().map(|v| v.3).min().unwrap_or(rows).max(top);
+                            let left = live.iter().map(|v| v.4).max().unwrap_or(0);
+                            let right = live.iter().map(|v| v.5).min().unwrap_or(nc).max(left);
+                            let at = |r: u64, c: u64| Expr::constant((r * nc + c) as i64);
+                            let mut pad = |r0: u64, nr: u64, c0: u64, ncols: u64| {
+                                if nr > 0 && ncols > 0 {
+                                    body.push(KOp::Memset {
+                                        dst: View::buf(
+                                            &xs,
+                                            0,
+                                            nall,
+                                            at(r0, c0),
+                                            vec![(nr, nc as i64), (ncols, 1)],
+                                        ),
+                                        value: fill,
+                                    });
+                                }
+                            };
+                            pad(0, top, 0, nc);
+                            pad(bot, rows - bot, 0, nc);
+                            pad(top, bot - top, 0, left);
+                            pad(top, bot - top, right, nc - right);
                         }
                         for (k, v) in valids.iter().enumerate() {
                             let &(r0, c0, rlo, rhi, clo, chi) = v;
@@ -553,6 +607,7 @@ fn pass(l: &mut Lowerer, node: &Node, ps: &Pass) {
                                 ),
                             });
                         }
+                        loads.push((ls, body.len()));
                         if valids.iter().any(any) {
                             if let Some(e) = ps.pre {
                                 // |x|^e (padding zeros stay zero)
@@ -678,17 +733,19 @@ fn pass(l: &mut Lowerer, node: &Node, ps: &Pass) {
                         Expr::constant(plane_off / (h * w) * oh * ow + pix_off),
                         vec![(hs, ow), (wb, 1)],
                     ),
-                    src: View::buf("y", starts[k], np, Expr::constant(0), vec![(hs * wb, 1)]),
+                    src: View::buf(&ys, starts[k], np, Expr::constant(0), vec![(hs * wb, 1)]),
                 });
             }
         }
         p0 += np;
     }
+    let body = loads_ahead(body, &loads);
     let mut buffers = vec![
         sbuf("x0", pmax, slab_max),
         sbuf("x1", pmax, slab_max),
         sbuf("t", pmax, t_max),
-        sbuf("y", pmax, block_rows * plan.wb),
+        sbuf("y0", pmax, block_rows * plan.wb),
+        sbuf("y1", pmax, block_rows * plan.wb),
     ];
     if map.is_some() {
         buffers.push(sbuf("rc", pmax, block_rows * plan.wb));
@@ -699,6 +756,31 @@ fn pass(l: &mut Lowerer, node: &Node, ps: &Pass) {
         buffers,
         body: body.into_iter().map(Stmt::Op).collect(),
     });
+}
+
+/// `body` with each slab's loads (`loads[i]`: a range of `body`) moved to just before the ops
+/// that follow the previous slab's loads: slab i + 1 loads (into the other slab buffer) while
+/// slab i is reduced. Byte-range synchronisation keeps it correct: a slab buffer's loads still
+/// wait for the reduction two slabs back that read it.
+fn loads_ahead(body: Vec<KOp>, loads: &[(usize, usize)]) -> Vec<KOp> {
+    let Some(&(first, _)) = loads.first() else {
+        return body;
+    };
+    let len = body.len();
+    let mut slots: Vec<Option<KOp>> = body.into_iter().map(Some).collect();
+    let mut take = |r: std::ops::Range<usize>| -> Vec<KOp> {
+        r.filter_map(|i| slots[i].take()).collect::<Vec<_>>()
+    };
+    let mut out = take(0..first);
+    out.extend(take(loads[0].0..loads[0].1));
+    for (i, &(_, le)) in loads.iter().enumerate() {
+        let next = loads.get(i + 1);
+        if let Some(&(ns, ne)) = next {
+            out.extend(take(ns..ne));
+        }
+        out.extend(take(le..next.map_or(len, |&(ns, _)| ns)));
+    }
+    out
 }
 
 /// MaxPool's `Indices` output (`iv`): for each output pixel, the flat index of the first input
