@@ -235,15 +235,16 @@ impl<'g> Lowerer<'g> {
         };
         // An intermediate the tensor engine writes (through PSUM evacuation and row stores)
         // and only the tensor engine reads is stored at the operand dtype: its readers convert
-        // it on load anyway, so no result changes and its traffic shrinks. (Other producers
-        // keep fp32: some pick slower layouts for narrow element stores.)
+        // it on load anyway, so no result changes and its traffic shrinks. A max pool between
+        // them keeps that (rounding commutes with max). (Other producers keep fp32: some pick
+        // slower layouts for narrow element stores.)
         let opd = self.opts.precision.operand_dtype();
         let dtype = if kind == HbmKind::Scratch
             && dtype == Dtype::Fp32
             && opd.size_bytes() < dtype.size_bytes()
             && matches!(
                 node.op,
-                Op::Conv | Op::FusedConv | Op::MatMul | Op::Gemm | Op::FusedGemm
+                Op::Conv | Op::FusedConv | Op::MatMul | Op::Gemm | Op::FusedGemm | Op::MaxPool
             )
             && self.operand_only(v)
         {
@@ -276,6 +277,11 @@ impl<'g> Lowerer<'g> {
                     Op::Conv | Op::FusedConv => i == 0,
                     Op::MatMul | Op::Gemm | Op::FusedGemm => i < 2,
                     Op::Reshape | Op::Identity => i == 0 && self.operand_only(node.outputs[0]),
+                    // Rounding is monotone, so the max of rounded values is the rounded max:
+                    // a max pool read only as an operand may read and write the operand dtype.
+                    Op::MaxPool => {
+                        i == 0 && node.outputs.len() == 1 && self.operand_only(node.outputs[0])
+                    }
                     _ => false,
                 };
                 if !ok {
