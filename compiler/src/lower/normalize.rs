@@ -175,7 +175,7 @@ const ROW_SLOTS: u64 = 4;
 
 /// How many slots of `per_slot` fp32 elements per partition a row kernel rotates over: up to
 /// [`ROW_SLOTS`], within half of SBUF.
-fn row_slots(per_slot: u64) -> u64 {
+pub(super) fn row_slots(per_slot: u64) -> u64 {
     let budget = machine::SBUF_PARTITION_BYTES / 2 / Dtype::Fp32.size_bytes();
     (budget / per_slot.max(1)).clamp(1, ROW_SLOTS)
 }

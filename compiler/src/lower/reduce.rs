@@ -199,14 +199,18 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
     let free = per_chunk * inner;
     let parts = rows.walk.max_parts();
     let d = rows.d;
-    let emit = |p: u64, src: Expr, dst: Expr| -> Vec<KOp> {
+    // Row tiles rotate over slots of x, part and res, so the next tiles load while this one
+    // reduces and its result is stored.
+    let slots = super::normalize::row_slots(free + n_chunks + 1);
+    let emit = |p: u64, src: Expr, dst: Expr, slot: u64| -> Vec<KOp> {
+        let (xo, po) = (slot * free, slot * n_chunks);
         let mut ops = Vec::new();
         for (j, &(s, len)) in chunks.iter().enumerate() {
             let mut red = rows.red.clone();
             red[0].0 = len;
             let n = len * inner;
             ops.push(KOp::Dma {
-                dst: tile("x", p, 0, n),
+                dst: tile("x", p, xo, n),
                 src: View::hbm(
                     &x.tensor,
                     p,
@@ -216,29 +220,29 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
                 ),
             });
             ops.push(KOp::Reduce {
-                dst: tile("part", p, j as u64, 1),
-                src: tile("x", p, 0, n),
+                dst: tile("part", p, po + j as u64, 1),
+                src: tile("x", p, xo, n),
                 op,
                 axes: 1,
                 negate: false,
             });
         }
-        let res = if n_chunks > 1 {
+        let (res, ro) = if n_chunks > 1 {
             ops.push(KOp::Reduce {
-                dst: tile("res", p, 0, 1),
-                src: tile("part", p, 0, n_chunks),
+                dst: tile("res", p, slot, 1),
+                src: tile("part", p, po, n_chunks),
                 op,
                 axes: 1,
                 negate: false,
             });
-            "res"
+            ("res", slot)
         } else {
-            "part"
+            ("part", po)
         };
         if mean {
             ops.push(KOp::TensorScalar {
-                dst: tile(res, p, 0, 1),
-                src: tile(res, p, 0, 1),
+                dst: tile(res, p, ro, 1),
+                src: tile(res, p, ro, 1),
                 op0: Alu::Multiply,
                 scalar0: ScalarArg::Imm(1.0 / d as f32),
                 op1: Alu::Bypass,
@@ -249,14 +253,17 @@ pub fn lower(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
         }
         ops.push(KOp::Dma {
             dst: View::hbm(&out.tensor, p, rows.walk.part.dst, dst, vec![(1, 1)]),
-            src: tile(res, p, 0, 1),
+            src: tile(res, p, ro, 1),
         });
         ops
     };
-    let body = rows.walk.stmts(&emit);
-    let mut buffers = vec![sbuf("x", parts, free), sbuf("part", parts, n_chunks)];
+    let body = rows.walk.stmts_slots(slots, &emit);
+    let mut buffers = vec![
+        sbuf("x", parts, slots * free),
+        sbuf("part", parts, slots * n_chunks),
+    ];
     if n_chunks > 1 {
-        buffers.push(sbuf("res", parts, 1));
+        buffers.push(sbuf("res", parts, slots));
     }
     l.push_kernel(Kernel {
         name: node.name.clone(),
