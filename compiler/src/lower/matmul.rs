@@ -293,6 +293,7 @@ impl Gen<'_> {
         kts: (u64, u64),
         x: (u64, u64),
         target: u64,
+        p0: u64,
     ) {
         let mut ops = Vec::new();
         let kp_full = machine::PE_ROWS as i64;
@@ -324,7 +325,7 @@ impl Gen<'_> {
                 for pb in 0..kp / blk {
                     let dst = View::buf(
                         buf,
-                        pb * blk,
+                        p0 + pb * blk,
                         blk,
                         Expr::constant(doff),
                         vec![(kc, bsk), (xw / blk, bi), (blk, 1)],
@@ -341,7 +342,7 @@ impl Gen<'_> {
                 for t in 0..kc {
                     let v = View::buf(
                         buf,
-                        0,
+                        p0,
                         kp,
                         Expr::constant(doff + t as i64 * bsk),
                         vec![(xw, 1)],
@@ -352,7 +353,7 @@ impl Gen<'_> {
                     });
                 }
             } else {
-                let dst = View::buf(buf, 0, kp, Expr::constant(doff), vec![(kc, bsk), (xw, 1)]);
+                let dst = View::buf(buf, p0, kp, Expr::constant(doff), vec![(kc, bsk), (xw, 1)]);
                 let src = View::hbm(
                     s.tensor,
                     kp,
@@ -379,7 +380,19 @@ impl Gen<'_> {
         let xw = (self.c.gm * machine::PE_COLS).min(self.p.m);
         let doff = base + kts.0 as i64 * bsk;
         let esz = self.a_esz;
-        self.load_kmajor(self.p.a, pr.a_off, esz, "at", bsk, doff, kts, (0, xw), t);
+        let p0 = self.pbase(ps);
+        self.load_kmajor(
+            self.p.a,
+            pr.a_off,
+            esz,
+            "at",
+            bsk,
+            doff,
+            kts,
+            (0, xw),
+            t,
+            p0,
+        );
     }
 
     /// M tile `i`'s A^T panel (all of K) into ring slot `r` of product slot `ps`: one run per
@@ -389,7 +402,19 @@ impl Gen<'_> {
         let (m0, mt) = self.mtile(i);
         let esz = self.a_esz;
         let kts = (0, self.c.ktt);
-        self.load_kmajor(self.p.a, pr.a_off, esz, "at", bsk, base, kts, (m0, mt), t);
+        let p0 = self.pbase(ps);
+        self.load_kmajor(
+            self.p.a,
+            pr.a_off,
+            esz,
+            "at",
+            bsk,
+            base,
+            kts,
+            (m0, mt),
+            t,
+            p0,
+        );
     }
 
     /// The B panel of N block `j` into `slot`, K tiles `kts`.
@@ -399,7 +424,19 @@ impl Gen<'_> {
         let bsk = self.c.nbw as i64;
         let doff = ((slot * self.c.ktt + kts.0) * self.c.nbw) as i64;
         let esz = self.b_esz;
-        self.load_kmajor(self.p.b, pr.b_off, esz, "b", bsk, doff, kts, (n0, nw), t);
+        let p0 = self.pbase(slot);
+        self.load_kmajor(
+            self.p.b,
+            pr.b_off,
+            esz,
+            "b",
+            bsk,
+            doff,
+            kts,
+            (n0, nw),
+            t,
+            p0,
+        );
     }
 
     fn mtile(&self, i: u64) -> (u64, u64) {
@@ -417,10 +454,28 @@ impl Gen<'_> {
         self.c.nbc.min(self.c.nch - j * self.c.nbc)
     }
 
-    fn ls(&self, i: u64, at: (i64, i64), kt: Expr, kp: u64) -> KOp {
+    fn ls(&self, i: u64, at: (i64, i64), kt: Expr, kp: u64, p0: u64) -> KOp {
         let (_, mt) = self.mtile(i);
         KOp::LoadStationary {
-            src: View::buf("at", 0, kp, kt.scale(at.1).plus(at.0), vec![(mt, 1)]),
+            src: View::buf("at", p0, kp, kt.scale(at.1).plus(at.0), vec![(mt, 1)]),
+        }
+    }
+
+    /// The first partition of product slot `ps`'s operands. A product of one K tile of at most
+    /// a partition-rule slot's rows (an attention head's 32 or 64) puts consecutive product
+    /// slots on successive slots of the partitions, so their loads use every DMA engine, not
+    /// only the first quarter's (with one N block, where the B slot is the product slot).
+    fn pbase(&self, ps: u64) -> u64 {
+        let c = &self.c;
+        if c.ktt != 1 || c.nblocks != 1 || c.pslots < 2 {
+            return 0;
+        }
+        let kp = if c.ktf > 0 { machine::PE_ROWS } else { c.krem };
+        match super::tiles::slot_rules(kp).next() {
+            Some((max, starts)) if max < machine::PARTITIONS && !starts.is_empty() => {
+                starts[(ps % starts.len() as u64) as usize]
+            }
+            _ => 0,
         }
     }
 
@@ -449,7 +504,7 @@ impl Gen<'_> {
             dst: View::buf("acc", 0, mt, Expr::constant(aoff), vec![(nt, 1)]),
             moving: View::buf(
                 "b",
-                0,
+                self.pbase(bslot),
                 kp,
                 kt.scale(nbw)
                     .plus((bslot * self.c.ktt) as i64 * nbw + nl as i64),
@@ -468,7 +523,7 @@ impl Gen<'_> {
             let mut last = None;
             for t in tiles {
                 if last != Some(t.i) {
-                    ops.push(g.ls(t.i, at(t.i), kt.clone(), kp));
+                    ops.push(g.ls(t.i, at(t.i), kt.clone(), kp, g.pbase(bslot)));
                     last = Some(t.i);
                 }
                 ops.push(g.mm(t, j, bslot, kt.clone(), kp, acc.clone()));
