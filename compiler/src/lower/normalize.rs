@@ -7,7 +7,9 @@
 //! `ACTIVATE` accumulations (`identity(x * -1/D)` and `square(xc / sqrt(D))`). LayerNorm's gamma
 //! and beta are loaded once, broadcast across partitions by a partition-stride-0 DMA;
 //! InstanceNorm's per-channel scale and bias become one value per (n, c) row, loaded per tile
-//! as per-partition scalars.
+//! as per-partition scalars. A Softmax whose rows are contiguous and a whole number (at least
+//! 2) per partition puts consecutive rows on each partition instead, in chunks, so a DMA
+//! descriptor carries several rows (attention scores: 12 heads x 128 rows of 128 per tensor).
 //! `BatchNormalization` (inference) puts channels on partitions and applies one
 //! `ACTIVATE identity(x * a + b)` with per-partition `a = scale / sqrt(var + eps)` and
 //! `b = B - mean * a`, computed on chip from the four parameter vectors.
@@ -93,60 +95,22 @@ fn softmax(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
         return softmax_narrow(l, node, &rows, &x.tensor, &out.tensor, out.dtype);
     }
     let (d, log) = (rows.d, node.op == Op::LogSoftmax);
+    if let Some(k) = packed_rows(&rows) {
+        return softmax_packed(l, node, &x.tensor, &out.tensor, d, k, log);
+    }
     // Row tiles rotate over slots of x, y, m and s so the next tiles load while this one
     // computes; a slot holds 2d + 2 fp32 per partition.
     let slots = row_slots(2 * d + 2);
     let emit = |p: u64, src: Expr, dst: Expr, k: u64| -> Vec<KOp> {
         let (xt, yt) = (tile("x", p, k * d, d), tile("y", p, k * d, d));
         let (m, sum) = (tile("m", p, k, 1), tile("s", p, k, 1));
-        let part = |v: &View| ScalarArg::PerPartition(v.clone());
         let mut ops = Vec::new();
         split_rows(
             xt.clone(),
             rows.hbm(&x.tensor, p, rows.walk.part.src, src),
             &mut ops,
         );
-        ops.push(KOp::Reduce {
-            dst: m.clone(),
-            src: xt.clone(),
-            op: Reduce::Max,
-            axes: 1,
-            negate: true,
-        });
-        ops.push(KOp::Activate {
-            dst: yt.clone(),
-            src: xt.clone(),
-            func: Act::Exp,
-            scale: ScalarArg::Imm(1.0),
-            bias: part(&m),
-            acc: Some(sum.clone()),
-        });
-        if log {
-            ops.push(activate(
-                sum.clone(),
-                sum.clone(),
-                Act::Log,
-                ScalarArg::Imm(1.0),
-                ScalarArg::Imm(0.0),
-            ));
-            ops.push(ts2(
-                yt.clone(),
-                xt,
-                Alu::Add,
-                part(&m),
-                Alu::Subtract,
-                part(&sum),
-            ));
-        } else {
-            ops.push(ts2(
-                yt.clone(),
-                yt.clone(),
-                Alu::Divide,
-                part(&sum),
-                Alu::Bypass,
-                ScalarArg::Imm(0.0),
-            ));
-        }
+        softmax_rows(&mut ops, xt, yt.clone(), m, sum, log);
         split_rows(
             rows.hbm(&out.tensor, p, rows.walk.part.dst, dst),
             yt,
@@ -164,6 +128,113 @@ fn softmax(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
             sbuf("y", p, slots * d),
             sbuf("m", p, slots),
             sbuf("s", p, slots),
+        ],
+        body,
+    });
+    Ok(())
+}
+
+/// The ops of a softmax (or log-softmax) of the rows in `xt` into `yt`, with per-row columns
+/// `m` (the negated max) and `sum`.
+fn softmax_rows(ops: &mut Vec<KOp>, xt: View, yt: View, m: View, sum: View, log: bool) {
+    let part = |v: &View| ScalarArg::PerPartition(v.clone());
+    ops.push(KOp::Reduce {
+        dst: m.clone(),
+        src: xt.clone(),
+        op: Reduce::Max,
+        axes: 1,
+        negate: true,
+    });
+    ops.push(KOp::Activate {
+        dst: yt.clone(),
+        src: xt.clone(),
+        func: Act::Exp,
+        scale: ScalarArg::Imm(1.0),
+        bias: part(&m),
+        acc: Some(sum.clone()),
+    });
+    if log {
+        ops.push(activate(
+            sum.clone(),
+            sum.clone(),
+            Act::Log,
+            ScalarArg::Imm(1.0),
+            ScalarArg::Imm(0.0),
+        ));
+        ops.push(ts2(yt, xt, Alu::Add, part(&m), Alu::Subtract, part(&sum)));
+    } else {
+        ops.push(ts2(
+            yt.clone(),
+            yt,
+            Alu::Divide,
+            part(&sum),
+            Alu::Bypass,
+            ScalarArg::Imm(0.0),
+        ));
+    }
+}
+
+/// Rows per partition when a softmax's rows can be packed: contiguous rows of contiguous
+/// elements, in input and output alike, a whole number of them (at least 2) per partition.
+fn packed_rows(rows: &Rows) -> Option<u64> {
+    let p = machine::PARTITIONS;
+    let w = &rows.walk;
+    let d = rows.d as i64;
+    let contiguous =
+        w.outer.is_empty() && rows.red == [(rows.d, 1)] && w.part.src == d && w.part.dst == d;
+    let k = w.part.size / p;
+    (contiguous && w.part.size.is_multiple_of(p) && k >= 2).then_some(k)
+}
+
+/// A softmax over `k * partitions` contiguous rows of `d` elements, in chunks of `n` rows per
+/// partition: a chunk is `n * partitions` consecutive rows, partition q holding `n` consecutive
+/// ones, so each partition's rows are one HBM run (a descriptor carries `n * d` elements instead
+/// of one row's `d`). Up to [`ROW_SLOTS`] chunks rotate over the slots (a chunk loads while the
+/// one before it computes).
+fn softmax_packed(
+    l: &mut Lowerer,
+    node: &Node,
+    x: &str,
+    out: &str,
+    d: u64,
+    k: u64,
+    log: bool,
+) -> Result<(), Diagnostic> {
+    let p = machine::PARTITIONS;
+    // Rows per partition in a chunk: a quarter of them, within one access's free elements
+    // and with two slots in half of SBUF.
+    let half = machine::SBUF_PARTITION_BYTES / 2 / Dtype::Fp32.size_bytes();
+    let most = (machine::MAX_FREE_ELEMS_SBUF / d.max(1)).min(half / (2 * (2 * d + 2)));
+    let kc = k.div_ceil(ROW_SLOTS).min(most.max(1));
+    let slots = row_slots(2 * kc * d + 2 * kc).min(k.div_ceil(kc));
+    let mut body = Vec::new();
+    for (c, r0) in (0..k).step_by(kc as usize).enumerate() {
+        // Chunk c: rows [p * r0, p * (r0 + n)), partition q holding n consecutive ones (so the
+        // first chunk waits only for the first rows a producer writes).
+        let n = kc.min(k - r0);
+        let (at, stride) = (Expr::constant((p * r0 * d) as i64), (n * d) as i64);
+        let slot = c as u64 % slots;
+        let (xo, so) = (slot * kc * d, slot * kc);
+        let mut ops = Vec::new();
+        let src = View::hbm(x, p, stride, at.clone(), vec![(n * d, 1)]);
+        split_rows(tile("x", p, xo, n * d), src, &mut ops);
+        for r in 0..n {
+            let (xt, yt) = (tile("x", p, xo + r * d, d), tile("y", p, xo + r * d, d));
+            let (m, sum) = (tile("m", p, so + r, 1), tile("s", p, so + r, 1));
+            softmax_rows(&mut ops, xt, yt, m, sum, log);
+        }
+        let dst = View::hbm(out, p, stride, at, vec![(n * d, 1)]);
+        split_rows(dst, tile("y", p, xo, n * d), &mut ops);
+        body.extend(ops.into_iter().map(Stmt::Op));
+    }
+    l.push_kernel(Kernel {
+        name: node.name.clone(),
+        op: node.op.name().to_string(),
+        buffers: vec![
+            sbuf("x", p, slots * kc * d),
+            sbuf("y", p, slots * kc * d),
+            sbuf("m", p, slots * kc),
+            sbuf("s", p, slots * kc),
         ],
         body,
     });
