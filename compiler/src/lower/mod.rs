@@ -236,15 +236,22 @@ impl<'g> Lowerer<'g> {
         // An intermediate the tensor engine writes (through PSUM evacuation and row stores)
         // and only the tensor engine reads is stored at the operand dtype: its readers convert
         // it on load anyway, so no result changes and its traffic shrinks. A max pool between
-        // them keeps that (rounding commutes with max). (Other producers keep fp32: some pick
-        // slower layouts for narrow element stores.)
+        // them keeps that (rounding commutes with max), and so do attention probabilities (a
+        // Softmax computes in fp32 and its store converts). (Other producers keep fp32: some
+        // pick slower layouts for narrow element stores.)
         let opd = self.opts.precision.operand_dtype();
         let dtype = if kind == HbmKind::Scratch
             && dtype == Dtype::Fp32
             && opd.size_bytes() < dtype.size_bytes()
             && matches!(
                 node.op,
-                Op::Conv | Op::FusedConv | Op::MatMul | Op::Gemm | Op::FusedGemm | Op::MaxPool
+                Op::Conv
+                    | Op::FusedConv
+                    | Op::MatMul
+                    | Op::Gemm
+                    | Op::FusedGemm
+                    | Op::MaxPool
+                    | Op::Softmax
             )
             && self.operand_only(v)
         {

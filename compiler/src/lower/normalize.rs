@@ -91,7 +91,13 @@ fn softmax(l: &mut Lowerer, node: &Node) -> Result<(), Diagnostic> {
     let strides = super::tiles::contiguous_strides(&x.shape);
     let rows = Rows::new(node, &x.shape, &[axis], &strides)?;
     rows.check_fits(node)?;
-    if node.op == Op::Softmax && matches!(out.dtype, Dtype::Fp16 | Dtype::Bf16) {
+    // The graph's dtype decides the precision rules (its storage may be narrower: a result
+    // read only as a matmul operand is stored at the operand dtype).
+    let half = matches!(
+        super::chip_dtype(l.graph.ty(node.outputs[0]).dtype),
+        Some(Dtype::Fp16 | Dtype::Bf16)
+    );
+    if node.op == Op::Softmax && half {
         return softmax_narrow(l, node, &rows, &x.tensor, &out.tensor, out.dtype);
     }
     let (d, log) = (rows.d, node.op == Op::LogSoftmax);
