@@ -379,20 +379,23 @@ impl Gen<'_> {
         let (base, bsk) = self.a_at(ps, ALoc::Group(0));
         let xw = (self.c.gm * machine::PE_COLS).min(self.p.m);
         let doff = base + kts.0 as i64 * bsk;
-        let esz = self.a_esz;
-        let p0 = self.pbase(ps);
-        self.load_kmajor(
-            self.p.a,
-            pr.a_off,
-            esz,
-            "at",
-            bsk,
-            doff,
-            kts,
-            (0, xw),
-            t,
-            p0,
-        );
+        self.load_a(pr, ps, (doff, bsk), kts, (0, xw), t);
+    }
+
+    /// K tiles `kts` of rows `x` of A^T into product slot `ps`'s panel at `at` (element, elements
+    /// per K tile), on the slot's partitions.
+    fn load_a(
+        &mut self,
+        pr: &Prod,
+        ps: u64,
+        at: (i64, i64),
+        kts: (u64, u64),
+        x: (u64, u64),
+        t: u64,
+    ) {
+        let (esz, p0) = (self.a_esz, self.pbase(ps));
+        let (doff, bsk) = at;
+        self.load_kmajor(self.p.a, pr.a_off, esz, "at", bsk, doff, kts, x, t, p0);
     }
 
     /// M tile `i`'s A^T panel (all of K) into ring slot `r` of product slot `ps`: one run per
@@ -400,21 +403,7 @@ impl Gen<'_> {
     fn a_ring(&mut self, pr: &Prod, ps: u64, i: u64, r: u64, t: u64) {
         let (base, bsk) = self.a_at(ps, ALoc::Ring(r));
         let (m0, mt) = self.mtile(i);
-        let esz = self.a_esz;
-        let kts = (0, self.c.ktt);
-        let p0 = self.pbase(ps);
-        self.load_kmajor(
-            self.p.a,
-            pr.a_off,
-            esz,
-            "at",
-            bsk,
-            base,
-            kts,
-            (m0, mt),
-            t,
-            p0,
-        );
+        self.load_a(pr, ps, (base, bsk), (0, self.c.ktt), (m0, mt), t);
     }
 
     /// The B panel of N block `j` into `slot`, K tiles `kts`.
